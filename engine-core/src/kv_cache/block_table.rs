@@ -1,0 +1,60 @@
+//! One sequence's block table.
+
+use super::allocator::{BlockAllocator, BlockId, OutOfBlocks};
+
+/// The blocks holding one sequence's keys and values, in position order.
+#[derive(Debug, Default)]
+pub struct BlockTable {
+    blocks: Vec<BlockId>,
+    /// The same ids as plain u32, the form the backend's attention reads.
+    raw: Vec<u32>,
+}
+
+impl BlockTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Grows the table so it can hold `n_tokens` tokens; all-or-nothing.
+    pub fn reserve(&mut self, alloc: &mut BlockAllocator, n_tokens: usize) -> Result<(), OutOfBlocks> {
+        let needed = alloc.blocks_for(n_tokens).saturating_sub(self.blocks.len());
+        if needed > 0 {
+            let new = alloc.allocate(needed)?;
+            self.raw.extend(new.iter().map(|b| b.0));
+            self.blocks.extend(new);
+        }
+        Ok(())
+    }
+
+    /// Blocks needed beyond the current ones to hold `n_tokens`.
+    pub fn missing_blocks(&self, alloc: &BlockAllocator, n_tokens: usize) -> usize {
+        alloc.blocks_for(n_tokens).saturating_sub(self.blocks.len())
+    }
+
+    /// The pool slot of position `pos`.
+    pub fn slot(&self, pos: usize, block_size: usize) -> u32 {
+        self.raw[pos / block_size] * block_size as u32 + (pos % block_size) as u32
+    }
+
+    /// Block ids as u32, for the backend.
+    pub fn as_raw(&self) -> &[u32] {
+        &self.raw
+    }
+
+    /// Number of blocks held.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// True when no block is held.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Gives every block back.
+    pub fn release(&mut self, alloc: &mut BlockAllocator) {
+        self.raw.clear();
+        alloc.release(self.blocks.drain(..));
+    }
+}

@@ -1,0 +1,12 @@
+//! The paged KV cache's bookkeeping: which fixed-size blocks of the device pool belong to which
+//! sequence. The pool itself lives in the backend; this module only hands out block ids.
+//!
+//! The design follows vLLM's block manager: a free list of equally sized blocks, and per
+//! sequence a block table mapping position `p` to slot `table[p / block_size] * block_size +
+//! p % block_size`.
+
+mod allocator;
+mod block_table;
+
+pub use allocator::{BlockAllocator, BlockId, OutOfBlocks};
+pub use block_table::BlockTable;

@@ -1,0 +1,11 @@
+//! Journey's engine: loads a Llama-family GGUF model and runs it.
+//!
+//! - [`model`]: GGUF reading, the Llama forward pass, tokenizer, chat template, tiny test model.
+//! - [`sampling`]: logits to tokens (greedy, temperature, top-k/p, min-p, penalties, stops).
+//! - [`kv_cache`]: the paged KV block allocator.
+//! - [`generate`]: a single-request generation loop (the `generate` CLI).
+
+pub mod generate;
+pub mod kv_cache;
+pub mod model;
+pub mod sampling;

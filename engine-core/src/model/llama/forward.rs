@@ -1,0 +1,122 @@
+//! The forward pass: one batch of tokens from any mix of sequences to logits.
+
+use kernels::{AttentionLayout, Backend, backend::Cols};
+
+use super::{Llama, ModelError};
+
+/// One step's tokens and where they sit.
+#[derive(Clone, Copy, Debug)]
+pub struct ForwardBatch<'a> {
+    /// `[T]` token ids.
+    pub tokens: &'a [u32],
+    /// `[T]` absolute positions.
+    pub positions: &'a [u32],
+    /// `[T]` index into `block_tables` of each token's sequence.
+    pub token_seq: &'a [u32],
+    /// Per sequence in the batch: its block table (must cover every position it uses).
+    pub block_tables: &'a [&'a [u32]],
+    /// KV block size.
+    pub block_size: usize,
+    /// Batch rows whose logits are wanted, in output order.
+    pub logits_rows: &'a [u32],
+}
+
+impl ForwardBatch<'_> {
+    fn validate(&self, vocab: usize, n_blocks: usize) -> Result<(), ModelError> {
+        let t = self.tokens.len();
+        let bad = |m: String| Err(ModelError::InvalidBatch(m));
+        if self.positions.len() != t || self.token_seq.len() != t {
+            return bad(format!("{t} tokens but {} positions, {} seq ids", self.positions.len(), self.token_seq.len()));
+        }
+        if let Some(&id) = self.tokens.iter().find(|&&id| id as usize >= vocab) {
+            return bad(format!("token id {id} outside the vocabulary of {vocab}"));
+        }
+        for (i, (&s, &p)) in self.token_seq.iter().zip(self.positions).enumerate() {
+            let Some(table) = self.block_tables.get(s as usize) else {
+                return bad(format!("token {i} names sequence {s} of {}", self.block_tables.len()));
+            };
+            if p as usize / self.block_size >= table.len() {
+                return bad(format!("token {i} at position {p} is beyond its block table"));
+            }
+            if table.iter().any(|&b| b as usize >= n_blocks) {
+                return bad(format!("sequence {s} names a block outside the pool of {n_blocks}"));
+            }
+        }
+        if let Some(&r) = self.logits_rows.iter().find(|&&r| r as usize >= t) {
+            return bad(format!("logits row {r} outside the batch of {t}"));
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> Llama<B> {
+    /// Runs the batch, writing its keys and values into `kv`, and returns the logits of
+    /// `batch.logits_rows` as `[rows, vocab]` row-major.
+    pub fn forward(&self, kv: &mut B::KvPool, batch: &ForwardBatch<'_>) -> Result<Vec<f32>, ModelError> {
+        let c = &self.cfg;
+        batch.validate(c.vocab_size, self.backend.kv_pool_config(kv).n_blocks)?;
+        if batch.block_size != self.backend.kv_pool_config(kv).block_size {
+            return Err(ModelError::InvalidBatch("block size differs from the pool's".into()));
+        }
+        let t = batch.tokens.len();
+        if t == 0 {
+            return Ok(Vec::new());
+        }
+        let be = &self.backend;
+        let (d, hd, kvd) = (c.dim, c.head_dim, c.kv_dim());
+        let (q_cols, k_cols, v_cols) = (Cols::new(0, d), Cols::new(d, kvd), Cols::new(d + kvd, kvd));
+        let slots: Vec<u32> = batch
+            .positions
+            .iter()
+            .zip(batch.token_seq)
+            .map(|(&p, &s)| {
+                let table = batch.block_tables[s as usize];
+                let bs = batch.block_size as u32;
+                table[(p / bs) as usize] * bs + p % bs
+            })
+            .collect();
+        let layout = AttentionLayout {
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            head_dim: hd,
+            block_size: batch.block_size,
+            token_seq: batch.token_seq,
+            positions: batch.positions,
+            block_tables: batch.block_tables,
+            slots: &slots,
+        };
+
+        let mut x = be.zeros(t, d); //          [T, dim] residual stream
+        let mut h = be.zeros(t, d); //          [T, dim] normed input
+        let mut qkv = be.zeros(t, d + 2 * kvd); // [T, q | k | v]
+        let mut attn = be.zeros(t, d); //       [T, n_heads * head_dim]
+        let mut proj = be.zeros(t, d); //       [T, dim] block output
+        let mut gate_up = be.zeros(t, 2 * c.ffn_dim); // [T, gate | up]
+        let mut act = be.zeros(t, c.ffn_dim); // [T, ffn]
+        be.embedding(&self.embd, batch.tokens, &mut x);
+        for (l, w) in self.layers.iter().enumerate() {
+            be.rms_norm(&x, &w.attn_norm, c.rms_eps, &mut h);
+            be.matmul(&h, &[&w.wq, &w.wk, &w.wv], &mut qkv);
+            be.rope(&mut qkv, q_cols, hd, c.rope_dim, batch.positions, c.rope_base);
+            be.rope(&mut qkv, k_cols, hd, c.rope_dim, batch.positions, c.rope_base);
+            be.write_kv(kv, l, &qkv, k_cols, v_cols, &slots);
+            be.attention(&qkv, q_cols, kv, l, &layout, &mut attn);
+            be.matmul(&attn, &[&w.wo], &mut proj);
+            be.add_assign(&mut x, &proj);
+
+            be.rms_norm(&x, &w.ffn_norm, c.rms_eps, &mut h);
+            be.matmul(&h, &[&w.w_gate, &w.w_up], &mut gate_up);
+            be.swiglu(&gate_up, &mut act);
+            be.matmul(&act, &[&w.w_down], &mut proj);
+            be.add_assign(&mut x, &proj);
+        }
+        let rows = batch.logits_rows.len();
+        let mut last = be.zeros(rows, d); // [R, dim]
+        be.gather_rows(&x, batch.logits_rows, &mut last);
+        let mut normed = be.zeros(rows, d);
+        be.rms_norm(&last, &self.output_norm, c.rms_eps, &mut normed);
+        let mut logits = be.zeros(rows, c.vocab_size); // [R, vocab]
+        be.matmul(&normed, &[self.output.as_ref().unwrap_or(&self.embd)], &mut logits);
+        Ok(be.to_host(&logits))
+    }
+}

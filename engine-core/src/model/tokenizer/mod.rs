@@ -1,0 +1,468 @@
+//! The tokenizer: text to token ids and back, built from a GGUF file's `tokenizer.ggml.*`
+//! metadata so that ids match llama.cpp's for the same file.
+//!
+//! Supported: `tokenizer.ggml.model == "gpt2"` (byte-level BPE) with the pre-tokenizers of
+//! [`PreTokenizerKind`]. Encoding follows llama.cpp's `llama_tokenize(text, add_special,
+//! parse_special)`: the text is first split around control, user-defined and unknown tokens
+//! (longest first, as llama.cpp does), and each remaining piece is pre-tokenized and BPE-merged by
+//! the `tokenizers` crate. Decoding concatenates each token's piece (llama.cpp's
+//! `token_to_piece`): byte-level tokens give their bytes, control tokens their text unless
+//! special tokens are skipped. llama.cpp's optional `clean_spaces` pass of `llama_detokenize`
+//! (used by some pre-tokenizers, not by `smollm`) is not applied: streaming output in llama.cpp
+//! is built from pieces too, and decode stays the exact inverse of encode.
+//!
+//! Deviations from llama.cpp, all on files that lack metadata a converter normally writes:
+//! - missing `tokenizer.ggml.bos_token_id`/`eos_token_id` give `None`, not llama.cpp's id 11;
+//! - an unknown `tokenizer.ggml.pre` falls back to the GPT-2 regex with a warning on stderr
+//!   (llama.cpp refuses the file);
+//! - model-name-based lstrip/rstrip attributes (Phi-3, some BERTs) are not applied.
+
+mod bytes;
+mod incremental;
+mod pretok;
+mod special;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+
+use tokenizers::models::bpe::{BPE, Vocab};
+
+use super::gguf::keys::tokenizer as keys;
+use super::gguf::{GgufError, GgufFile};
+
+pub use incremental::IncrementalDecoder;
+pub use pretok::{PreTokenizerConfig, PreTokenizerKind};
+pub use special::TokenType;
+
+/// Everything that can go wrong building or using a [`Tokenizer`].
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    /// A required key is missing or has the wrong type.
+    #[error("tokenizer metadata: {0}")]
+    Gguf(#[from] GgufError),
+    /// A tokenizer family Journey does not implement.
+    #[error(
+        "unsupported tokenizer model {0:?} (tokenizer.ggml.model); Journey supports \"gpt2\" (byte-level BPE)"
+    )]
+    Unsupported(String),
+    /// Metadata that is present but inconsistent.
+    #[error("invalid tokenizer metadata: {0}")]
+    Invalid(String),
+    /// A token id outside the vocabulary.
+    #[error("token id {id} is outside the vocabulary of {vocab_size} tokens")]
+    InvalidId {
+        /// The id.
+        id: u32,
+        /// Number of tokens.
+        vocab_size: usize,
+    },
+    /// An error from the `tokenizers` crate.
+    #[error("tokenizer backend: {0}")]
+    Backend(String),
+}
+
+/// Result with a [`TokenizerError`].
+pub type Result<T, E = TokenizerError> = std::result::Result<T, E>;
+
+fn backend(e: impl fmt::Display) -> TokenizerError {
+    TokenizerError::Backend(e.to_string())
+}
+
+/// A byte-level BPE tokenizer loaded from GGUF metadata. Immutable and `Send + Sync`: share one
+/// per model; per-sequence decoding state lives in [`IncrementalDecoder`].
+pub struct Tokenizer {
+    /// BPE model and pre-tokenizer, without added tokens (special tokens are split off first).
+    bpe: tokenizers::Tokenizer,
+    /// Token strings by id, as stored in the file (empty ones replaced as llama.cpp does).
+    tokens: Vec<String>,
+    /// Token types by id, after llama.cpp's detection of control tokens by text.
+    types: Vec<TokenType>,
+    /// Concatenated rendered bytes of every token; token `i` is `piece_bytes[piece_ends[i-1]..piece_ends[i]]`.
+    piece_bytes: Vec<u8>,
+    piece_ends: Vec<usize>,
+    /// Ids matched in text (control, user-defined, unknown), longest text first.
+    specials_by_len: Vec<u32>,
+    pre: PreTokenizerConfig,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    eot: Option<u32>,
+    eom: Option<u32>,
+    unk: Option<u32>,
+    pad: Option<u32>,
+    add_bos: bool,
+    add_eos: bool,
+    /// End-of-generation ids, sorted.
+    eog: Vec<u32>,
+}
+
+impl fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.tokens.len())
+            .field("pre", &self.pre.name)
+            .field("bos", &self.bos)
+            .field("eos", &self.eos)
+            .field("add_bos", &self.add_bos)
+            .field("eog", &self.eog)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads an optional token id; ids outside the vocabulary are ignored with a warning, as in
+/// llama.cpp.
+fn read_id(file: &GgufFile, key: &str, n_tokens: usize) -> Result<Option<u32>> {
+    let Some(v) = file.get(key) else {
+        return Ok(None);
+    };
+    let id = v.as_u64().ok_or_else(|| GgufError::WrongType {
+        key: key.to_owned(),
+        expected: "unsigned integer",
+        found: v.value_type(),
+    })?;
+    if id >= n_tokens as u64 {
+        eprintln!(
+            "warning: tokenizer: {key} = {id} is outside the vocabulary of {n_tokens} tokens; ignored"
+        );
+        return Ok(None);
+    }
+    Ok(Some(id as u32))
+}
+
+/// Reads an optional bool.
+fn read_bool(file: &GgufFile, key: &str) -> Result<Option<bool>> {
+    let Some(v) = file.get(key) else {
+        return Ok(None);
+    };
+    let b = v.as_bool().ok_or_else(|| GgufError::WrongType {
+        key: key.to_owned(),
+        expected: "bool",
+        found: v.value_type(),
+    })?;
+    Ok(Some(b))
+}
+
+impl Tokenizer {
+    /// Builds the tokenizer from a GGUF file's metadata.
+    ///
+    /// Requires `tokenizer.ggml.model == "gpt2"`, `tokenizer.ggml.tokens` and
+    /// `tokenizer.ggml.merges`; everything else is optional.
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let model = file.get_str(keys::MODEL)?;
+        if model != "gpt2" {
+            return Err(TokenizerError::Unsupported(model.to_owned()));
+        }
+        let tokens: Vec<String> = file
+            .get_str_array(keys::TOKENS)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                if t.is_empty() {
+                    format!("[EMPTY_{i}]")
+                } else {
+                    t.to_owned()
+                }
+            })
+            .collect();
+        let n = tokens.len();
+        if n == 0 {
+            return Err(TokenizerError::Invalid(format!(
+                "{} is empty",
+                keys::TOKENS
+            )));
+        }
+        if u32::try_from(n).is_err() {
+            return Err(TokenizerError::Invalid(format!(
+                "{n} tokens do not fit u32 ids"
+            )));
+        }
+
+        let mut types = match file.get(keys::TOKEN_TYPE) {
+            None => vec![TokenType::Normal; n],
+            Some(_) => {
+                let arr = file.get_array(keys::TOKEN_TYPE)?;
+                if arr.values.len() < n {
+                    return Err(TokenizerError::Invalid(format!(
+                        "{} has {} entries for {n} tokens",
+                        keys::TOKEN_TYPE,
+                        arr.values.len()
+                    )));
+                }
+                arr.values[..n]
+                    .iter()
+                    .map(|v| {
+                        v.as_i64().map(TokenType::from_i64).ok_or_else(|| {
+                            TokenizerError::Invalid(format!(
+                                "{} holds a non-integer {v}",
+                                keys::TOKEN_TYPE
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+        };
+
+        let merges: Vec<(String, String)> = file
+            .get_str_array(keys::MERGES)?
+            .into_iter()
+            .map(|m| {
+                // llama.cpp splits at the first space after the first byte.
+                let pos = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1);
+                match pos {
+                    Some(p) => Ok((m[..p].to_owned(), m[p + 1..].to_owned())),
+                    None => Err(TokenizerError::Invalid(format!("merge {m:?} has no space"))),
+                }
+            })
+            .collect::<Result<_>>()?;
+
+        let pre_name = match file.get(keys::PRE) {
+            None => None,
+            Some(_) => Some(file.get_str(keys::PRE)?),
+        };
+        let pre = PreTokenizerConfig::from_name(pre_name);
+        if pre.fallback {
+            eprintln!(
+                "warning: tokenizer: unknown pre-tokenizer {:?} ({}); using the GPT-2 regex, \
+                 tokenization may differ from the model's",
+                pre.name,
+                keys::PRE
+            );
+        }
+
+        let bos = read_id(file, keys::BOS_ID, n)?;
+        let eos = read_id(file, keys::EOS_ID, n)?;
+        let mut ids = special::SpecialIds {
+            eos,
+            eot: read_id(file, keys::EOT_ID, n)?,
+            eom: read_id(file, keys::EOM_ID, n)?,
+        };
+        let unk = read_id(file, keys::UNK_ID, n)?;
+        let pad = read_id(file, keys::PAD_ID, n)?;
+        let add_bos = read_bool(file, keys::ADD_BOS)?.unwrap_or(pre.add_bos_default);
+        let add_eos = read_bool(file, keys::ADD_EOS)?.unwrap_or(false);
+        if add_bos && bos.is_none() {
+            return Err(TokenizerError::Invalid(format!(
+                "{} is true but there is no valid {}",
+                keys::ADD_BOS,
+                keys::BOS_ID
+            )));
+        }
+        if add_eos && eos.is_none() {
+            return Err(TokenizerError::Invalid(format!(
+                "{} is true but there is no valid {}",
+                keys::ADD_EOS,
+                keys::EOS_ID
+            )));
+        }
+
+        let eog = special::detect(&tokens, &mut types, &mut ids);
+
+        let mut specials_by_len: Vec<u32> = (0..n as u32)
+            .filter(|&i| types[i as usize].is_matched_in_text())
+            .collect();
+        specials_by_len.sort_by_key(|&i| std::cmp::Reverse(tokens[i as usize].len()));
+
+        let mut piece_bytes = Vec::new();
+        let mut piece_ends = Vec::with_capacity(n);
+        for (text, ty) in tokens.iter().zip(&types) {
+            match ty {
+                TokenType::Control | TokenType::Unknown | TokenType::UserDefined => {
+                    piece_bytes.extend_from_slice(text.as_bytes())
+                }
+                TokenType::Normal | TokenType::Byte => bytes::decode_into(text, &mut piece_bytes),
+                TokenType::Unused | TokenType::Undefined => {}
+            }
+            piece_ends.push(piece_bytes.len());
+        }
+
+        let vocab: Vocab = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
+        let bpe_model = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .ignore_merges(pre.ignore_merges)
+            .build()
+            .map_err(|e| TokenizerError::Invalid(format!("BPE vocabulary/merges: {e}")))?;
+        let mut bpe = tokenizers::Tokenizer::new(bpe_model);
+        bpe.with_pre_tokenizer(Some(pre.build().map_err(backend)?));
+
+        Ok(Self {
+            bpe,
+            tokens,
+            types,
+            piece_bytes,
+            piece_ends,
+            specials_by_len,
+            pre,
+            bos,
+            eos: ids.eos,
+            eot: ids.eot,
+            eom: ids.eom,
+            unk,
+            pad,
+            add_bos,
+            add_eos,
+            eog,
+        })
+    }
+
+    /// Tokenizes `text` as llama.cpp's `llama_tokenize(text, add_special, parse_special = true)`:
+    /// special tokens written in the text (e.g. `<|im_start|>`) become their ids, and with
+    /// `add_special` BOS is prepended (EOS appended) iff the file's `add_bos_token`
+    /// (`add_eos_token`) says so.
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        self.tokenize(text, add_special, true)
+    }
+
+    /// Full form of [`encode`](Self::encode): with `parse_special == false` only user-defined
+    /// tokens are matched in the text and control tokens are encoded as plain text.
+    pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_special && self.add_bos {
+            out.extend(self.bos);
+        }
+        let frags = if parse_special {
+            special::partition(text, &self.specials_by_len, &self.tokens)
+        } else {
+            let user: Vec<u32> = self
+                .specials_by_len
+                .iter()
+                .copied()
+                .filter(|&i| self.types[i as usize] == TokenType::UserDefined)
+                .collect();
+            special::partition(text, &user, &self.tokens)
+        };
+        for frag in frags {
+            match frag {
+                special::Fragment::Token(id) => out.push(id),
+                special::Fragment::Text(start, end) => {
+                    let enc = self
+                        .bpe
+                        .encode_fast(&text[start..end], false)
+                        .map_err(backend)?;
+                    out.extend_from_slice(enc.get_ids());
+                }
+            }
+        }
+        if add_special && self.add_eos {
+            out.extend(self.eos);
+        }
+        Ok(out)
+    }
+
+    /// The text of `ids`: each token's piece concatenated (control and unknown tokens omitted
+    /// when `skip_special`), invalid UTF-8 replaced by U+FFFD.
+    pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
+        let mut bytes = Vec::with_capacity(ids.len() * 4);
+        for &id in ids {
+            let piece = self
+                .piece(id, skip_special)
+                .ok_or(TokenizerError::InvalidId {
+                    id,
+                    vocab_size: self.tokens.len(),
+                })?;
+            bytes.extend_from_slice(piece);
+        }
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// The bytes token `id` renders as (empty for a special token when `skip_special`); `None`
+    /// outside the vocabulary. May be part of a UTF-8 character.
+    pub fn piece(&self, id: u32, skip_special: bool) -> Option<&[u8]> {
+        let i = id as usize;
+        let ty = *self.types.get(i)?;
+        if skip_special && ty.is_special() {
+            return Some(&[]);
+        }
+        let start = if i == 0 { 0 } else { self.piece_ends[i - 1] };
+        Some(&self.piece_bytes[start..self.piece_ends[i]])
+    }
+
+    /// Number of tokens in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The token string as stored in the file (byte-level alphabet, e.g. `Ġthe`).
+    pub fn token_text(&self, id: u32) -> Option<&str> {
+        self.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// The id of a token string as stored in the file.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.bpe.token_to_id(text)
+    }
+
+    /// The type of a token (after llama.cpp's detection of control tokens by text).
+    pub fn token_type(&self, id: u32) -> Option<TokenType> {
+        self.types.get(id as usize).copied()
+    }
+
+    /// Whether `id` is a control or unknown token: rendered only when special tokens are not
+    /// skipped. False for ids outside the vocabulary.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.token_type(id).is_some_and(TokenType::is_special)
+    }
+
+    /// Beginning-of-sequence id.
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// End-of-sequence id.
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// End-of-turn id (from the file, else detected by text, e.g. `<|im_end|>`).
+    pub fn eot_id(&self) -> Option<u32> {
+        self.eot
+    }
+
+    /// End-of-message id (`<|eom_id|>`).
+    pub fn eom_id(&self) -> Option<u32> {
+        self.eom
+    }
+
+    /// Unknown-token id.
+    pub fn unk_id(&self) -> Option<u32> {
+        self.unk
+    }
+
+    /// Padding id.
+    pub fn pad_id(&self) -> Option<u32> {
+        self.pad
+    }
+
+    /// Whether `encode(.., add_special = true)` prepends BOS.
+    pub fn add_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// Whether `encode(.., add_special = true)` appends EOS.
+    pub fn add_eos(&self) -> bool {
+        self.add_eos
+    }
+
+    /// Whether generating `id` ends the generation.
+    pub fn is_eog(&self, id: u32) -> bool {
+        self.eog.binary_search(&id).is_ok()
+    }
+
+    /// The end-of-generation ids, sorted: EOS, EOT, EOM, FIM pad/repo/separator markers and
+    /// every token whose text is a well-known end marker, as llama.cpp computes them.
+    pub fn eog_ids(&self) -> &[u32] {
+        &self.eog
+    }
+
+    /// The resolved pre-tokenizer.
+    pub fn pre_tokenizer(&self) -> &PreTokenizerConfig {
+        &self.pre
+    }
+}

@@ -1,0 +1,140 @@
+//! The op set of a Llama-family forward pass, as one trait per device.
+//!
+//! Shapes are written `[rows, cols]`, row-major. A batch holds `T` tokens that may belong to
+//! several sequences, mixing prefill chunks and decode tokens; attention finds each token's
+//! keys through its sequence's block table in the paged KV pool. Every op must be *batch
+//! invariant*: a token's results depend only on that token's inputs and its own sequence's KV,
+//! never on the rest of the batch or how the prompt was chunked.
+
+use crate::quant::GgmlType;
+
+/// Errors a backend reports (device, shape or type problems).
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// A weight's bytes do not match its declared type and shape.
+    #[error("weight of type {ty:?} [{rows}, {cols}] needs {expected} bytes, got {got}")]
+    WeightSize {
+        /// Type.
+        ty: GgmlType,
+        /// Rows.
+        rows: usize,
+        /// Row length.
+        cols: usize,
+        /// Bytes the shape needs.
+        expected: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The device cannot allocate what was asked.
+    #[error("out of device memory: {0}")]
+    OutOfMemory(String),
+    /// Anything else the device reports.
+    #[error("backend error: {0}")]
+    Device(String),
+}
+
+/// Geometry of the paged KV pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvPoolConfig {
+    /// Transformer layers.
+    pub n_layers: usize,
+    /// Blocks in the pool (shared by all sequences).
+    pub n_blocks: usize,
+    /// Token slots per block.
+    pub block_size: usize,
+    /// Key/value heads.
+    pub n_kv_heads: usize,
+    /// Head size.
+    pub head_dim: usize,
+}
+
+impl KvPoolConfig {
+    /// Bytes the pool takes with f32 storage (K and V).
+    pub fn bytes_f32(&self) -> usize {
+        2 * self.n_layers * self.n_blocks * self.block_size * self.n_kv_heads * self.head_dim * 4
+    }
+}
+
+/// How the tokens of a batch map onto sequences and KV slots.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionLayout<'a> {
+    /// Query heads.
+    pub n_heads: usize,
+    /// Key/value heads; `n_heads` is a multiple of it (grouped-query attention).
+    pub n_kv_heads: usize,
+    /// Head size.
+    pub head_dim: usize,
+    /// Token slots per KV block.
+    pub block_size: usize,
+    /// `[T]`: index into `block_tables` of each token's sequence.
+    pub token_seq: &'a [u32],
+    /// `[T]`: absolute position of each token; it attends to keys `0..=pos` of its sequence.
+    pub positions: &'a [u32],
+    /// Per sequence: block ids covering positions `0..` in order.
+    pub block_tables: &'a [&'a [u32]],
+    /// `[T]`: the KV slot (`block * block_size + offset`) each token's own key/value goes to.
+    pub slots: &'a [u32],
+}
+
+/// A column range of an activation matrix: lets fused projections (QKV, gate+up) be read in
+/// place instead of copied apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cols {
+    /// First column.
+    pub offset: usize,
+    /// Number of columns.
+    pub width: usize,
+}
+
+impl Cols {
+    /// `width` columns starting at `offset`.
+    pub fn new(offset: usize, width: usize) -> Self {
+        Self { offset, width }
+    }
+}
+
+/// A device that can run the Llama forward pass.
+pub trait Backend: Send + Sync {
+    /// A dense f32 activation matrix on the device.
+    type Tensor: Send;
+    /// A weight matrix `[rows, cols]` in its storage type, on the device.
+    type Weight: Send + Sync;
+    /// The paged KV pool of all layers.
+    type KvPool: Send;
+
+    /// Short device name for logs and traces (`cpu`, `cuda`).
+    fn device_name(&self) -> &'static str;
+
+    /// Uploads a weight stored as `ty`, `rows` rows of `cols` elements.
+    fn upload_weight(&self, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self::Weight, BackendError>;
+    /// Allocates the KV pool (zeroed).
+    fn alloc_kv_pool(&self, cfg: KvPoolConfig) -> Result<Self::KvPool, BackendError>;
+    /// The geometry a pool was allocated with.
+    fn kv_pool_config(&self, pool: &Self::KvPool) -> KvPoolConfig;
+    /// A zeroed `[rows, cols]` tensor.
+    fn zeros(&self, rows: usize, cols: usize) -> Self::Tensor;
+    /// Copies a tensor to the host, row-major.
+    fn to_host(&self, t: &Self::Tensor) -> Vec<f32>;
+
+    /// `out[t, :] = table[ids[t], :]`, dequantized. table `[vocab, dim]`, out `[T, dim]`.
+    fn embedding(&self, table: &Self::Weight, ids: &[u32], out: &mut Self::Tensor);
+    /// RMSNorm of each row: `out = x / sqrt(mean(x²) + eps) * weight`. x, out `[T, d]`; weight `[1, d]` (F32).
+    fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Weight, eps: f32, out: &mut Self::Tensor);
+    /// `out[t, :] = concat_w(x[t, :] · wᵀ)`: x `[T, k]`, each w `[n_i, k]`, out `[T, Σ n_i]`.
+    fn matmul(&self, x: &Self::Tensor, weights: &[&Self::Weight], out: &mut Self::Tensor);
+    /// Rotary embedding in place on `cols` of x (`n_heads * head_dim` wide), rotating adjacent
+    /// pairs `(2i, 2i+1)` of the first `rot_dim` dims of each head by `pos * base^(-2i/rot_dim)`
+    /// (the GGUF llama layout: the converter already permuted Q/K rows).
+    fn rope(&self, x: &mut Self::Tensor, cols: Cols, head_dim: usize, rot_dim: usize, positions: &[u32], base: f32);
+    /// Stores each token's key (`k_cols` of x) and value (`v_cols`) into `slots` of `layer`.
+    fn write_kv(&self, pool: &mut Self::KvPool, layer: usize, x: &Self::Tensor, k_cols: Cols, v_cols: Cols, slots: &[u32]);
+    /// Causal paged attention: for each token and head, softmax(q·K/√d)·V over its sequence's
+    /// keys `0..=pos`. q = `q_cols` of x `[T, n_heads*head_dim]`; out `[T, n_heads*head_dim]`.
+    fn attention(&self, x: &Self::Tensor, q_cols: Cols, pool: &Self::KvPool, layer: usize, layout: &AttentionLayout<'_>, out: &mut Self::Tensor);
+    /// `out = silu(gate) * up` with gate = `x[:, 0..f]`, up = `x[:, f..2f]`. x `[T, 2f]`, out `[T, f]`.
+    fn swiglu(&self, x: &Self::Tensor, out: &mut Self::Tensor);
+    /// `x += y`, both `[T, d]`.
+    fn add_assign(&self, x: &mut Self::Tensor, y: &Self::Tensor);
+    /// `out[i, :] = x[rows[i], :]`. out `[rows.len(), d]`.
+    fn gather_rows(&self, x: &Self::Tensor, rows: &[u32], out: &mut Self::Tensor);
+}

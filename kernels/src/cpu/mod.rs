@@ -1,0 +1,92 @@
+//! The CPU backend: the reference semantics of every op, and fast enough to serve.
+//!
+//! Parallelism comes from rayon over output rows (matmul) or (token, head) pairs (attention);
+//! each output element is computed start to finish by one thread in a fixed order, which is
+//! what makes results independent of batch composition.
+
+mod attention;
+mod elementwise;
+mod matmul;
+mod tensor;
+
+use crate::backend::{AttentionLayout, Backend, BackendError, Cols, KvPoolConfig};
+use crate::quant::GgmlType;
+
+pub use tensor::{CpuKvPool, CpuTensor, CpuWeight};
+
+/// The CPU device.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    /// The CPU backend, using rayon's global pool.
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+impl Backend for CpuBackend {
+    type Tensor = CpuTensor;
+    type Weight = CpuWeight;
+    type KvPool = CpuKvPool;
+
+    fn device_name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn upload_weight(&self, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<CpuWeight, BackendError> {
+        CpuWeight::new(ty, rows, cols, bytes)
+    }
+
+    fn alloc_kv_pool(&self, cfg: KvPoolConfig) -> Result<CpuKvPool, BackendError> {
+        CpuKvPool::new(cfg)
+    }
+
+    fn kv_pool_config(&self, pool: &CpuKvPool) -> KvPoolConfig {
+        pool.cfg
+    }
+
+    fn zeros(&self, rows: usize, cols: usize) -> CpuTensor {
+        CpuTensor::zeros(rows, cols)
+    }
+
+    fn to_host(&self, t: &CpuTensor) -> Vec<f32> {
+        t.data.clone()
+    }
+
+    fn embedding(&self, table: &CpuWeight, ids: &[u32], out: &mut CpuTensor) {
+        elementwise::embedding(table, ids, out);
+    }
+
+    fn rms_norm(&self, x: &CpuTensor, weight: &CpuWeight, eps: f32, out: &mut CpuTensor) {
+        elementwise::rms_norm(x, weight, eps, out);
+    }
+
+    fn matmul(&self, x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor) {
+        matmul::matmul(x, weights, out);
+    }
+
+    fn rope(&self, x: &mut CpuTensor, cols: Cols, head_dim: usize, rot_dim: usize, positions: &[u32], base: f32) {
+        elementwise::rope(x, cols, head_dim, rot_dim, positions, base);
+    }
+
+    fn write_kv(&self, pool: &mut CpuKvPool, layer: usize, x: &CpuTensor, k_cols: Cols, v_cols: Cols, slots: &[u32]) {
+        pool.write(layer, x, k_cols, v_cols, slots);
+    }
+
+    fn attention(&self, x: &CpuTensor, q_cols: Cols, pool: &CpuKvPool, layer: usize, layout: &AttentionLayout<'_>, out: &mut CpuTensor) {
+        attention::paged_attention(x, q_cols, pool, layer, layout, out);
+    }
+
+    fn swiglu(&self, x: &CpuTensor, out: &mut CpuTensor) {
+        elementwise::swiglu(x, out);
+    }
+
+    fn add_assign(&self, x: &mut CpuTensor, y: &CpuTensor) {
+        elementwise::add_assign(x, y);
+    }
+
+    fn gather_rows(&self, x: &CpuTensor, rows: &[u32], out: &mut CpuTensor) {
+        elementwise::gather_rows(x, rows, out);
+    }
+}

@@ -1,0 +1,138 @@
+//! CPU storage: activation matrices, weights and the paged KV pool.
+
+use crate::backend::{BackendError, Cols, KvPoolConfig};
+use crate::quant::GgmlType;
+
+/// A dense row-major f32 matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CpuTensor {
+    /// Rows (tokens).
+    pub rows: usize,
+    /// Columns.
+    pub cols: usize,
+    /// `rows * cols` values.
+    pub data: Vec<f32>,
+}
+
+impl CpuTensor {
+    /// Zeroed.
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Self { rows, cols, data: vec![0.0; rows * cols] }
+    }
+
+    /// From row-major data.
+    pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Self {
+        assert_eq!(data.len(), rows * cols, "tensor data does not match [{rows}, {cols}]");
+        Self { rows, cols, data }
+    }
+
+    /// One row.
+    pub fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+
+    /// `cols` of one row.
+    pub fn row_cols(&self, r: usize, c: Cols) -> &[f32] {
+        let start = r * self.cols + c.offset;
+        &self.data[start..start + c.width]
+    }
+}
+
+/// A weight matrix in its GGUF storage type.
+#[derive(Clone, Debug)]
+pub struct CpuWeight {
+    /// Storage type.
+    pub ty: GgmlType,
+    /// Rows (output features).
+    pub rows: usize,
+    /// Row length (input features).
+    pub cols: usize,
+    /// Bytes per row.
+    pub row_bytes: usize,
+    /// `rows * row_bytes` bytes.
+    pub data: Vec<u8>,
+}
+
+impl CpuWeight {
+    /// Checks the size and copies the bytes.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, BackendError> {
+        let row_bytes = ty.row_bytes(cols).ok_or_else(|| {
+            BackendError::Device(format!("row length {cols} is not a multiple of {}'s block", ty.name()))
+        })?;
+        if bytes.len() != rows * row_bytes {
+            return Err(BackendError::WeightSize { ty, rows, cols, expected: rows * row_bytes, got: bytes.len() });
+        }
+        Ok(Self { ty, rows, cols, row_bytes, data: bytes.to_vec() })
+    }
+
+    /// The raw bytes of row `r`.
+    pub fn row(&self, r: usize) -> &[u8] {
+        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    }
+
+    /// Row `r` dequantized.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        crate::quant::dequantize_row(self.ty, self.row(r), out);
+    }
+}
+
+/// The paged KV pool in f32: per layer, K and V laid out `[block, slot, kv_head, head_dim]`.
+#[derive(Debug)]
+pub struct CpuKvPool {
+    /// Geometry.
+    pub cfg: KvPoolConfig,
+    k: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl CpuKvPool {
+    /// Allocates a zeroed pool.
+    pub fn new(cfg: KvPoolConfig) -> Result<Self, BackendError> {
+        let n = cfg
+            .n_layers
+            .checked_mul(cfg.n_blocks)
+            .and_then(|x| x.checked_mul(cfg.block_size))
+            .and_then(|x| x.checked_mul(cfg.n_kv_heads * cfg.head_dim))
+            .ok_or_else(|| BackendError::OutOfMemory(format!("KV pool {cfg:?} overflows")))?;
+        let mut k = Vec::new();
+        let mut v = Vec::new();
+        k.try_reserve_exact(n)
+            .and_then(|_| v.try_reserve_exact(n))
+            .map_err(|e| BackendError::OutOfMemory(format!("KV pool of {} bytes: {e}", cfg.bytes_f32())))?;
+        k.resize(n, 0.0);
+        v.resize(n, 0.0);
+        Ok(Self { cfg, k, v })
+    }
+
+    fn row_width(&self) -> usize {
+        self.cfg.n_kv_heads * self.cfg.head_dim
+    }
+
+    fn slot_offset(&self, layer: usize, slot: usize) -> usize {
+        (layer * self.cfg.n_blocks * self.cfg.block_size + slot) * self.row_width()
+    }
+
+    /// Keys of all kv heads at `slot` of `layer`: `[n_kv_heads * head_dim]`.
+    pub fn key(&self, layer: usize, slot: usize) -> &[f32] {
+        let o = self.slot_offset(layer, slot);
+        &self.k[o..o + self.row_width()]
+    }
+
+    /// Values of all kv heads at `slot` of `layer`.
+    pub fn value(&self, layer: usize, slot: usize) -> &[f32] {
+        let o = self.slot_offset(layer, slot);
+        &self.v[o..o + self.row_width()]
+    }
+
+    /// Writes each token's key and value columns of `x` into its slot.
+    pub fn write(&mut self, layer: usize, x: &CpuTensor, k_cols: Cols, v_cols: Cols, slots: &[u32]) {
+        let w = self.row_width();
+        assert!(k_cols.width == w && v_cols.width == w, "kv columns must be n_kv_heads*head_dim wide");
+        assert_eq!(slots.len(), x.rows, "one slot per token");
+        for (t, &slot) in slots.iter().enumerate() {
+            let o = self.slot_offset(layer, slot as usize);
+            self.k[o..o + w].copy_from_slice(x.row_cols(t, k_cols));
+            self.v[o..o + w].copy_from_slice(x.row_cols(t, v_cols));
+        }
+    }
+}

@@ -1,0 +1,382 @@
+//! Plain reference code: row dequantizers, row quantizers and the activation quantizer.
+//!
+//! Nothing here is on the hot path; it is written for clarity and determinism.
+
+use half::{bf16, f16};
+
+use super::blocks::{
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, as_blocks, as_blocks_mut, f16_le,
+};
+use super::{BlockQ8, GgmlType};
+
+/// Dequantizes `src` (whole blocks of `ty`) into `dst`; lengths were checked by the caller.
+pub(crate) fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
+    match ty {
+        GgmlType::F32 => {
+            for (o, c) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        GgmlType::F16 => {
+            for (o, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                *o = f16_le([c[0], c[1]]);
+            }
+        }
+        GgmlType::BF16 => {
+            for (o, c) in dst.iter_mut().zip(src.chunks_exact(2)) {
+                *o = bf16::from_bits(u16::from_le_bytes([c[0], c[1]])).to_f32();
+            }
+        }
+        GgmlType::Q4_0 => {
+            for (b, y) in as_blocks::<BlockQ4_0>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK))
+            {
+                let d = f16_le(b.d);
+                for (j, &q) in b.qs.iter().enumerate() {
+                    y[j] = (i32::from(q & 0x0F) - 8) as f32 * d;
+                    y[j + 16] = (i32::from(q >> 4) - 8) as f32 * d;
+                }
+            }
+        }
+        GgmlType::Q4_1 => {
+            for (b, y) in as_blocks::<BlockQ4_1>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK))
+            {
+                let (d, m) = (f16_le(b.d), f16_le(b.m));
+                for (j, &q) in b.qs.iter().enumerate() {
+                    y[j] = f32::from(q & 0x0F) * d + m;
+                    y[j + 16] = f32::from(q >> 4) * d + m;
+                }
+            }
+        }
+        GgmlType::Q8_0 => {
+            for (b, y) in as_blocks::<BlockQ8_0>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK))
+            {
+                let d = f16_le(b.d);
+                for (o, &q) in y.iter_mut().zip(&b.qs) {
+                    *o = f32::from(q) * d;
+                }
+            }
+        }
+        GgmlType::Q4_K => {
+            for (b, y) in as_blocks::<BlockQ4K>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK_K))
+            {
+                let (d, dmin) = (f16_le(b.d), f16_le(b.dmin));
+                for g in 0..4 {
+                    let (sc_lo, m_lo) = b.scale_min(2 * g);
+                    let (sc_hi, m_hi) = b.scale_min(2 * g + 1);
+                    let (d_lo, m_lo) = (d * f32::from(sc_lo), dmin * f32::from(m_lo));
+                    let (d_hi, m_hi) = (d * f32::from(sc_hi), dmin * f32::from(m_hi));
+                    let qs = &b.qs[32 * g..32 * g + 32];
+                    let out = &mut y[64 * g..64 * g + 64];
+                    for (l, &q) in qs.iter().enumerate() {
+                        out[l] = d_lo * f32::from(q & 0x0F) - m_lo;
+                        out[l + 32] = d_hi * f32::from(q >> 4) - m_hi;
+                    }
+                }
+            }
+        }
+        GgmlType::Q6_K => {
+            for (b, y) in as_blocks::<BlockQ6K>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK_K))
+            {
+                let d = f16_le(b.d);
+                for (k, out) in y.chunks_exact_mut(QK).enumerate() {
+                    let q = q6k_chunk(b, k);
+                    for (l, o) in out.iter_mut().enumerate() {
+                        let sc = f32::from(b.scales[q6k_scale_index(k, l)]);
+                        *o = d * sc * f32::from(q[l]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 32 signed quants (`q - 32`, in -32..=31) of 32-element chunk `k` (0..8) of a Q6_K block.
+#[inline]
+pub(crate) fn q6k_chunk(b: &BlockQ6K, k: usize) -> [i8; 32] {
+    let (half, kk) = (k / 4, k % 4);
+    let ql = &b.ql[64 * half..64 * half + 64];
+    let qh = &b.qh[32 * half..32 * half + 32];
+    let mut out = [0i8; 32];
+    for (l, o) in out.iter_mut().enumerate() {
+        let lo = match kk {
+            0 => ql[l] & 0x0F,
+            1 => ql[l + 32] & 0x0F,
+            2 => ql[l] >> 4,
+            _ => ql[l + 32] >> 4,
+        };
+        let hi = (qh[l] >> (2 * kk)) & 3;
+        *o = (lo | (hi << 4)) as i8 - 32;
+    }
+    out
+}
+
+/// Index into `BlockQ6K::scales` of element `l` (0..32) of chunk `k` (0..8).
+#[inline]
+pub(crate) fn q6k_scale_index(k: usize, l: usize) -> usize {
+    8 * (k / 4) + 2 * (k % 4) + l / 16
+}
+
+/// Rounds `x` (finite, >= 0) to an fp16 value that is `>= x`, saturating at the fp16 maximum.
+fn f16_round_up(x: f32) -> f16 {
+    let h = f16::from_f32(x);
+    if h.to_f32() >= x {
+        h
+    } else if h == f16::MAX {
+        f16::MAX
+    } else {
+        f16::from_bits(h.to_bits() + 1)
+    }
+}
+
+/// `round(v)` clamped to `lo..=hi`, as an i32 (NaN gives `lo`).
+#[inline]
+fn round_clamp(v: f32, lo: i32, hi: i32) -> i32 {
+    if v.is_nan() {
+        return lo;
+    }
+    (v.round() as i32).clamp(lo, hi)
+}
+
+/// Quantizes `src` into whole blocks of `ty` in `dst`; lengths were checked by the caller.
+pub(crate) fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
+    match ty {
+        GgmlType::F32 => {
+            for (c, &v) in dst.chunks_exact_mut(4).zip(src) {
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        GgmlType::F16 => {
+            for (c, &v) in dst.chunks_exact_mut(2).zip(src) {
+                c.copy_from_slice(&f16::from_f32(v).to_bits().to_le_bytes());
+            }
+        }
+        GgmlType::BF16 => {
+            for (c, &v) in dst.chunks_exact_mut(2).zip(src) {
+                c.copy_from_slice(&bf16::from_f32(v).to_bits().to_le_bytes());
+            }
+        }
+        GgmlType::Q4_0 => {
+            for (b, x) in as_blocks_mut::<BlockQ4_0>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK))
+            {
+                *b = quantize_q4_0(x);
+            }
+        }
+        GgmlType::Q4_1 => {
+            for (b, x) in as_blocks_mut::<BlockQ4_1>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK))
+            {
+                *b = quantize_q4_1(x);
+            }
+        }
+        GgmlType::Q8_0 => {
+            for (b, x) in as_blocks_mut::<BlockQ8_0>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK))
+            {
+                *b = quantize_q8_0(x);
+            }
+        }
+        GgmlType::Q4_K => {
+            for (b, x) in as_blocks_mut::<BlockQ4K>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK_K))
+            {
+                *b = quantize_q4_k(x);
+            }
+        }
+        GgmlType::Q6_K => {
+            for (b, x) in as_blocks_mut::<BlockQ6K>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK_K))
+            {
+                *b = quantize_q6_k(x);
+            }
+        }
+    }
+}
+
+/// Q4_0: the element of largest magnitude maps exactly to quant 0 (`-8 d`).
+fn quantize_q4_0(x: &[f32]) -> BlockQ4_0 {
+    let mut max = 0.0f32;
+    for &v in x {
+        if v.abs() > max.abs() {
+            max = v;
+        }
+    }
+    let d = f16::from_f32(max / -8.0);
+    let df = d.to_f32();
+    let id = if df != 0.0 { 1.0 / df } else { 0.0 };
+    let mut qs = [0u8; 16];
+    for (j, q) in qs.iter_mut().enumerate() {
+        let lo = round_clamp(x[j] * id + 8.0, 0, 15) as u8;
+        let hi = round_clamp(x[j + 16] * id + 8.0, 0, 15) as u8;
+        *q = lo | (hi << 4);
+    }
+    BlockQ4_0 {
+        d: d.to_bits().to_le_bytes(),
+        qs,
+    }
+}
+
+/// Q4_1: `m` is the block minimum, `d` spreads the range over 15 steps.
+fn quantize_q4_1(x: &[f32]) -> BlockQ4_1 {
+    let min = x.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let m = f16::from_f32(min);
+    let d = f16::from_f32((max - min) / 15.0);
+    let (mf, df) = (m.to_f32(), d.to_f32());
+    let id = if df != 0.0 { 1.0 / df } else { 0.0 };
+    let mut qs = [0u8; 16];
+    for (j, q) in qs.iter_mut().enumerate() {
+        let lo = round_clamp((x[j] - mf) * id, 0, 15) as u8;
+        let hi = round_clamp((x[j + 16] - mf) * id, 0, 15) as u8;
+        *q = lo | (hi << 4);
+    }
+    BlockQ4_1 {
+        d: d.to_bits().to_le_bytes(),
+        m: m.to_bits().to_le_bytes(),
+        qs,
+    }
+}
+
+/// Q8_0: `d = amax / 127`, round to nearest.
+fn quantize_q8_0(x: &[f32]) -> BlockQ8_0 {
+    let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let d = f16::from_f32(amax / 127.0);
+    let df = d.to_f32();
+    let id = if df != 0.0 { 1.0 / df } else { 0.0 };
+    let mut qs = [0i8; 32];
+    for (q, &v) in qs.iter_mut().zip(x) {
+        *q = round_clamp(v * id, -127, 127) as i8;
+    }
+    BlockQ8_0 {
+        d: d.to_bits().to_le_bytes(),
+        qs,
+    }
+}
+
+/// Q4_K: per sub-block the range `[min(lo, 0), hi]` is covered by rounding the 6-bit min and scale
+/// *up*, so no value is clipped; then each value is rounded to the nearest of the 16 levels.
+fn quantize_q4_k(x: &[f32]) -> BlockQ4K {
+    let mut neg_min = [0.0f32; 8];
+    let mut hi = [0.0f32; 8];
+    for (j, sub) in x.chunks_exact(QK).enumerate() {
+        let lo = sub.iter().copied().fold(f32::INFINITY, f32::min);
+        neg_min[j] = (-lo).max(0.0);
+        hi[j] = sub.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    }
+    // Mins: dmin * m[j] >= neg_min[j].
+    let dmin = f16_round_up(neg_min.iter().copied().fold(0.0, f32::max) / 63.0);
+    let dminf = dmin.to_f32();
+    let mut m = [0u8; 8];
+    let mut range = [0.0f32; 8];
+    for j in 0..8 {
+        if dminf > 0.0 {
+            m[j] = ((neg_min[j] / dminf).ceil() as i32).clamp(0, 63) as u8;
+        }
+        range[j] = (hi[j] + dminf * f32::from(m[j])).max(0.0);
+    }
+    // Scales: 15 * d * sc[j] >= range[j].
+    let d = f16_round_up(range.iter().copied().fold(0.0, f32::max) / (15.0 * 63.0));
+    let df = d.to_f32();
+    let mut sc = [0u8; 8];
+    if df > 0.0 {
+        for j in 0..8 {
+            sc[j] = ((range[j] / (15.0 * df)).ceil() as i32).clamp(0, 63) as u8;
+        }
+    }
+    let mut qs = [0u8; 128];
+    for j in 0..8 {
+        let step = df * f32::from(sc[j]);
+        let off = dminf * f32::from(m[j]);
+        let inv = if step > 0.0 { 1.0 / step } else { 0.0 };
+        let (g, shift) = (j / 2, 4 * (j % 2));
+        for l in 0..32 {
+            let q = round_clamp((x[32 * j + l] + off) * inv, 0, 15) as u8;
+            qs[32 * g + l] |= q << shift;
+        }
+    }
+    BlockQ4K {
+        d: d.to_bits().to_le_bytes(),
+        dmin: dmin.to_bits().to_le_bytes(),
+        scales: BlockQ4K::pack_scale_min(&sc, &m),
+        qs,
+    }
+}
+
+/// Q6_K: per 16-element sub-block, the value of largest magnitude maps to quant -32; the 8-bit
+/// scales are rounded away from zero so that value is never clipped.
+fn quantize_q6_k(x: &[f32]) -> BlockQ6K {
+    let mut scale = [0.0f32; 16];
+    for (s, sub) in scale.iter_mut().zip(x.chunks_exact(16)) {
+        let mut max = 0.0f32;
+        for &v in sub {
+            if v.abs() > max.abs() {
+                max = v;
+            }
+        }
+        *s = max / -32.0;
+    }
+    let d = f16_round_up(scale.iter().fold(0.0f32, |a, s| a.max(s.abs())) / 127.0);
+    let df = d.to_f32();
+    let mut scales = [0i8; 16];
+    if df > 0.0 {
+        for (o, &s) in scales.iter_mut().zip(&scale) {
+            let mag = ((s.abs() / df).ceil() as i32).clamp(0, 127);
+            *o = (if s < 0.0 { -mag } else { mag }) as i8;
+        }
+    }
+    let mut b = BlockQ6K {
+        ql: [0; 128],
+        qh: [0; 64],
+        scales,
+        d: d.to_bits().to_le_bytes(),
+    };
+    for (e, &v) in x.iter().enumerate() {
+        let step = df * f32::from(scales[e / 16]);
+        let q = if step != 0.0 {
+            round_clamp(v / step, -32, 31)
+        } else {
+            0
+        };
+        let q = (q + 32) as u8; // 0..=63
+        // Position of element e: half h, chunk kk (0..4) and lane l inside the half.
+        let (h, r) = (e / 128, e % 128);
+        let (kk, l) = (r / 32, r % 32);
+        let ql_index = 64 * h + l + if kk % 2 == 1 { 32 } else { 0 };
+        let ql_shift = if kk >= 2 { 4 } else { 0 };
+        b.ql[ql_index] |= (q & 0x0F) << ql_shift;
+        b.qh[32 * h + l] |= (q >> 4) << (2 * kk);
+    }
+    b
+}
+
+/// Quantizes one activation row into [`BlockQ8`]s (see [`super::quantize_act_q8`]).
+pub(crate) fn quantize_act(x: &[f32], out: &mut [BlockQ8]) {
+    for (b, xs) in out.iter_mut().zip(x.chunks_exact(QK)) {
+        let amax = xs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in b.qs.iter_mut().zip(xs) {
+            let qi = round_clamp(v * id, -127, 127);
+            *q = qi as i8;
+            sum += qi;
+        }
+        b.d = d;
+        b.s = d * sum as f32;
+    }
+}
