@@ -16,7 +16,7 @@ use kernels::{CpuBackend, cpu::CpuKvPool};
 const BLOCK: usize = 16;
 
 struct Seqs {
-    alloc: BlockAllocator,
+    _alloc: BlockAllocator,
     tables: Vec<BlockTable>,
     pool: CpuKvPool,
 }
@@ -32,23 +32,47 @@ impl Seqs {
                 t
             })
             .collect();
-        Self { alloc, tables, pool: model.llama.alloc_kv_pool(blocks, BLOCK).unwrap() }
+        Self {
+            _alloc: alloc,
+            tables,
+            pool: model.llama.alloc_kv_pool(blocks, BLOCK).unwrap(),
+        }
     }
 
     /// One forward: `tokens[i]` of sequence `seqs[i]` at `positions[i]`; logits for every row.
-    fn step(&mut self, model: &Model<CpuBackend>, tokens: &[u32], positions: &[u32], seqs: &[u32], logits_rows: &[u32]) -> Vec<f32> {
+    fn step(
+        &mut self,
+        model: &Model<CpuBackend>,
+        tokens: &[u32],
+        positions: &[u32],
+        seqs: &[u32],
+        logits_rows: &[u32],
+    ) -> Vec<f32> {
         let tables: Vec<&[u32]> = self.tables.iter().map(BlockTable::as_raw).collect();
-        let batch = ForwardBatch { tokens, positions, token_seq: seqs, block_tables: &tables, block_size: BLOCK, logits_rows };
+        let batch = ForwardBatch {
+            tokens,
+            positions,
+            token_seq: seqs,
+            block_tables: &tables,
+            block_size: BLOCK,
+            logits_rows,
+        };
         model.llama.forward(&mut self.pool, &batch).unwrap()
     }
 }
 
 fn argmax(row: &[f32]) -> u32 {
-    row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0))).map(|(i, _)| i as u32).unwrap()
+    row.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
+        .map(|(i, _)| i as u32)
+        .unwrap()
 }
 
 fn prompt(n: usize, salt: u32, vocab: u32) -> Vec<u32> {
-    (0..n as u32).map(|i| (i.wrapping_mul(2654435761).wrapping_add(salt * 7919)) % (vocab - 100) + 50).collect()
+    (0..n as u32)
+        .map(|i| (i.wrapping_mul(2654435761).wrapping_add(salt * 7919)) % (vocab - 100) + 50)
+        .collect()
 }
 
 fn pp(model: &Model<CpuBackend>, n: usize) -> f64 {
@@ -72,7 +96,13 @@ fn decode(model: &Model<CpuBackend>, n_seqs: usize, prompt_len: usize, steps: us
     for q in 0..n_seqs {
         let toks = prompt(prompt_len, q as u32 + 2, vocab);
         let pos: Vec<u32> = (0..prompt_len as u32).collect();
-        let logits = s.step(model, &toks, &pos, &vec![q as u32; prompt_len], &[prompt_len as u32 - 1]);
+        let logits = s.step(
+            model,
+            &toks,
+            &pos,
+            &vec![q as u32; prompt_len],
+            &[prompt_len as u32 - 1],
+        );
         next.push(argmax(&logits));
     }
     let seqs: Vec<u32> = (0..n_seqs as u32).collect();
@@ -88,9 +118,12 @@ fn decode(model: &Model<CpuBackend>, n_seqs: usize, prompt_len: usize, steps: us
 
 fn main() {
     let json = std::env::args().any(|a| a == "--json");
-    let path = std::env::var_os("JOURNEY_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
+    let path = std::env::var_os("JOURNEY_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
     let model = Model::load(&path, CpuBackend::new()).expect("load model");
     let threads = rayon::current_num_threads();
     let pp512 = pp(&model, 512);
@@ -102,7 +135,10 @@ fn main() {
             kernels::quant::simd_level()
         );
     } else {
-        println!("journey ({threads} threads, {}):", kernels::quant::simd_level());
+        println!(
+            "journey ({threads} threads, {}):",
+            kernels::quant::simd_level()
+        );
         println!("  pp512      {pp512:8.1} tok/s");
         println!("  tg128      {tg128:8.1} tok/s");
         println!("  batched16  {batched16:8.1} tok/s aggregate");

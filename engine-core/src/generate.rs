@@ -8,8 +8,10 @@ use crate::kv_cache::{BlockAllocator, BlockTable};
 use crate::model::Model;
 use crate::model::chat_template::ChatMessage;
 use crate::model::llama::{ForwardBatch, ModelError};
-use crate::sampling::{Sampler, SamplingParams, StopMatcher, StopOutcome, TokenLogprob, top_logprobs};
 use crate::model::tokenizer::IncrementalDecoder;
+use crate::sampling::{
+    Sampler, SamplingParams, StopMatcher, StopOutcome, TokenLogprob, top_logprobs,
+};
 
 /// The prompt, in one of three forms.
 #[derive(Clone, Debug)]
@@ -73,24 +75,41 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self { block_size: 16, prefill_chunk: None }
+        Self {
+            block_size: 16,
+            prefill_chunk: None,
+        }
     }
 }
 
 /// Turns a prompt into token ids.
-pub fn tokenize_prompt<B: Backend>(model: &Model<B>, prompt: &Prompt) -> Result<Vec<u32>, GenerateError> {
+pub fn tokenize_prompt<B: Backend>(
+    model: &Model<B>,
+    prompt: &Prompt,
+) -> Result<Vec<u32>, GenerateError> {
     let invalid = |e: String| GenerateError::Invalid(e);
     let ids = match prompt {
         Prompt::TokenIds(ids) => ids.clone(),
-        Prompt::Text(text) => model.tokenizer.encode(text, true).map_err(|e| invalid(e.to_string()))?,
+        Prompt::Text(text) => model
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| invalid(e.to_string()))?,
         Prompt::Chat(text) => {
             let template = model
                 .chat_template
                 .as_ref()
                 .ok_or_else(|| invalid("the model has no chat template".into()))?;
-            let messages = [ChatMessage { role: "user".into(), content: text.clone() }];
-            let rendered = template.render(&messages, true).map_err(|e| invalid(e.to_string()))?;
-            model.tokenizer.encode(&rendered, true).map_err(|e| invalid(e.to_string()))?
+            let messages = [ChatMessage {
+                role: "user".into(),
+                content: text.clone(),
+            }];
+            let rendered = template
+                .render(&messages, true)
+                .map_err(|e| invalid(e.to_string()))?;
+            model
+                .tokenizer
+                .encode(&rendered, true)
+                .map_err(|e| invalid(e.to_string()))?
         }
     };
     if ids.is_empty() {
@@ -98,7 +117,9 @@ pub fn tokenize_prompt<B: Backend>(model: &Model<B>, prompt: &Prompt) -> Result<
     }
     let vocab = model.llama.config().vocab_size;
     if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab) {
-        return Err(invalid(format!("prompt token id {id} is outside the vocabulary of {vocab}")));
+        return Err(invalid(format!(
+            "prompt token id {id} is outside the vocabulary of {vocab}"
+        )));
     }
     Ok(ids)
 }
@@ -110,7 +131,9 @@ pub fn generate<B: Backend>(
     params: &SamplingParams,
     opts: &GenerateOptions,
 ) -> Result<GenerateOutput, GenerateError> {
-    params.validate().map_err(|e| GenerateError::Invalid(e.to_string()))?;
+    params
+        .validate()
+        .map_err(|e| GenerateError::Invalid(e.to_string()))?;
     let prompt_ids = tokenize_prompt(model, prompt)?;
     let cfg = model.llama.config();
     let n_prompt = prompt_ids.len();
@@ -121,8 +144,13 @@ pub fn generate<B: Backend>(
         )));
     }
     let budget = (params.max_tokens as usize).min(cfg.context_length - n_prompt);
-    let mut alloc = BlockAllocator::new((n_prompt + budget).div_ceil(opts.block_size), opts.block_size);
-    let mut pool = model.llama.alloc_kv_pool(alloc.num_total(), opts.block_size)?;
+    let mut alloc = BlockAllocator::new(
+        (n_prompt + budget).div_ceil(opts.block_size),
+        opts.block_size,
+    );
+    let mut pool = model
+        .llama
+        .alloc_kv_pool(alloc.num_total(), opts.block_size)?;
     let mut table = BlockTable::new();
     table
         .reserve(&mut alloc, n_prompt + budget)
@@ -184,7 +212,10 @@ pub fn generate<B: Backend>(
         if let Some(lp) = logprobs.as_mut() {
             let mut top = sampled.top.clone();
             if !top.iter().any(|t| t.id == sampled.token) {
-                top.push(TokenLogprob { id: sampled.token, logprob: sampled.logprob });
+                top.push(TokenLogprob {
+                    id: sampled.token,
+                    logprob: sampled.logprob,
+                });
             }
             lp.push(top);
         }

@@ -106,7 +106,13 @@ pub trait Backend: Send + Sync {
     fn device_name(&self) -> &'static str;
 
     /// Uploads a weight stored as `ty`, `rows` rows of `cols` elements.
-    fn upload_weight(&self, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self::Weight, BackendError>;
+    fn upload_weight(
+        &self,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<Self::Weight, BackendError>;
     /// Allocates the KV pool (zeroed).
     fn alloc_kv_pool(&self, cfg: KvPoolConfig) -> Result<Self::KvPool, BackendError>;
     /// The geometry a pool was allocated with.
@@ -125,12 +131,36 @@ pub trait Backend: Send + Sync {
     /// Rotary embedding in place on `cols` of x (`n_heads * head_dim` wide), rotating adjacent
     /// pairs `(2i, 2i+1)` of the first `rot_dim` dims of each head by `pos * base^(-2i/rot_dim)`
     /// (the GGUF llama layout: the converter already permuted Q/K rows).
-    fn rope(&self, x: &mut Self::Tensor, cols: Cols, head_dim: usize, rot_dim: usize, positions: &[u32], base: f32);
+    fn rope(
+        &self,
+        x: &mut Self::Tensor,
+        cols: Cols,
+        head_dim: usize,
+        rot_dim: usize,
+        positions: &[u32],
+        base: f32,
+    );
     /// Stores each token's key (`k_cols` of x) and value (`v_cols`) into `slots` of `layer`.
-    fn write_kv(&self, pool: &mut Self::KvPool, layer: usize, x: &Self::Tensor, k_cols: Cols, v_cols: Cols, slots: &[u32]);
+    fn write_kv(
+        &self,
+        pool: &mut Self::KvPool,
+        layer: usize,
+        x: &Self::Tensor,
+        k_cols: Cols,
+        v_cols: Cols,
+        slots: &[u32],
+    );
     /// Causal paged attention: for each token and head, softmax(q·K/√d)·V over its sequence's
     /// keys `0..=pos`. q = `q_cols` of x `[T, n_heads*head_dim]`; out `[T, n_heads*head_dim]`.
-    fn attention(&self, x: &Self::Tensor, q_cols: Cols, pool: &Self::KvPool, layer: usize, layout: &AttentionLayout<'_>, out: &mut Self::Tensor);
+    fn attention(
+        &self,
+        x: &Self::Tensor,
+        q_cols: Cols,
+        pool: &Self::KvPool,
+        layer: usize,
+        layout: &AttentionLayout<'_>,
+        out: &mut Self::Tensor,
+    );
     /// `out = silu(gate) * up` with gate = `x[:, 0..f]`, up = `x[:, f..2f]`. x `[T, 2f]`, out `[T, f]`.
     fn swiglu(&self, x: &Self::Tensor, out: &mut Self::Tensor);
     /// `x += y`, both `[T, d]`.

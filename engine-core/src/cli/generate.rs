@@ -86,7 +86,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         prompt_logprobs: args.prompt_logprobs,
         ..SamplingParams::default()
     };
-    let opts = GenerateOptions { block_size: args.block_size, prefill_chunk: args.prefill_chunk };
+    let opts = GenerateOptions {
+        block_size: args.block_size,
+        prefill_chunk: args.prefill_chunk,
+    };
     let out = generate(&model, &prompt, &params, &opts)?;
     if args.json {
         println!("{}", serde_json::to_string(&out)?);

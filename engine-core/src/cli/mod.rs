@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 
 /// Journey's engine.
 #[derive(Parser, Debug)]
-#[command(name = "engine-core", version, about = "Journey engine: GGUF Llama runtime")]
+#[command(
+    name = "engine-core",
+    version,
+    about = "Journey engine: GGUF Llama runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

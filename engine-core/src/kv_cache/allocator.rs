@@ -63,7 +63,10 @@ impl BlockAllocator {
     /// Takes `n` blocks, all or none.
     pub fn allocate(&mut self, n: usize) -> Result<Vec<BlockId>, OutOfBlocks> {
         if n > self.free.len() {
-            return Err(OutOfBlocks { needed: n, free: self.free.len() });
+            return Err(OutOfBlocks {
+                needed: n,
+                free: self.free.len(),
+            });
         }
         let at = self.free.len() - n;
         let mut taken = self.free.split_off(at);
@@ -74,7 +77,10 @@ impl BlockAllocator {
     /// Returns blocks to the pool.
     pub fn release(&mut self, blocks: impl IntoIterator<Item = BlockId>) {
         for b in blocks {
-            debug_assert!((b.0 as usize) < self.total, "block {b:?} is not from this pool");
+            debug_assert!(
+                (b.0 as usize) < self.total,
+                "block {b:?} is not from this pool"
+            );
             debug_assert!(!self.free.contains(&b), "block {b:?} freed twice");
             self.free.push(b);
         }

@@ -17,7 +17,11 @@ impl BlockTable {
     }
 
     /// Grows the table so it can hold `n_tokens` tokens; all-or-nothing.
-    pub fn reserve(&mut self, alloc: &mut BlockAllocator, n_tokens: usize) -> Result<(), OutOfBlocks> {
+    pub fn reserve(
+        &mut self,
+        alloc: &mut BlockAllocator,
+        n_tokens: usize,
+    ) -> Result<(), OutOfBlocks> {
         let needed = alloc.blocks_for(n_tokens).saturating_sub(self.blocks.len());
         if needed > 0 {
             let new = alloc.allocate(needed)?;

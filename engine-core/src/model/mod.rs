@@ -35,8 +35,14 @@ impl<B: Backend> Model<B> {
     /// Loads from an already parsed file.
     pub fn from_gguf(file: &GgufFile, backend: B) -> Result<Self, ModelError> {
         let llama = Llama::load(file, backend)?;
-        let tokenizer = Tokenizer::from_gguf(file).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        let chat_template = ChatTemplate::from_gguf(file).map_err(|e| ModelError::ChatTemplate(e.to_string()))?;
-        Ok(Self { llama, tokenizer, chat_template })
+        let tokenizer =
+            Tokenizer::from_gguf(file).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let chat_template =
+            ChatTemplate::from_gguf(file).map_err(|e| ModelError::ChatTemplate(e.to_string()))?;
+        Ok(Self {
+            llama,
+            tokenizer,
+            chat_template,
+        })
     }
 }

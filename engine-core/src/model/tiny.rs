@@ -24,7 +24,20 @@ pub const TINY_IM_END: u32 = 2;
 const SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
 /// Words whose left-to-right merges make the BPE's merge list.
 const MERGE_WORDS: [&str; 14] = [
-    "the", " the", " and", "hello", " world", "ing", " is", " of", " a", "er", " to", " in", "user", "assistant",
+    "the",
+    " the",
+    " and",
+    "hello",
+    " world",
+    "ing",
+    " is",
+    " of",
+    " a",
+    "er",
+    " to",
+    " in",
+    "user",
+    "assistant",
 ];
 const CHAT_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
@@ -43,14 +56,22 @@ pub struct TinySpec {
 
 impl Default for TinySpec {
     fn default() -> Self {
-        Self { seed: 0x5EED, weight_type: GgmlType::F32, n_layers: 2, context_length: 512 }
+        Self {
+            seed: 0x5EED,
+            weight_type: GgmlType::F32,
+            n_layers: 2,
+            context_length: 512,
+        }
     }
 }
 
 impl TinySpec {
     /// The default spec with matrices stored as `ty`.
     pub fn with_type(ty: GgmlType) -> Self {
-        Self { weight_type: ty, ..Self::default() }
+        Self {
+            weight_type: ty,
+            ..Self::default()
+        }
     }
 }
 
@@ -61,7 +82,9 @@ const N_KV_HEADS: u32 = 2;
 
 /// GPT-2's byte-to-symbol map: printable bytes stand for themselves, the rest map to U+0100+.
 pub fn byte_symbols() -> Vec<char> {
-    let printable = |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let printable = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
     let mut extra = 0;
     (0u32..256)
         .map(|b| {
@@ -124,7 +147,9 @@ pub fn tiny_model_bytes(spec: &TinySpec) -> Vec<u8> {
         .meta_array(
             keys::tokenizer::TOKEN_TYPE,
             ValueType::I32,
-            (0..vocab).map(|i| MetadataValue::I32(if i < SPECIALS.len() { 3 } else { 1 })).collect(),
+            (0..vocab)
+                .map(|i| MetadataValue::I32(if i < SPECIALS.len() { 3 } else { 1 }))
+                .collect(),
         )
         .meta_array(keys::tokenizer::MERGES, ValueType::String, strings(merges))
         .meta_u32(keys::tokenizer::BOS_ID, TINY_ENDOFTEXT)
@@ -132,16 +157,26 @@ pub fn tiny_model_bytes(spec: &TinySpec) -> Vec<u8> {
         .meta(keys::tokenizer::ADD_BOS, MetadataValue::Bool(false))
         .meta_str(keys::tokenizer::CHAT_TEMPLATE, CHAT_TEMPLATE);
 
-    let mut matrix = |w: &mut GgufWriter, name: &str, rows: usize, cols: usize, scale: f32, ty: GgmlType| {
-        let values: Vec<f32> = (0..rows * cols).map(|_| rng.random_range(-scale..scale)).collect();
-        let row_bytes = ty.row_bytes(cols).expect("tiny dims fit every block size");
-        let mut data = vec![0u8; rows * row_bytes];
-        for (src, dst) in values.chunks_exact(cols).zip(data.chunks_exact_mut(row_bytes)) {
-            quantize_row(ty, src, dst);
-        }
-        let dims: Vec<u64> = if rows == 1 { vec![cols as u64] } else { vec![cols as u64, rows as u64] };
-        w.tensor(name, &dims, ty, data);
-    };
+    let mut matrix =
+        |w: &mut GgufWriter, name: &str, rows: usize, cols: usize, scale: f32, ty: GgmlType| {
+            let values: Vec<f32> = (0..rows * cols)
+                .map(|_| rng.random_range(-scale..scale))
+                .collect();
+            let row_bytes = ty.row_bytes(cols).expect("tiny dims fit every block size");
+            let mut data = vec![0u8; rows * row_bytes];
+            for (src, dst) in values
+                .chunks_exact(cols)
+                .zip(data.chunks_exact_mut(row_bytes))
+            {
+                quantize_row(ty, src, dst);
+            }
+            let dims: Vec<u64> = if rows == 1 {
+                vec![cols as u64]
+            } else {
+                vec![cols as u64, rows as u64]
+            };
+            w.tensor(name, &dims, ty, data);
+        };
     let ty = spec.weight_type;
     let kv = DIM / N_HEADS as usize * N_KV_HEADS as usize;
     // Scales give unit-ish activations so the logits are far from uniform.

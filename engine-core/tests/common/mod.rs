@@ -5,9 +5,12 @@ use std::path::PathBuf;
 
 /// The real model: `$JOURNEY_MODEL`, else `models/SmolLM2-135M-Instruct.Q4_1.gguf` at the root.
 pub fn real_model_path() -> PathBuf {
-    let path = std::env::var_os("JOURNEY_MODEL").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
+    let path = std::env::var_os("JOURNEY_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
     assert!(
         path.exists(),
         "the real model is missing at {}: run scripts/fetch-model.sh (the test command does this)",
@@ -18,5 +21,7 @@ pub fn real_model_path() -> PathBuf {
 
 /// Path of a golden data file.
 pub fn data_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }

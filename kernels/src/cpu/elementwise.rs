@@ -11,10 +11,17 @@ const ROWS_PER_TASK: usize = 16;
 pub(super) fn embedding(table: &CpuWeight, ids: &[u32], out: &mut CpuTensor) {
     assert_eq!(out.rows, ids.len());
     assert_eq!(out.cols, table.cols);
-    out.data.par_chunks_mut(table.cols).zip(ids.par_iter()).for_each(|(row, &id)| {
-        assert!((id as usize) < table.rows, "token id {id} outside the vocabulary of {}", table.rows);
-        table.dequantize_row(id as usize, row);
-    });
+    out.data
+        .par_chunks_mut(table.cols)
+        .zip(ids.par_iter())
+        .for_each(|(row, &id)| {
+            assert!(
+                (id as usize) < table.rows,
+                "token id {id} outside the vocabulary of {}",
+                table.rows
+            );
+            table.dequantize_row(id as usize, row);
+        });
 }
 
 pub(super) fn rms_norm(x: &CpuTensor, weight: &CpuWeight, eps: f32, out: &mut CpuTensor) {
@@ -36,9 +43,18 @@ pub(super) fn rms_norm(x: &CpuTensor, weight: &CpuWeight, eps: f32, out: &mut Cp
         });
 }
 
-pub(super) fn rope(x: &mut CpuTensor, cols: Cols, head_dim: usize, rot_dim: usize, positions: &[u32], base: f32) {
+pub(super) fn rope(
+    x: &mut CpuTensor,
+    cols: Cols,
+    head_dim: usize,
+    rot_dim: usize,
+    positions: &[u32],
+    base: f32,
+) {
     assert_eq!(positions.len(), x.rows);
-    assert!(cols.width % head_dim == 0 && rot_dim <= head_dim && rot_dim % 2 == 0);
+    assert!(
+        cols.width.is_multiple_of(head_dim) && rot_dim <= head_dim && rot_dim.is_multiple_of(2)
+    );
     let inv_freq: Vec<f64> = (0..rot_dim / 2)
         .map(|i| f64::from(base).powf(-2.0 * i as f64 / rot_dim as f64))
         .collect();

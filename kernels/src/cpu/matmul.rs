@@ -22,10 +22,21 @@ unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
 
+impl OutPtr {
+    /// A method (not field access) so closures capture the whole `Send` wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor) {
     let t_count = x.rows;
     let n_total: usize = weights.iter().map(|w| w.rows).sum();
-    assert_eq!((out.rows, out.cols), (t_count, n_total), "matmul output shape");
+    assert_eq!(
+        (out.rows, out.cols),
+        (t_count, n_total),
+        "matmul output shape"
+    );
     for w in weights {
         assert_eq!(w.cols, x.cols, "matmul inner dimension");
     }
@@ -37,7 +48,11 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
     let acts: Vec<ActRow<'_>> = (0..t_count)
         .map(|t| ActRow {
             f32: x.row(t),
-            q8: if q8.is_empty() { &[] } else { &q8[t * x.cols / 32..(t + 1) * x.cols / 32] },
+            q8: if q8.is_empty() {
+                &[]
+            } else {
+                &q8[t * x.cols / 32..(t + 1) * x.cols / 32]
+            },
         })
         .collect();
 
@@ -58,7 +73,6 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
 
     let out_ptr = OutPtr(out.data.as_mut_ptr());
     tasks.into_par_iter().for_each(|(wi, r0, r1, col_base)| {
-        let out_ptr = out_ptr;
         let w = weights[wi];
         let mut tile_out = [0.0f32; TOKEN_TILE];
         for r in r0..r1 {
@@ -72,7 +86,7 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
                     // `out.data`; each (t, col_base + r) pair belongs to exactly one task because
                     // tasks cover disjoint weight rows; `out` is borrowed mutably for the whole
                     // parallel region, so nothing else reads or writes it.
-                    unsafe { *out_ptr.0.add(t * n_total + col_base + r) = v };
+                    unsafe { *out_ptr.get().add(t * n_total + col_base + r) = v };
                 }
             }
         }
@@ -84,7 +98,11 @@ fn quantize_activations(x: &CpuTensor, weights: &[&CpuWeight]) -> Vec<BlockQ8> {
     if !weights.iter().any(|w| w.ty.act_kind() == ActKind::Q8) {
         return Vec::new();
     }
-    assert_eq!(x.cols % 32, 0, "quantized matmul needs a row length divisible by 32");
+    assert_eq!(
+        x.cols % 32,
+        0,
+        "quantized matmul needs a row length divisible by 32"
+    );
     let per_row = x.cols / 32;
     let mut q8 = vec![BlockQ8::default(); x.rows * per_row];
     q8.par_chunks_mut(per_row)

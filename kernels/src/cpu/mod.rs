@@ -34,7 +34,13 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
-    fn upload_weight(&self, ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<CpuWeight, BackendError> {
+    fn upload_weight(
+        &self,
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+    ) -> Result<CpuWeight, BackendError> {
         CpuWeight::new(ty, rows, cols, bytes)
     }
 
@@ -66,15 +72,39 @@ impl Backend for CpuBackend {
         matmul::matmul(x, weights, out);
     }
 
-    fn rope(&self, x: &mut CpuTensor, cols: Cols, head_dim: usize, rot_dim: usize, positions: &[u32], base: f32) {
+    fn rope(
+        &self,
+        x: &mut CpuTensor,
+        cols: Cols,
+        head_dim: usize,
+        rot_dim: usize,
+        positions: &[u32],
+        base: f32,
+    ) {
         elementwise::rope(x, cols, head_dim, rot_dim, positions, base);
     }
 
-    fn write_kv(&self, pool: &mut CpuKvPool, layer: usize, x: &CpuTensor, k_cols: Cols, v_cols: Cols, slots: &[u32]) {
+    fn write_kv(
+        &self,
+        pool: &mut CpuKvPool,
+        layer: usize,
+        x: &CpuTensor,
+        k_cols: Cols,
+        v_cols: Cols,
+        slots: &[u32],
+    ) {
         pool.write(layer, x, k_cols, v_cols, slots);
     }
 
-    fn attention(&self, x: &CpuTensor, q_cols: Cols, pool: &CpuKvPool, layer: usize, layout: &AttentionLayout<'_>, out: &mut CpuTensor) {
+    fn attention(
+        &self,
+        x: &CpuTensor,
+        q_cols: Cols,
+        pool: &CpuKvPool,
+        layer: usize,
+        layout: &AttentionLayout<'_>,
+        out: &mut CpuTensor,
+    ) {
         attention::paged_attention(x, q_cols, pool, layer, layout, out);
     }
 

@@ -17,12 +17,20 @@ pub struct CpuTensor {
 impl CpuTensor {
     /// Zeroed.
     pub fn zeros(rows: usize, cols: usize) -> Self {
-        Self { rows, cols, data: vec![0.0; rows * cols] }
+        Self {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
     }
 
     /// From row-major data.
     pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Self {
-        assert_eq!(data.len(), rows * cols, "tensor data does not match [{rows}, {cols}]");
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "tensor data does not match [{rows}, {cols}]"
+        );
         Self { rows, cols, data }
     }
 
@@ -57,12 +65,27 @@ impl CpuWeight {
     /// Checks the size and copies the bytes.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, BackendError> {
         let row_bytes = ty.row_bytes(cols).ok_or_else(|| {
-            BackendError::Device(format!("row length {cols} is not a multiple of {}'s block", ty.name()))
+            BackendError::Device(format!(
+                "row length {cols} is not a multiple of {}'s block",
+                ty.name()
+            ))
         })?;
         if bytes.len() != rows * row_bytes {
-            return Err(BackendError::WeightSize { ty, rows, cols, expected: rows * row_bytes, got: bytes.len() });
+            return Err(BackendError::WeightSize {
+                ty,
+                rows,
+                cols,
+                expected: rows * row_bytes,
+                got: bytes.len(),
+            });
         }
-        Ok(Self { ty, rows, cols, row_bytes, data: bytes.to_vec() })
+        Ok(Self {
+            ty,
+            rows,
+            cols,
+            row_bytes,
+            data: bytes.to_vec(),
+        })
     }
 
     /// The raw bytes of row `r`.
@@ -98,7 +121,9 @@ impl CpuKvPool {
         let mut v = Vec::new();
         k.try_reserve_exact(n)
             .and_then(|_| v.try_reserve_exact(n))
-            .map_err(|e| BackendError::OutOfMemory(format!("KV pool of {} bytes: {e}", cfg.bytes_f32())))?;
+            .map_err(|e| {
+                BackendError::OutOfMemory(format!("KV pool of {} bytes: {e}", cfg.bytes_f32()))
+            })?;
         k.resize(n, 0.0);
         v.resize(n, 0.0);
         Ok(Self { cfg, k, v })
@@ -125,9 +150,19 @@ impl CpuKvPool {
     }
 
     /// Writes each token's key and value columns of `x` into its slot.
-    pub fn write(&mut self, layer: usize, x: &CpuTensor, k_cols: Cols, v_cols: Cols, slots: &[u32]) {
+    pub fn write(
+        &mut self,
+        layer: usize,
+        x: &CpuTensor,
+        k_cols: Cols,
+        v_cols: Cols,
+        slots: &[u32],
+    ) {
         let w = self.row_width();
-        assert!(k_cols.width == w && v_cols.width == w, "kv columns must be n_kv_heads*head_dim wide");
+        assert!(
+            k_cols.width == w && v_cols.width == w,
+            "kv columns must be n_kv_heads*head_dim wide"
+        );
         assert_eq!(slots.len(), x.rows, "one slot per token");
         for (t, &slot) in slots.iter().enumerate() {
             let o = self.slot_offset(layer, slot as usize);

@@ -369,14 +369,16 @@ pub(crate) fn quantize_act(x: &[f32], out: &mut [BlockQ8]) {
     for (b, xs) in out.iter_mut().zip(x.chunks_exact(QK)) {
         let amax = xs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
         let d = amax / 127.0;
-        let id = if amax > 0.0 { 127.0 / amax } else { 0.0 };
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let mut sum = 0i32;
         for (q, &v) in b.qs.iter_mut().zip(xs) {
             let qi = round_clamp(v * id, -127, 127);
             *q = qi as i8;
             sum += qi;
         }
-        b.d = d;
-        b.s = d * sum as f32;
+        // ggml stores the activation scale as fp16; doing the same keeps our logits within
+        // llama.cpp's own noise (the quants above use the unrounded scale, as ggml does).
+        b.d = half::f16::from_f32(d).to_f32();
+        b.s = b.d * sum as f32;
     }
 }

@@ -192,7 +192,9 @@ impl MetadataValue {
 impl fmt::Display for MetadataValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::String(s) if s.len() > 64 => write!(f, "{:?}...", &s[..s.floor_char_boundary(64)]),
+            Self::String(s) if s.len() > 64 => {
+                write!(f, "{:?}...", &s[..s.floor_char_boundary(64)])
+            }
             Self::String(s) => write!(f, "{s:?}"),
             Self::Array(a) => write!(f, "[{:?}; {}]", a.elem_type, a.values.len()),
             Self::U8(v) => write!(f, "{v}"),

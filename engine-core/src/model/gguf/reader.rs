@@ -214,7 +214,9 @@ impl GgufFile {
             let ty = r.value_type(&key)?;
             let value = r.value(ty, &key, 0)?;
             if metadata.insert(key.clone(), value).is_some() {
-                return Err(GgufError::Invalid(format!("duplicate metadata key {key:?}")));
+                return Err(GgufError::Invalid(format!(
+                    "duplicate metadata key {key:?}"
+                )));
             }
         }
 
@@ -232,13 +234,21 @@ impl GgufFile {
             for _ in 0..n_dims {
                 dims.push(r.u64("tensor dim")?);
             }
-            if dims.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).is_none() {
-                return Err(GgufError::Invalid(format!("tensor {name:?}: element count overflows")));
+            if dims
+                .iter()
+                .try_fold(1u64, |a, &d| a.checked_mul(d))
+                .is_none()
+            {
+                return Err(GgufError::Invalid(format!(
+                    "tensor {name:?}: element count overflows"
+                )));
             }
             let type_id = r.u32("tensor type")?;
             let offset = r.u64("tensor offset")?;
             if by_name.insert(name.clone(), i as usize).is_some() {
-                return Err(GgufError::Invalid(format!("duplicate tensor name {name:?}")));
+                return Err(GgufError::Invalid(format!(
+                    "duplicate tensor name {name:?}"
+                )));
             }
             tensors.push(TensorInfo {
                 name,
@@ -252,7 +262,11 @@ impl GgufFile {
             None => DEFAULT_ALIGNMENT,
             Some(v) => match v.as_u64() {
                 Some(a) if a > 0 && a.is_power_of_two() => a,
-                _ => return Err(GgufError::Invalid(format!("general.alignment {v} is not a power of two"))),
+                _ => {
+                    return Err(GgufError::Invalid(format!(
+                        "general.alignment {v} is not a power of two"
+                    )));
+                }
             },
         };
         let data_offset = (r.pos as u64).div_ceil(alignment) * alignment;
@@ -266,7 +280,9 @@ impl GgufFile {
             }
             // Unsupported types are reported when the tensor is used, with its name.
             if let Ok(len) = t.byte_len() {
-                let end = data_offset.checked_add(t.offset).and_then(|s| s.checked_add(len));
+                let end = data_offset
+                    .checked_add(t.offset)
+                    .and_then(|s| s.checked_add(len));
                 if end.is_none_or(|e| e > file_len) {
                     return Err(GgufError::Truncated {
                         what: format!("data of tensor {:?}", t.name),
@@ -294,7 +310,8 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&MetadataValue, GgufError> {
-        self.get(key).ok_or_else(|| GgufError::MissingKey(key.to_owned()))
+        self.get(key)
+            .ok_or_else(|| GgufError::MissingKey(key.to_owned()))
     }
 
     /// A required string.
@@ -411,8 +428,9 @@ impl<'a> Cursor<'a> {
 
     fn value_type(&mut self, key: &str) -> Result<ValueType, GgufError> {
         let raw = self.u32("value type")?;
-        ValueType::from_u32(raw)
-            .ok_or_else(|| GgufError::Invalid(format!("metadata key {key:?} has unknown value type {raw}")))
+        ValueType::from_u32(raw).ok_or_else(|| {
+            GgufError::Invalid(format!("metadata key {key:?} has unknown value type {raw}"))
+        })
     }
 
     fn value(&mut self, ty: ValueType, key: &str, depth: u32) -> Result<MetadataValue, GgufError> {
@@ -432,12 +450,18 @@ impl<'a> Cursor<'a> {
             ValueType::Bool => match self.array::<1>(&what())?[0] {
                 0 => V::Bool(false),
                 1 => V::Bool(true),
-                b => return Err(GgufError::Invalid(format!("metadata key {key:?}: bool byte {b}"))),
+                b => {
+                    return Err(GgufError::Invalid(format!(
+                        "metadata key {key:?}: bool byte {b}"
+                    )));
+                }
             },
             ValueType::String => V::String(self.string(&what())?),
             ValueType::Array => {
                 if depth >= MAX_ARRAY_DEPTH {
-                    return Err(GgufError::Invalid(format!("metadata key {key:?}: arrays nested too deep")));
+                    return Err(GgufError::Invalid(format!(
+                        "metadata key {key:?}: arrays nested too deep"
+                    )));
                 }
                 let elem_type = self.value_type(key)?;
                 let len = self.u64(&what())?;

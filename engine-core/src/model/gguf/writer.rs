@@ -49,8 +49,16 @@ impl GgufWriter {
     }
 
     /// Adds an array whose elements all have `elem_type`.
-    pub fn meta_array(&mut self, key: &str, elem_type: ValueType, values: Vec<MetadataValue>) -> &mut Self {
-        self.meta(key, MetadataValue::Array(MetadataArray { elem_type, values }))
+    pub fn meta_array(
+        &mut self,
+        key: &str,
+        elem_type: ValueType,
+        values: Vec<MetadataValue>,
+    ) -> &mut Self {
+        self.meta(
+            key,
+            MetadataValue::Array(MetadataArray { elem_type, values }),
+        )
     }
 
     /// Adds a tensor; `dims` innermost first, `data` already encoded as `ty`.

@@ -72,7 +72,9 @@ impl LlamaConfig {
             None => head_dim,
         };
         if rope_dim > head_dim || rope_dim % 2 != 0 {
-            return Err(ModelError::InvalidConfig(format!("rope dimension {rope_dim} for head size {head_dim}")));
+            return Err(ModelError::InvalidConfig(format!(
+                "rope dimension {rope_dim} for head size {head_dim}"
+            )));
         }
         let float = |suffix: &str, default: f64| -> Result<f32, ModelError> {
             match file.get(&key(suffix)) {
@@ -83,7 +85,9 @@ impl LlamaConfig {
         let rope_base = float(keys::arch::ROPE_FREQ_BASE, 10_000.0)?;
         let rms_eps = float(keys::arch::RMS_EPS, 1e-5)?;
         if !(rope_base > 1.0 && rms_eps > 0.0 && rms_eps < 1.0) {
-            return Err(ModelError::InvalidConfig(format!("rope base {rope_base}, rms eps {rms_eps}")));
+            return Err(ModelError::InvalidConfig(format!(
+                "rope base {rope_base}, rms eps {rms_eps}"
+            )));
         }
         let embd = file.tensor(keys::tensor::TOKEN_EMBD)?;
         let vocab_size = embd.dims.get(1).copied().unwrap_or(0) as usize;
@@ -91,7 +95,11 @@ impl LlamaConfig {
             return Err(ModelError::InvalidConfig("empty token embedding".into()));
         }
         Ok(Self {
-            name: file.get(keys::NAME).and_then(|v| v.as_str()).unwrap_or_default().to_owned(),
+            name: file
+                .get(keys::NAME)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned(),
             arch,
             n_layers,
             dim,

@@ -26,20 +26,31 @@ impl ForwardBatch<'_> {
         let t = self.tokens.len();
         let bad = |m: String| Err(ModelError::InvalidBatch(m));
         if self.positions.len() != t || self.token_seq.len() != t {
-            return bad(format!("{t} tokens but {} positions, {} seq ids", self.positions.len(), self.token_seq.len()));
+            return bad(format!(
+                "{t} tokens but {} positions, {} seq ids",
+                self.positions.len(),
+                self.token_seq.len()
+            ));
         }
         if let Some(&id) = self.tokens.iter().find(|&&id| id as usize >= vocab) {
             return bad(format!("token id {id} outside the vocabulary of {vocab}"));
         }
         for (i, (&s, &p)) in self.token_seq.iter().zip(self.positions).enumerate() {
             let Some(table) = self.block_tables.get(s as usize) else {
-                return bad(format!("token {i} names sequence {s} of {}", self.block_tables.len()));
+                return bad(format!(
+                    "token {i} names sequence {s} of {}",
+                    self.block_tables.len()
+                ));
             };
             if p as usize / self.block_size >= table.len() {
-                return bad(format!("token {i} at position {p} is beyond its block table"));
+                return bad(format!(
+                    "token {i} at position {p} is beyond its block table"
+                ));
             }
             if table.iter().any(|&b| b as usize >= n_blocks) {
-                return bad(format!("sequence {s} names a block outside the pool of {n_blocks}"));
+                return bad(format!(
+                    "sequence {s} names a block outside the pool of {n_blocks}"
+                ));
             }
         }
         if let Some(&r) = self.logits_rows.iter().find(|&&r| r as usize >= t) {
@@ -52,11 +63,17 @@ impl ForwardBatch<'_> {
 impl<B: Backend> Llama<B> {
     /// Runs the batch, writing its keys and values into `kv`, and returns the logits of
     /// `batch.logits_rows` as `[rows, vocab]` row-major.
-    pub fn forward(&self, kv: &mut B::KvPool, batch: &ForwardBatch<'_>) -> Result<Vec<f32>, ModelError> {
+    pub fn forward(
+        &self,
+        kv: &mut B::KvPool,
+        batch: &ForwardBatch<'_>,
+    ) -> Result<Vec<f32>, ModelError> {
         let c = &self.cfg;
         batch.validate(c.vocab_size, self.backend.kv_pool_config(kv).n_blocks)?;
         if batch.block_size != self.backend.kv_pool_config(kv).block_size {
-            return Err(ModelError::InvalidBatch("block size differs from the pool's".into()));
+            return Err(ModelError::InvalidBatch(
+                "block size differs from the pool's".into(),
+            ));
         }
         let t = batch.tokens.len();
         if t == 0 {
@@ -64,7 +81,8 @@ impl<B: Backend> Llama<B> {
         }
         let be = &self.backend;
         let (d, hd, kvd) = (c.dim, c.head_dim, c.kv_dim());
-        let (q_cols, k_cols, v_cols) = (Cols::new(0, d), Cols::new(d, kvd), Cols::new(d + kvd, kvd));
+        let (q_cols, k_cols, v_cols) =
+            (Cols::new(0, d), Cols::new(d, kvd), Cols::new(d + kvd, kvd));
         let slots: Vec<u32> = batch
             .positions
             .iter()
@@ -97,8 +115,22 @@ impl<B: Backend> Llama<B> {
         for (l, w) in self.layers.iter().enumerate() {
             be.rms_norm(&x, &w.attn_norm, c.rms_eps, &mut h);
             be.matmul(&h, &[&w.wq, &w.wk, &w.wv], &mut qkv);
-            be.rope(&mut qkv, q_cols, hd, c.rope_dim, batch.positions, c.rope_base);
-            be.rope(&mut qkv, k_cols, hd, c.rope_dim, batch.positions, c.rope_base);
+            be.rope(
+                &mut qkv,
+                q_cols,
+                hd,
+                c.rope_dim,
+                batch.positions,
+                c.rope_base,
+            );
+            be.rope(
+                &mut qkv,
+                k_cols,
+                hd,
+                c.rope_dim,
+                batch.positions,
+                c.rope_base,
+            );
             be.write_kv(kv, l, &qkv, k_cols, v_cols, &slots);
             be.attention(&qkv, q_cols, kv, l, &layout, &mut attn);
             be.matmul(&attn, &[&w.wo], &mut proj);
@@ -116,7 +148,11 @@ impl<B: Backend> Llama<B> {
         let mut normed = be.zeros(rows, d);
         be.rms_norm(&last, &self.output_norm, c.rms_eps, &mut normed);
         let mut logits = be.zeros(rows, c.vocab_size); // [R, vocab]
-        be.matmul(&normed, &[self.output.as_ref().unwrap_or(&self.embd)], &mut logits);
+        be.matmul(
+            &normed,
+            &[self.output.as_ref().unwrap_or(&self.embd)],
+            &mut logits,
+        );
         Ok(be.to_host(&logits))
     }
 }

@@ -35,9 +35,17 @@ impl<B: Backend> Llama<B> {
         let cfg = LlamaConfig::from_gguf(file)?;
         let load = |name: &str, rows: usize, cols: usize| -> Result<B::Weight, ModelError> {
             let info = file.tensor(name)?;
-            let expected = if rows == 1 { vec![cols as u64] } else { vec![cols as u64, rows as u64] };
+            let expected = if rows == 1 {
+                vec![cols as u64]
+            } else {
+                vec![cols as u64, rows as u64]
+            };
             if info.dims != expected {
-                return Err(ModelError::TensorShape { name: name.to_owned(), found: info.dims.clone(), expected });
+                return Err(ModelError::TensorShape {
+                    name: name.to_owned(),
+                    found: info.dims.clone(),
+                    expected,
+                });
             }
             let ty = info.ggml_type()?;
             Ok(backend.upload_weight(ty, rows, cols, file.tensor_data(info)?)?)
@@ -64,7 +72,14 @@ impl<B: Backend> Llama<B> {
             Ok(_) => Some(load(tn::OUTPUT, cfg.vocab_size, d)?),
             Err(_) => None,
         };
-        Ok(Self { cfg, backend, embd, layers, output_norm, output })
+        Ok(Self {
+            cfg,
+            backend,
+            embd,
+            layers,
+            output_norm,
+            output,
+        })
     }
 
     /// The configuration.
@@ -78,12 +93,22 @@ impl<B: Backend> Llama<B> {
     }
 
     /// Allocates a KV pool of `n_blocks` blocks of `block_size` slots for this model.
-    pub fn alloc_kv_pool(&self, n_blocks: usize, block_size: usize) -> Result<B::KvPool, ModelError> {
-        Ok(self.backend.alloc_kv_pool(self.kv_pool_config(n_blocks, block_size))?)
+    pub fn alloc_kv_pool(
+        &self,
+        n_blocks: usize,
+        block_size: usize,
+    ) -> Result<B::KvPool, ModelError> {
+        Ok(self
+            .backend
+            .alloc_kv_pool(self.kv_pool_config(n_blocks, block_size))?)
     }
 
     /// The pool geometry for `n_blocks` blocks of `block_size` slots.
-    pub fn kv_pool_config(&self, n_blocks: usize, block_size: usize) -> kernels::backend::KvPoolConfig {
+    pub fn kv_pool_config(
+        &self,
+        n_blocks: usize,
+        block_size: usize,
+    ) -> kernels::backend::KvPoolConfig {
         kernels::backend::KvPoolConfig {
             n_layers: self.cfg.n_layers,
             n_blocks,
