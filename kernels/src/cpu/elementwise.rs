@@ -110,11 +110,40 @@ pub(super) fn gather_rows(x: &CpuTensor, rows: &[u32], out: &mut CpuTensor) {
     }
 }
 
+/// Whether this CPU has AVX2 and FMA; decided once so every call reduces the same way.
+fn has_fma() -> bool {
+    static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        *FMA.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        *FMA.get_or_init(|| false)
+    }
+}
+
 /// Dot product with eight lane accumulators reduced in a fixed tree: vectorizes, and its
-/// result depends only on the inputs.
+/// result depends only on the inputs (and the CPU's fixed feature level).
 #[inline]
 pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if has_fma() {
+        // SAFETY: AVX2 and FMA were detected at run time.
+        return unsafe { dot_f32_fma(a, b) };
+    }
+    dot_f32_body(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dot_f32_fma(a: &[f32], b: &[f32]) -> f32 {
+    dot_f32_body(a, b)
+}
+
+#[inline(always)]
+fn dot_f32_body(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -133,6 +162,22 @@ pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 /// `acc += w * v`, element-wise.
 #[inline]
 pub(super) fn axpy(acc: &mut [f32], w: f32, v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_fma() {
+        // SAFETY: AVX2 and FMA were detected at run time.
+        return unsafe { axpy_fma(acc, w, v) };
+    }
+    axpy_body(acc, w, v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn axpy_fma(acc: &mut [f32], w: f32, v: &[f32]) {
+    axpy_body(acc, w, v)
+}
+
+#[inline(always)]
+fn axpy_body(acc: &mut [f32], w: f32, v: &[f32]) {
     for (a, &x) in acc.iter_mut().zip(v) {
         *a = w.mul_add(x, *a);
     }
