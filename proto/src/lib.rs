@@ -1,0 +1,12 @@
+//! The contract api-gateway and engine-core share: the gRPC API (`journey.engine.v1`) and its
+//! encoded descriptor set for server reflection.
+
+#![allow(missing_docs)] // generated code
+
+/// Generated messages and service stubs of `journey.engine.v1`.
+pub mod engine {
+    tonic::include_proto!("journey.engine.v1");
+}
+
+/// The encoded `FileDescriptorSet` of the engine API, for tonic-reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("engine_descriptor");
