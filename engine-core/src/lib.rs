@@ -4,8 +4,13 @@
 //! - [`sampling`]: logits to tokens (greedy, temperature, top-k/p, min-p, penalties, stops).
 //! - [`kv_cache`]: the paged KV block allocator.
 //! - [`generate`]: a single-request generation loop (the `generate` CLI).
+//! - [`scheduler`]: the batching policy (token budget, chunked prefill, KV admission, preemption).
+//! - [`engine`]: the step loop on its own thread that owns the model, KV pool and requests.
 
+pub mod engine;
 pub mod generate;
 pub mod kv_cache;
 pub mod model;
 pub mod sampling;
+pub mod scheduler;
+pub mod server;

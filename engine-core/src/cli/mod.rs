@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod generate;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,39 @@ struct Cli {
 enum Command {
     /// Runs one prompt through the model and prints the completion.
     Generate(generate::GenerateArgs),
+    /// Serves the model over gRPC (journey.engine.v1, health, reflection).
+    Serve(serve::ServeArgs),
+    /// Writes the seeded tiny test model (a random-weight Llama GGUF) to a file.
+    WriteTinyModel(TinyArgs),
+}
+
+/// Arguments of `write-tiny-model`.
+#[derive(clap::Args, Debug)]
+struct TinyArgs {
+    /// Output path.
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// Weight type of the matrices (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K).
+    #[arg(long, default_value = "F32")]
+    weight_type: String,
+    /// Context length recorded in the file.
+    #[arg(long, default_value_t = 512)]
+    context_length: usize,
+}
+
+fn write_tiny(args: TinyArgs) -> anyhow::Result<()> {
+    use engine_core::model::tiny::{TinySpec, write_tiny_model};
+    let ty = kernels::GgmlType::ALL
+        .into_iter()
+        .find(|t| t.name().eq_ignore_ascii_case(&args.weight_type))
+        .ok_or_else(|| anyhow::anyhow!("unknown weight type {:?}", args.weight_type))?;
+    let spec = TinySpec {
+        weight_type: ty,
+        context_length: args.context_length,
+        ..TinySpec::default()
+    };
+    write_tiny_model(&args.out, &spec)?;
+    Ok(())
 }
 
 /// Parses arguments and runs the chosen command.
@@ -29,6 +63,8 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
+        Command::WriteTinyModel(args) => write_tiny(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

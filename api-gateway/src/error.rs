@@ -1,0 +1,206 @@
+//! The gateway's one error type. Every failure (bad input, unknown model or route, engine
+//! trouble) becomes an [`ApiError`], which renders itself as an OpenAI-shaped JSON body
+//! `{"error": {"message", "type", "param", "code"}}` with the matching HTTP status, after the
+//! axum `error-handling` example: the mapping is written once, here.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+use serde::Serialize;
+use tonic::Code;
+
+/// Result alias for handlers and everything they call.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Everything that can go wrong while serving one request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a parameter is out of range (400).
+    #[error("{message}")]
+    InvalidRequest {
+        /// Human-readable explanation.
+        message: String,
+        /// The offending parameter, when one is to blame.
+        param: Option<&'static str>,
+    },
+    /// The `model` field names a model this gateway does not serve (404).
+    #[error("The model `{0}` does not exist.")]
+    ModelNotFound(String),
+    /// No route matches the path (404).
+    #[error("Unknown request URL: {method} {path}.")]
+    RouteNotFound {
+        /// HTTP method of the request.
+        method: String,
+        /// Request path.
+        path: String,
+    },
+    /// The route exists but not for this method (405).
+    #[error("Method {0} is not allowed for this endpoint.")]
+    MethodNotAllowed(String),
+    /// The body is larger than `--max-body-bytes` (413).
+    #[error("Request body is larger than the limit of {0} bytes.")]
+    PayloadTooLarge(usize),
+    /// The engine refused the request because it is at capacity (429).
+    #[error("The engine is overloaded: {0}")]
+    Overloaded(String),
+    /// The engine cannot be reached or is not serving (503).
+    #[error("The engine is unavailable: {0}")]
+    EngineUnavailable(String),
+    /// Anything else: an engine bug, an unexpected gRPC status (500).
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 naming the parameter at fault.
+    pub fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            param: Some(param),
+        }
+    }
+
+    /// A 400 about the request as a whole.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    /// The HTTP status this error is served with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::ModelNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::EngineUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The OpenAI-shaped body, also sent as an SSE `data:` event when a stream fails midway.
+    pub fn body(&self) -> ErrorBody {
+        let (kind, code, param) = match self {
+            Self::InvalidRequest { param, .. } => ("invalid_request_error", None, *param),
+            Self::ModelNotFound(_) => (
+                "invalid_request_error",
+                Some("model_not_found"),
+                Some("model"),
+            ),
+            Self::RouteNotFound { .. } => ("invalid_request_error", Some("unknown_url"), None),
+            Self::MethodNotAllowed(_) => {
+                ("invalid_request_error", Some("method_not_allowed"), None)
+            }
+            Self::PayloadTooLarge(_) => ("invalid_request_error", Some("request_too_large"), None),
+            Self::Overloaded(_) => ("rate_limit_error", Some("engine_overloaded"), None),
+            Self::EngineUnavailable(_) => (
+                "service_unavailable_error",
+                Some("engine_unavailable"),
+                None,
+            ),
+            Self::Internal(_) => ("internal_error", None, None),
+        };
+        ErrorBody {
+            error: ErrorDetail {
+                message: self.to_string(),
+                kind,
+                param,
+                code,
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status(), Json(self.body())).into_response()
+    }
+}
+
+/// `{"error": {...}}`.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// The error proper.
+    pub error: ErrorDetail,
+}
+
+/// The fields of an OpenAI error object.
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail {
+    /// Human-readable explanation.
+    pub message: String,
+    /// Error class (`invalid_request_error`, ...).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The parameter at fault, or null.
+    pub param: Option<&'static str>,
+    /// Machine-readable code, or null.
+    pub code: Option<&'static str>,
+}
+
+impl From<tonic::Status> for ApiError {
+    /// Engine statuses: INVALID_ARGUMENT → 400 with the engine's message, RESOURCE_EXHAUSTED →
+    /// 429, UNAVAILABLE (including connect errors) → 503, anything else → 500.
+    fn from(status: tonic::Status) -> Self {
+        let message = status.message().to_owned();
+        match status.code() {
+            Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
+                Self::bad_request(message)
+            }
+            Code::ResourceExhausted => Self::Overloaded(message),
+            Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => {
+                Self::EngineUnavailable(message)
+            }
+            code => Self::Internal(format!("engine returned {code:?}: {message}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_statuses_map_to_http_statuses() {
+        let cases = [
+            (
+                tonic::Status::invalid_argument("prompt too long"),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                tonic::Status::resource_exhausted("full"),
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            (
+                tonic::Status::unavailable("down"),
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+            (
+                tonic::Status::internal("bug"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (status, http) in cases {
+            assert_eq!(ApiError::from(status).status(), http);
+        }
+        let error = ApiError::from(tonic::Status::invalid_argument("prompt too long"));
+        assert_eq!(
+            error.to_string(),
+            "prompt too long",
+            "the engine's message reaches the client"
+        );
+    }
+
+    #[test]
+    fn body_has_the_openai_shape() {
+        let body =
+            serde_json::to_value(ApiError::invalid("n", "n must be positive").body()).unwrap();
+        let expected = serde_json::json!({"error": {
+            "message": "n must be positive", "type": "invalid_request_error", "param": "n", "code": null,
+        }});
+        assert_eq!(body, expected);
+    }
+}

@@ -1,0 +1,35 @@
+//! [`ApiJson`]: axum's `Json` extractor with OpenAI-shaped rejections. The body is read
+//! under the router's `DefaultBodyLimit` (over it: 413) and parsed regardless of the
+//! `Content-Type` header; malformed JSON and wrong field types are 400s whose message is
+//! serde's, never axum's plain-text rejection.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A JSON request body deserialized into `T`.
+#[derive(Debug, Clone)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(state.max_body_bytes),
+                _ => ApiError::bad_request(format!(
+                    "cannot read the request body: {}",
+                    rejection.body_text()
+                )),
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(ApiJson)
+            .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
+    }
+}

@@ -1,0 +1,77 @@
+//! `api-gateway`: serves the OpenAI-compatible API in front of a Journey engine. It connects
+//! to the engine lazily, so it may start first, and drains in-flight requests on SIGINT or
+//! SIGTERM.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engine, app};
+use clap::Parser;
+
+/// Command line of the gateway.
+#[derive(Debug, Parser)]
+#[command(version, about = "Journey's OpenAI-compatible HTTP gateway")]
+struct Cli {
+    /// gRPC address of the engine.
+    #[arg(long, env = "JOURNEY_ENGINE", default_value = "http://127.0.0.1:50051")]
+    engine: String,
+    /// Address to serve HTTP on.
+    #[arg(long, env = "JOURNEY_LISTEN", default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Served model id (default: the engine's model name).
+    #[arg(long, env = "JOURNEY_MODEL_NAME")]
+    model_name: Option<String>,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let engine = Engine::connect_lazy(&cli.engine, cli.model_name)
+        .with_context(|| format!("invalid engine address {}", cli.engine))?;
+    let state = AppState {
+        engine,
+        max_body_bytes: cli.max_body_bytes,
+    };
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot bind {}", cli.listen))?;
+    eprintln!(
+        "api-gateway listening on http://{} (engine {})",
+        listener.local_addr()?,
+        cli.engine
+    );
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    eprintln!("api-gateway stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,181 @@
+//! The engine: one thread (`engine-step`) that owns the model, the KV pool, the scheduler and
+//! every request, and runs the step loop; clients talk to it only through channels.
+//!
+//! Shape from TGI's router (one task owns queue and blocks; the client side only ever sees
+//! token events) and vLLM v1's `EngineCore` (each step: take new requests, schedule, run one
+//! batch for all scheduled tokens, sample, detokenize, check stops, emit, free). A step builds a
+//! single [`ForwardBatch`](crate::model::llama::ForwardBatch) mixing prefill chunks and decode
+//! tokens; the forward pass is batch invariant, so outputs equal [`crate::generate::generate`]'s
+//! whatever the batching, chunking or preemption.
+//!
+//! - [`EngineHandle`]: `submit` (validates and tokenizes; bounded by `max_waiting`), `abort`,
+//!   `stats`, `model_facts`, `shutdown`.
+//! - [`RequestEvent`]: `Started`, `Tokens`..., then exactly one `Finished`.
+//! - A failed event send means the client left: the request is aborted in that step.
+
+mod batch;
+mod events;
+mod handle;
+mod request;
+mod sequence;
+mod step;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+
+use kernels::Backend;
+use tokio::sync::mpsc::UnboundedSender;
+
+pub use events::{FinishReason, PromptLogprob, RequestEvent, Timings, TokenLogprobs, Usage};
+pub use handle::{EngineHandle, EngineStats, ModelFacts};
+pub use request::{EnginePrompt, EngineRequest};
+
+use crate::model::Model;
+use crate::model::llama::ModelError;
+use crate::sampling::SamplingParams;
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use handle::{Gate, Shared};
+
+/// Engine limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Token slots per KV block.
+    pub block_size: usize,
+    /// KV blocks in the pool.
+    pub kv_blocks: usize,
+    /// Most tokens one step runs (prefill chunks plus decode tokens).
+    pub max_num_batched_tokens: usize,
+    /// Most requests running at once.
+    pub max_num_seqs: usize,
+    /// Most requests accepted but not yet scheduled; more get [`EngineError::Overloaded`].
+    pub max_waiting: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            block_size: 16,
+            kv_blocks: 1024,
+            max_num_batched_tokens: 512,
+            max_num_seqs: 64,
+            max_waiting: 4096,
+        }
+    }
+}
+
+/// Why a request was refused by [`EngineHandle::submit`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// Bad request: empty prompt, bad parameters, token id outside the vocabulary, prompt too
+    /// long for the context, duplicate id.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The waiting queue is full.
+    #[error("the engine is overloaded: too many requests waiting")]
+    Overloaded,
+    /// The engine thread is gone.
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// A limit that cannot work (zero sizes).
+    #[error("invalid engine configuration: {0}")]
+    InvalidConfig(String),
+    /// The KV pool could not be allocated.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The step thread could not be started.
+    #[error("cannot start the engine thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// A validated request on its way to the step thread.
+pub(crate) struct Submitted {
+    id: String,
+    prompt: Vec<u32>,
+    params: SamplingParams,
+    events: UnboundedSender<RequestEvent>,
+    arrived: f64,
+}
+
+/// Messages from handles to the step thread.
+pub(crate) enum Command {
+    Submit(Box<Submitted>),
+    Abort(String),
+    Shutdown,
+}
+
+/// Allocates the KV pool and starts the `engine-step` thread running `model`.
+pub fn spawn_engine<B: Backend + 'static>(
+    model: Model<B>,
+    cfg: EngineConfig,
+) -> Result<EngineHandle, SpawnError> {
+    let zero = [
+        ("block_size", cfg.block_size),
+        ("kv_blocks", cfg.kv_blocks),
+        ("max_num_batched_tokens", cfg.max_num_batched_tokens),
+        ("max_num_seqs", cfg.max_num_seqs),
+    ];
+    if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
+        return Err(SpawnError::InvalidConfig(format!(
+            "{name} must be positive"
+        )));
+    }
+    let Model {
+        llama,
+        tokenizer,
+        chat_template,
+    } = model;
+    let pool = llama.alloc_kv_pool(cfg.kv_blocks, cfg.block_size)?;
+    let c = llama.config();
+    let facts = ModelFacts {
+        name: c.name.clone(),
+        architecture: c.arch.clone(),
+        context_length: c.context_length,
+        vocab_size: c.vocab_size,
+        has_chat_template: chat_template.is_some(),
+        eos_token_ids: tokenizer.eog_ids().to_vec(),
+        bos_token_id: tokenizer.bos_id(),
+        add_bos: tokenizer.add_bos(),
+        block_size: cfg.block_size,
+        device: llama.backend().device_name().to_owned(),
+    };
+    let sched = Scheduler::new(SchedulerConfig {
+        max_num_batched_tokens: cfg.max_num_batched_tokens,
+        max_num_seqs: cfg.max_num_seqs,
+        max_model_len: c.context_length,
+        num_kv_blocks: cfg.kv_blocks,
+        block_size: cfg.block_size,
+    });
+    let shared = Arc::new(Shared {
+        facts,
+        tokenizer: Arc::new(tokenizer),
+        chat_template,
+        max_waiting: cfg.max_waiting,
+        gate: Mutex::new(Gate::default()),
+        queued: AtomicUsize::new(0),
+        stats: Mutex::new(EngineStats {
+            kv_blocks_total: cfg.kv_blocks,
+            ..EngineStats::default()
+        }),
+        thread: Mutex::new(None),
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let engine = step::EngineLoop::new(llama, pool, sched, Arc::clone(&shared), rx);
+    let thread = std::thread::Builder::new()
+        .name("engine-step".into())
+        .spawn(move || engine.run())?;
+    *shared
+        .thread
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(thread);
+    Ok(EngineHandle {
+        shared,
+        commands: tx,
+    })
+}

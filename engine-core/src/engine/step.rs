@@ -1,0 +1,308 @@
+//! The step loop: the only owner of the model, the KV pool, the scheduler and the requests.
+//!
+//! Each step: take every pending command (blocking only when idle), schedule, run one forward
+//! batch, record prompt logprobs, sample where a chunk reached the end of a sequence's known
+//! tokens, emit events, and finish requests (freeing their blocks) in the same step.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Instant;
+
+use kernels::Backend;
+
+use super::batch::{self, Plan};
+use super::events::{FinishReason, epoch_now};
+use super::handle::{EngineStats, Shared};
+use super::sequence::{Finish, Sequence, SequenceInit};
+use super::{Command, Submitted};
+use crate::model::llama::{ForwardBatch, Llama, ModelError};
+use crate::model::tokenizer::Tokenizer;
+use crate::scheduler::{IgnoredPrompt, RequestId, ScheduleKind, Scheduler, SchedulerOutput};
+
+/// The engine thread's state.
+pub(super) struct EngineLoop<B: Backend> {
+    llama: Llama<B>,
+    pool: B::KvPool,
+    sched: Scheduler,
+    shared: Arc<Shared>,
+    commands: Receiver<Command>,
+    seqs: HashMap<RequestId, Sequence>,
+    by_name: HashMap<String, RequestId>,
+    finished_total: u64,
+    /// Every handle is gone: finish what is live, then exit.
+    disconnected: bool,
+}
+
+fn finish(reason: FinishReason, stop_reason: Option<String>) -> Finish {
+    Finish {
+        reason,
+        stop_reason,
+    }
+}
+
+impl<B: Backend> EngineLoop<B> {
+    pub fn new(
+        llama: Llama<B>,
+        pool: B::KvPool,
+        sched: Scheduler,
+        shared: Arc<Shared>,
+        commands: Receiver<Command>,
+    ) -> Self {
+        Self {
+            llama,
+            pool,
+            sched,
+            shared,
+            commands,
+            seqs: HashMap::new(),
+            by_name: HashMap::new(),
+            finished_total: 0,
+            disconnected: false,
+        }
+    }
+
+    /// Runs until shutdown, or until every handle is dropped and nothing is live. A panic in a
+    /// step stops the engine but still finishes every live request (with `Error`).
+    pub fn run(mut self) {
+        let served = std::panic::catch_unwind(AssertUnwindSafe(|| self.serve()));
+        let reason = match served {
+            Ok(()) => FinishReason::Aborted,
+            Err(_) => {
+                eprintln!("engine-step: a step panicked; stopping the engine");
+                FinishReason::Error
+            }
+        };
+        self.stop(reason);
+    }
+
+    fn serve(&mut self) {
+        while self.take_commands() {
+            if self.sched.has_unfinished() {
+                self.step();
+            }
+        }
+    }
+
+    /// Applies pending commands, blocking while idle; false when the loop must end.
+    fn take_commands(&mut self) -> bool {
+        if !self.sched.has_unfinished() {
+            if self.disconnected {
+                return false;
+            }
+            let Ok(c) = self.commands.recv() else {
+                return false;
+            };
+            if !self.command(c) {
+                return false;
+            }
+        }
+        loop {
+            match self.commands.try_recv() {
+                Ok(c) => {
+                    if !self.command(c) {
+                        return false;
+                    }
+                }
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => {
+                    self.disconnected = true;
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Applies one command; false on shutdown.
+    fn command(&mut self, c: Command) -> bool {
+        match c {
+            Command::Submit(sub) => self.add(*sub),
+            Command::Abort(name) => {
+                if let Some(&id) = self.by_name.get(&name) {
+                    self.finish(id, finish(FinishReason::Aborted, None));
+                }
+            }
+            Command::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Queues a submitted request, or finishes it as `Ignored` if it can never run.
+    fn add(&mut self, sub: Submitted) {
+        let n = sub.prompt.len();
+        let cfg = *self.sched.config();
+        let capacity = cfg.num_kv_blocks * cfg.block_size;
+        // The last sampled token is never fed back: `n + max_output - 1` slots at most.
+        let max_output = (sub.params.max_tokens as usize)
+            .min(cfg.max_model_len.saturating_sub(n))
+            .min((capacity + 1).saturating_sub(n));
+        let seq = Sequence::new(SequenceInit {
+            name: sub.id,
+            prompt: sub.prompt,
+            params: sub.params,
+            max_output,
+            events: sub.events,
+            arrived: sub.arrived,
+        });
+        match self.sched.add_request(n) {
+            Ok(id) => {
+                self.by_name.insert(seq.name.clone(), id);
+                self.seqs.insert(id, seq);
+            }
+            Err(IgnoredPrompt(msg)) => {
+                self.retire(seq, finish(FinishReason::Ignored, Some(msg)), 0)
+            }
+        }
+    }
+
+    /// One scheduling step and its forward pass.
+    fn step(&mut self) {
+        let out = self.sched.schedule();
+        let began = Instant::now();
+        self.mark_scheduled(&out);
+        let plan = batch::plan(&out, &self.seqs);
+        match self.forward(&plan) {
+            Ok(mut logits) => {
+                let secs = began.elapsed().as_secs_f64();
+                self.process(&plan, &mut logits, secs);
+            }
+            Err(e) => {
+                eprintln!("engine-step: step {} failed: {e}", out.step);
+                for part in &plan.parts {
+                    let msg = format!("the model failed: {e}");
+                    self.finish(part.id, finish(FinishReason::Error, Some(msg)));
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn mark_scheduled(&mut self, out: &SchedulerOutput) {
+        for s in out.scheduled.iter().filter(|s| s.kind == ScheduleKind::New) {
+            if let Some(seq) = self.seqs.get_mut(&s.id) {
+                seq.timings.scheduled = epoch_now();
+                if std::mem::take(&mut seq.in_queue) {
+                    self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+
+    fn forward(&mut self, plan: &Plan) -> Result<Vec<f32>, ModelError> {
+        let tables: Vec<&[u32]> = plan
+            .parts
+            .iter()
+            .map(|p| self.sched.block_table(p.id).unwrap_or(&[]))
+            .collect();
+        let batch = ForwardBatch {
+            tokens: &plan.tokens,
+            positions: &plan.positions,
+            token_seq: &plan.token_seq,
+            block_tables: &tables,
+            block_size: self.sched.config().block_size,
+            logits_rows: &plan.logits_rows,
+        };
+        self.llama.forward(&mut self.pool, &batch)
+    }
+
+    /// Prompt logprobs, sampling, events and finishing for every part of the batch.
+    fn process(&mut self, plan: &Plan, logits: &mut [f32], secs: f64) {
+        let vocab = self.llama.config().vocab_size;
+        let tok = Arc::clone(&self.shared.tokenizer);
+        for part in &plan.parts {
+            let Some(seq) = self.seqs.get_mut(&part.id) else {
+                continue;
+            };
+            if part.decode {
+                seq.timings.decode_time += secs;
+            } else {
+                seq.timings.prefill_time += secs;
+            }
+            for (j, pos) in part.prompt_positions.clone().enumerate() {
+                let r = part.first_prompt_row + j;
+                seq.record_prompt_logprob(pos, &logits[r * vocab..(r + 1) * vocab]);
+            }
+            let outcome = match part.sample_row {
+                Some(r) => emit_token(seq, &tok, &mut logits[r * vocab..(r + 1) * vocab]),
+                None if seq.is_client_gone() => Some(finish(FinishReason::Aborted, None)),
+                None => continue,
+            };
+            match outcome {
+                Some(f) => self.finish(part.id, f),
+                None => {
+                    self.sched.append_token(part.id);
+                }
+            }
+        }
+    }
+
+    /// Finishes a live request: frees its blocks and sends `Finished`.
+    fn finish(&mut self, id: RequestId, f: Finish) {
+        let Some(seq) = self.seqs.remove(&id) else {
+            return;
+        };
+        self.by_name.remove(&seq.name);
+        let preemptions = self
+            .sched
+            .finish(id, f.reason)
+            .map_or(0, |r| r.num_preemptions);
+        self.retire(seq, f, preemptions);
+    }
+
+    /// The bookkeeping of a request leaving the engine, then its `Finished` event (stats are
+    /// published first, so a client that saw it sees the blocks already freed).
+    fn retire(&mut self, mut seq: Sequence, f: Finish, preemptions: u32) {
+        self.shared.gate().live.remove(&seq.name);
+        if std::mem::take(&mut seq.in_queue) {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        self.finished_total += 1;
+        self.publish();
+        let event = seq.finished_event(f, preemptions);
+        seq.send(event);
+    }
+
+    fn publish(&self) {
+        self.shared.publish(EngineStats {
+            kv_blocks_total: self.sched.kv_blocks_total(),
+            kv_blocks_used: self.sched.kv_blocks_used(),
+            num_running: self.sched.num_running(),
+            num_waiting: self.sched.num_waiting(),
+            num_preemptions_total: self.sched.num_preemptions(),
+            num_requests_finished: self.finished_total,
+        });
+    }
+
+    /// Ends the engine: refuses new requests, then finishes everything live or in flight.
+    fn stop(&mut self, reason: FinishReason) {
+        self.shared.gate().stopped = true;
+        while let Ok(c) = self.commands.try_recv() {
+            if let Command::Submit(sub) = c {
+                self.add(*sub);
+            }
+        }
+        let live: Vec<RequestId> = self.seqs.keys().copied().collect();
+        for id in live {
+            self.finish(id, finish(reason, None));
+        }
+        self.publish();
+    }
+}
+
+/// Samples one token for `seq` and sends its events; `Some` when the request is done
+/// (including the client having gone away).
+fn emit_token(seq: &mut Sequence, tok: &Tokenizer, row: &mut [f32]) -> Option<Finish> {
+    if seq.timings.first_token == 0.0 {
+        seq.timings.first_token = epoch_now();
+    }
+    let started = seq.take_started();
+    let out = seq.sample(tok, row);
+    let alive = started.is_none_or(|e| seq.send(e)) && seq.send(out.event);
+    if alive {
+        out.finish
+    } else {
+        Some(finish(FinishReason::Aborted, None))
+    }
+}

@@ -1,0 +1,483 @@
+//! Engine invariants on the tiny model: batched, chunked and preempted runs give exactly
+//! `generate()`'s output; every request gets one `Finished`; the KV pool ends empty.
+
+use kernels::CpuBackend;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::*;
+use crate::generate::{self, GenerateOptions, GenerateOutput, Prompt};
+use crate::model::chat_template::ChatMessage;
+use crate::model::gguf::GgufFile;
+use crate::model::tiny::{TinySpec, tiny_model_bytes};
+
+fn tiny() -> Model<CpuBackend> {
+    let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::default())).expect("tiny gguf");
+    Model::from_gguf(&file, CpuBackend::new()).expect("tiny model")
+}
+
+fn cfg(block_size: usize, kv_blocks: usize, budget: usize, seqs: usize) -> EngineConfig {
+    EngineConfig {
+        block_size,
+        kv_blocks,
+        max_num_batched_tokens: budget,
+        max_num_seqs: seqs,
+        max_waiting: 64,
+    }
+}
+
+fn greedy(max_tokens: u32, ignore_eos: bool) -> SamplingParams {
+    SamplingParams {
+        temperature: 0.0,
+        max_tokens,
+        ignore_eos,
+        ..SamplingParams::default()
+    }
+}
+
+/// Everything one request's event stream carried.
+#[derive(Debug, Default)]
+struct Collected {
+    prompt_ids: Vec<u32>,
+    prompt_logprobs: Option<Vec<Option<PromptLogprob>>>,
+    token_ids: Vec<u32>,
+    text: String,
+    logprobs: Vec<TokenLogprobs>,
+    finish: Option<(FinishReason, Option<String>, Usage, Timings)>,
+}
+
+/// Reads a stream to its end, checking there is exactly one `Finished`, last.
+fn collect(mut rx: UnboundedReceiver<RequestEvent>) -> Collected {
+    let mut c = Collected::default();
+    while let Some(event) = rx.blocking_recv() {
+        assert!(c.finish.is_none(), "event after Finished: {event:?}");
+        match event {
+            RequestEvent::Started {
+                prompt_token_ids,
+                prompt_logprobs,
+            } => {
+                assert!(c.token_ids.is_empty() && c.prompt_ids.is_empty());
+                c.prompt_ids = prompt_token_ids;
+                c.prompt_logprobs = prompt_logprobs;
+            }
+            RequestEvent::Tokens {
+                token_ids,
+                text,
+                logprobs,
+            } => {
+                c.token_ids.extend(token_ids);
+                c.text.push_str(&text);
+                c.logprobs.extend(logprobs.unwrap_or_default());
+            }
+            RequestEvent::Finished {
+                reason,
+                stop_reason,
+                usage,
+                timings,
+            } => c.finish = Some((reason, stop_reason, usage, timings)),
+        }
+    }
+    assert!(c.finish.is_some(), "stream ended without Finished");
+    c
+}
+
+fn reason(c: &Collected) -> FinishReason {
+    c.finish.as_ref().map(|f| f.0).expect("finished")
+}
+
+/// Asserts the engine's output equals the reference loop's.
+fn assert_same(
+    model: &Model<CpuBackend>,
+    prompt: &Prompt,
+    params: &SamplingParams,
+    got: &Collected,
+) {
+    let want: GenerateOutput =
+        generate::generate(model, prompt, params, &GenerateOptions::default()).expect("generate");
+    assert_eq!(got.prompt_ids, want.prompt_token_ids);
+    assert_eq!(got.token_ids, want.token_ids, "{prompt:?}");
+    assert_eq!(got.text, want.text);
+    let want_reason = match want.finish_reason {
+        generate::FinishReason::Stop => FinishReason::Stop,
+        generate::FinishReason::Length => FinishReason::Length,
+    };
+    assert_eq!(reason(got), want_reason);
+    let usage = got.finish.as_ref().map(|f| f.2).expect("finished");
+    assert_eq!(usage.completion_tokens as usize, want.token_ids.len());
+    if let Some(want_lp) = &want.logprobs {
+        assert_eq!(got.logprobs.len(), want_lp.len());
+        for (g, w) in got.logprobs.iter().zip(want_lp) {
+            let mut top = g.top.clone();
+            if !top.iter().any(|t| t.id == g.token) {
+                top.push(crate::sampling::TokenLogprob {
+                    id: g.token,
+                    logprob: g.logprob,
+                });
+            }
+            assert_eq!(&top, w);
+        }
+    }
+    if let Some(want_plp) = &want.prompt_logprobs {
+        let got_plp = got.prompt_logprobs.as_ref().expect("prompt logprobs");
+        let got_top: Vec<_> = got_plp
+            .iter()
+            .map(|p| p.as_ref().map(|p| p.top.clone()))
+            .collect();
+        assert_eq!(&got_top, want_plp);
+    }
+}
+
+fn engine_prompt(p: &Prompt) -> EnginePrompt {
+    match p {
+        Prompt::Text(t) => EnginePrompt::Text(t.clone()),
+        Prompt::TokenIds(ids) => EnginePrompt::TokenIds(ids.clone()),
+        Prompt::Chat(t) => EnginePrompt::Chat {
+            messages: vec![ChatMessage::new("user", t.clone())],
+            add_generation_prompt: true,
+        },
+    }
+}
+
+fn request(id: &str, prompt: &Prompt, params: &SamplingParams) -> EngineRequest {
+    EngineRequest {
+        id: id.into(),
+        prompt: engine_prompt(prompt),
+        params: params.clone(),
+    }
+}
+
+/// Submits every case at once, then checks each against `generate()` and the pool is empty.
+fn run_and_compare(cfg: EngineConfig, cases: &[(Prompt, SamplingParams)]) -> EngineStats {
+    let handle = spawn_engine(tiny(), cfg).expect("spawn");
+    let rxs: Vec<_> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (p, s))| {
+            handle
+                .submit(request(&format!("r{i}"), p, s))
+                .expect("submit")
+        })
+        .collect();
+    let got: Vec<Collected> = rxs.into_iter().map(collect).collect();
+    let model = tiny();
+    for ((p, s), g) in cases.iter().zip(&got) {
+        assert_same(&model, p, s, g);
+        assert_timings(g);
+    }
+    let generated: usize = got.iter().map(|g| g.token_ids.len()).sum();
+    assert!(
+        generated > cases.len(),
+        "the workload must decode, not only prefill"
+    );
+    let stats = handle.stats();
+    let preemptions: u64 = got
+        .iter()
+        .map(|g| g.finish.as_ref().map_or(0, |f| f.3.num_preemptions as u64))
+        .sum();
+    assert_eq!(preemptions, stats.num_preemptions_total);
+    assert_idle(&stats, cases.len() as u64);
+    handle.shutdown();
+    stats
+}
+
+/// Timestamps in order, durations spent.
+fn assert_timings(c: &Collected) {
+    let t = c.finish.as_ref().map(|f| f.3).expect("finished");
+    assert!(t.arrived > 0.0, "{t:?}");
+    let order = [t.arrived, t.queued, t.scheduled, t.first_token, t.finished];
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
+    assert!(t.prefill_time > 0.0, "{t:?}");
+}
+
+fn assert_idle(stats: &EngineStats, finished: u64) {
+    assert_eq!(stats.kv_blocks_used, 0, "{stats:?}");
+    assert_eq!((stats.num_running, stats.num_waiting), (0, 0), "{stats:?}");
+    assert_eq!(stats.num_requests_finished, finished, "{stats:?}");
+}
+
+fn text(i: usize) -> Prompt {
+    let words = [
+        "the cat",
+        "a dog ran",
+        "hello world",
+        "one two three four five",
+    ];
+    Prompt::Text(format!(
+        "{} {i} {}",
+        words[i % 4],
+        "and more ".repeat(i % 3)
+    ))
+}
+
+#[test]
+fn handle_is_send_and_sync() {
+    fn check<T: Send + Sync + Clone>() {}
+    check::<EngineHandle>();
+}
+
+#[test]
+fn concurrent_greedy_requests_match_generate() {
+    let mut cases: Vec<_> = (0..7)
+        .map(|i| (text(i), greedy(12 + i as u32 * 3, i % 2 == 0)))
+        .collect();
+    cases.push((Prompt::Chat("hi there".into()), greedy(20, false)));
+    // Stop strings and stop tokens taken from a reference run, so they do hit.
+    let base = greedy(30, true);
+    let want = generate::generate(&tiny(), &text(5), &base, &GenerateOptions::default())
+        .expect("generate");
+    let chars: Vec<char> = want.text.chars().collect();
+    let mid = chars.len() / 2;
+    let stop: String = chars[mid..(mid + 2).min(chars.len())].iter().collect();
+    cases.push((
+        text(5),
+        SamplingParams {
+            stop: vec!["zzz".into(), stop],
+            ..base.clone()
+        },
+    ));
+    let stop_token_ids = vec![want.token_ids[want.token_ids.len() / 3]];
+    cases.push((
+        text(5),
+        SamplingParams {
+            stop_token_ids,
+            ..base
+        },
+    ));
+    let stats = run_and_compare(cfg(16, 256, 512, 64), &cases);
+    assert_eq!(stats.num_preemptions_total, 0);
+}
+
+#[test]
+fn preemption_and_recompute_do_not_change_outputs() {
+    // 24 blocks of 4 tokens = 96 slots; six requests wanting ~50 each.
+    let mut cases: Vec<_> = (0..6)
+        .map(|i| (text(i + 4), greedy(30 + i as u32, true)))
+        .collect();
+    cases[1].1.logprobs = Some(3);
+    cases[2].1.prompt_logprobs = Some(2);
+    cases[3].1 = SamplingParams {
+        temperature: 0.9,
+        top_p: 0.9,
+        seed: Some(7),
+        max_tokens: 40,
+        ignore_eos: true,
+        ..SamplingParams::default()
+    };
+    let stats = run_and_compare(cfg(4, 24, 64, 16), &cases);
+    assert!(stats.num_preemptions_total > 0, "{stats:?}");
+}
+
+#[test]
+fn chunked_prefill_matches_generate() {
+    let long = Prompt::Text("a long prompt that is split into many small chunks ".repeat(2));
+    let mut plp = greedy(10, true);
+    plp.prompt_logprobs = Some(4);
+    plp.logprobs = Some(2);
+    let cases = vec![
+        (long.clone(), greedy(16, false)),
+        (long, plp),
+        (text(2), greedy(8, true)),
+    ];
+    run_and_compare(cfg(4, 128, 7, 8), &cases);
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let params = SamplingParams {
+        temperature: 1.0,
+        top_k: 40,
+        seed: Some(1234),
+        max_tokens: 24,
+        ignore_eos: true,
+        ..SamplingParams::default()
+    };
+    let cases = vec![(text(1), params.clone()), (text(1), params)];
+    run_and_compare(cfg(16, 64, 512, 8), &cases);
+}
+
+/// Waits for the first token (so the request is surely running).
+fn first_tokens(rx: &mut UnboundedReceiver<RequestEvent>) {
+    while let Some(e) = rx.blocking_recv() {
+        if matches!(e, RequestEvent::Tokens { .. }) {
+            return;
+        }
+    }
+    panic!("no token");
+}
+
+#[test]
+fn abort_of_running_and_waiting_requests_frees_everything() {
+    let handle = spawn_engine(tiny(), cfg(16, 64, 512, 1)).expect("spawn");
+    let mut a = handle
+        .submit(request("a", &text(0), &greedy(400, true)))
+        .expect("a");
+    first_tokens(&mut a);
+    let b = handle
+        .submit(request("b", &text(1), &greedy(10, true)))
+        .expect("b");
+    assert!(handle.abort("b"));
+    let b = collect(b);
+    assert_eq!(reason(&b), FinishReason::Aborted);
+    assert!(b.token_ids.is_empty() && b.prompt_ids.is_empty());
+    assert!(handle.abort("a"));
+    let a = collect(a);
+    assert_eq!(reason(&a), FinishReason::Aborted);
+    assert!(!handle.abort("a"), "a is no longer live");
+    assert!(!handle.abort("nobody"));
+    assert_idle(&handle.stats(), 2);
+    handle.shutdown();
+}
+
+#[test]
+fn dropped_receiver_aborts_the_request() {
+    let handle = spawn_engine(tiny(), cfg(16, 64, 512, 8)).expect("spawn");
+    drop(
+        handle
+            .submit(request("gone", &text(3), &greedy(400, true)))
+            .expect("gone"),
+    );
+    let mut live = handle
+        .submit(request("live", &text(2), &greedy(3, true)))
+        .expect("live");
+    first_tokens(&mut live);
+    let gone_again = handle
+        .submit(request("gone2", &text(1), &greedy(400, true)))
+        .expect("gone2");
+    drop(gone_again);
+    let live = collect(live);
+    assert_eq!(reason(&live), FinishReason::Length);
+    // Reusing the ids proves both were retired; the last request finishing proves the rest.
+    let c = collect(
+        handle
+            .submit(request("gone", &text(0), &greedy(6, true)))
+            .expect("reuse"),
+    );
+    assert_eq!(reason(&c), FinishReason::Length);
+    let stats = handle.stats();
+    assert_idle(&stats, 4);
+    handle.shutdown();
+}
+
+#[test]
+fn invalid_requests_are_refused_and_others_run() {
+    let handle = spawn_engine(tiny(), cfg(16, 64, 512, 8)).expect("spawn");
+    let vocab = handle.model_facts().vocab_size as u32;
+    let ctx = handle.model_facts().context_length;
+    let mut good = handle
+        .submit(request("x", &text(0), &greedy(30, true)))
+        .expect("good");
+    let bad = [
+        (
+            "e1",
+            EnginePrompt::TokenIds(vec![]),
+            greedy(4, true),
+            "empty",
+        ),
+        (
+            "e2",
+            EnginePrompt::TokenIds(vec![1, vocab]),
+            greedy(4, true),
+            "vocabulary",
+        ),
+        (
+            "e3",
+            EnginePrompt::TokenIds(vec![1; ctx]),
+            greedy(4, true),
+            "context",
+        ),
+        (
+            "x",
+            EnginePrompt::Text("hi".into()),
+            greedy(4, true),
+            "already in use",
+        ),
+    ];
+    for (id, prompt, params, needle) in bad {
+        let req = EngineRequest {
+            id: id.into(),
+            prompt,
+            params,
+        };
+        match handle.submit(req) {
+            Err(EngineError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),
+            other => panic!("{id}: expected InvalidRequest, got {:?}", other.map(|_| ())),
+        }
+    }
+    let bad_params = SamplingParams {
+        temperature: -1.0,
+        ..greedy(4, true)
+    };
+    assert!(matches!(
+        handle.submit(request("e4", &text(0), &bad_params)),
+        Err(EngineError::InvalidRequest(_))
+    ));
+    first_tokens(&mut good);
+    assert_eq!(reason(&collect(good)), FinishReason::Length);
+    assert_idle(&handle.stats(), 1);
+    handle.shutdown();
+}
+
+#[test]
+fn full_waiting_queue_overloads_and_shutdown_stops() {
+    let handle = spawn_engine(
+        tiny(),
+        EngineConfig {
+            max_waiting: 1,
+            ..cfg(16, 64, 512, 1)
+        },
+    )
+    .expect("spawn");
+    let mut a = handle
+        .submit(request("a", &text(0), &greedy(400, true)))
+        .expect("a");
+    first_tokens(&mut a);
+    let b = handle
+        .submit(request("b", &text(1), &greedy(4, true)))
+        .expect("b");
+    assert!(matches!(
+        handle.submit(request("c", &text(2), &greedy(4, true))),
+        Err(EngineError::Overloaded)
+    ));
+    handle.shutdown();
+    assert_eq!(reason(&collect(a)), FinishReason::Aborted);
+    assert_eq!(reason(&collect(b)), FinishReason::Aborted);
+    assert!(matches!(
+        handle.submit(request("d", &text(2), &greedy(4, true))),
+        Err(EngineError::Stopped)
+    ));
+    assert_idle(&handle.stats(), 2);
+}
+
+#[test]
+fn prompt_larger_than_the_kv_cache_is_ignored() {
+    let handle = spawn_engine(tiny(), cfg(4, 4, 512, 8)).expect("spawn");
+    let c = collect(
+        handle
+            .submit(request(
+                "big",
+                &Prompt::TokenIds(vec![5; 16]),
+                &greedy(4, true),
+            ))
+            .expect("big"),
+    );
+    let (why, msg) = c
+        .finish
+        .as_ref()
+        .map(|f| (f.0, f.1.clone()))
+        .expect("finished");
+    assert_eq!(why, FinishReason::Ignored);
+    assert!(msg.unwrap_or_default().contains("KV cache"));
+    assert!(c.prompt_ids.is_empty());
+    // A request that fits still runs, capped by the cache: 15 + 2 - 1 = 16 slots.
+    let c = collect(
+        handle
+            .submit(request(
+                "fits",
+                &Prompt::TokenIds(vec![5; 15]),
+                &greedy(9, true),
+            ))
+            .expect("fits"),
+    );
+    assert_eq!((reason(&c), c.token_ids.len()), (FinishReason::Length, 2));
+    assert_idle(&handle.stats(), 2);
+    handle.shutdown();
+}

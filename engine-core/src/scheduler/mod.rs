@@ -1,0 +1,304 @@
+//! The scheduling policy: which requests run how many tokens in the next step. No model here,
+//! so it can be tested and benchmarked alone.
+//!
+//! The design is vLLM v1's (`vllm/v1/core/sched/scheduler.py`): there are no prefill and decode
+//! phases, only one rule. Every step, each running request and then each waiting request (first
+//! come, first served) is given `min(num_tokens - num_computed_tokens, token budget)` tokens,
+//! under `max_num_batched_tokens` and `max_num_seqs`. A long prompt is thus prefilled in chunks,
+//! a decode is a chunk of one, and a preempted request simply recomputes from zero.
+//!
+//! KV blocks come from a [`BlockAllocator`], all-or-nothing per request. A running request that
+//! cannot get blocks preempts the newest-admitted running request (possibly itself): its blocks
+//! are freed and it goes back to the *front* of the waiting queue. A waiting request is admitted
+//! only if its blocks fit, and admission stops at the first one that does not, so a step only
+//! ever looks at the head of the waiting queue and its cost does not grow with the queue.
+
+mod output;
+mod request;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+
+pub use output::{BatchStats, ScheduleKind, ScheduledRequest, SchedulerOutput};
+pub use request::{FinishReason, RequestId, RequestState, SchedRequest};
+
+use crate::kv_cache::BlockAllocator;
+
+/// Limits of the scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Most tokens one step runs (prefill chunks plus decode tokens).
+    pub max_num_batched_tokens: usize,
+    /// Most requests running at once.
+    pub max_num_seqs: usize,
+    /// The model's context length: no sequence grows past it.
+    pub max_model_len: usize,
+    /// KV blocks in the pool.
+    pub num_kv_blocks: usize,
+    /// Token slots per KV block.
+    pub block_size: usize,
+}
+
+/// A prompt that can never run; the request is finished as [`FinishReason::Ignored`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct IgnoredPrompt(pub String);
+
+/// Queues, budgets and KV blocks of every unfinished request.
+#[derive(Debug)]
+pub struct Scheduler {
+    cfg: SchedulerConfig,
+    alloc: BlockAllocator,
+    requests: HashMap<RequestId, SchedRequest>,
+    /// Waiting and preempted requests, in admission order.
+    waiting: VecDeque<RequestId>,
+    /// Running requests, oldest admission first.
+    running: Vec<RequestId>,
+    next_id: u64,
+    step: u64,
+    num_preemptions: u64,
+}
+
+impl Scheduler {
+    /// An empty scheduler over a pool of `cfg.num_kv_blocks` blocks.
+    pub fn new(cfg: SchedulerConfig) -> Self {
+        Self {
+            alloc: BlockAllocator::new(cfg.num_kv_blocks, cfg.block_size),
+            cfg,
+            requests: HashMap::new(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            next_id: 0,
+            step: 0,
+            num_preemptions: 0,
+        }
+    }
+
+    /// The limits.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.cfg
+    }
+
+    /// Queues a request with a prompt of `num_prompt_tokens` tokens, or refuses a prompt that
+    /// could never run (empty, as long as the context, or larger than the whole KV cache).
+    pub fn add_request(&mut self, num_prompt_tokens: usize) -> Result<RequestId, IgnoredPrompt> {
+        let n = num_prompt_tokens;
+        let capacity = self.cfg.num_kv_blocks * self.cfg.block_size;
+        if n == 0 {
+            return Err(IgnoredPrompt("the prompt is empty".into()));
+        }
+        if n >= self.cfg.max_model_len {
+            return Err(IgnoredPrompt(format!(
+                "prompt of {n} tokens leaves no room in the context of {}",
+                self.cfg.max_model_len
+            )));
+        }
+        if n + 1 > capacity {
+            return Err(IgnoredPrompt(format!(
+                "prompt of {n} tokens (+1 to generate) exceeds the KV cache of {capacity} tokens"
+            )));
+        }
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        self.requests.insert(id, SchedRequest::new(id, n));
+        self.waiting.push_back(id);
+        Ok(id)
+    }
+
+    /// Records a token sampled for `id`: it becomes known and will be computed next step.
+    /// Returns false for an unknown request.
+    pub fn append_token(&mut self, id: RequestId) -> bool {
+        match self.requests.get_mut(&id) {
+            Some(req) => {
+                req.num_tokens += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Finishes `id` wherever it is and frees its blocks; returns its last state (with
+    /// `state` set to `Finished(reason)`), or `None` for an unknown request.
+    pub fn finish(&mut self, id: RequestId, reason: FinishReason) -> Option<SchedRequest> {
+        let mut req = self.requests.remove(&id)?;
+        match req.state {
+            RequestState::Running => self.running.retain(|&r| r != id),
+            RequestState::Waiting | RequestState::Preempted => self.waiting.retain(|&r| r != id),
+            RequestState::Finished(_) => {}
+        }
+        req.blocks.release(&mut self.alloc);
+        req.state = RequestState::Finished(reason);
+        Some(req)
+    }
+
+    /// A request's scheduling state.
+    pub fn request(&self, id: RequestId) -> Option<&SchedRequest> {
+        self.requests.get(&id)
+    }
+
+    /// A request's block ids, as the backend reads them.
+    pub fn block_table(&self, id: RequestId) -> Option<&[u32]> {
+        self.requests.get(&id).map(|r| r.blocks.as_raw())
+    }
+
+    /// Requests running.
+    pub fn num_running(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Requests waiting (preempted ones included).
+    pub fn num_waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// True when any request is unfinished.
+    pub fn has_unfinished(&self) -> bool {
+        !self.requests.is_empty()
+    }
+
+    /// Preemptions since the start.
+    pub fn num_preemptions(&self) -> u64 {
+        self.num_preemptions
+    }
+
+    /// KV blocks in the pool.
+    pub fn kv_blocks_total(&self) -> usize {
+        self.alloc.num_total()
+    }
+
+    /// KV blocks held by requests.
+    pub fn kv_blocks_used(&self) -> usize {
+        self.alloc.num_used()
+    }
+
+    /// The number the next [`schedule`](Self::schedule) call will carry.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Decides the next step; the scheduled tokens count as computed from now on.
+    pub fn schedule(&mut self) -> SchedulerOutput {
+        let mut out = SchedulerOutput {
+            step: self.step,
+            ..SchedulerOutput::default()
+        };
+        self.step += 1;
+        let mut budget = self.cfg.max_num_batched_tokens;
+        self.schedule_running(&mut budget, &mut out);
+        // As in vLLM: a step that had to preempt admits nobody.
+        if out.preempted.is_empty() {
+            self.schedule_waiting(&mut budget, &mut out);
+        }
+        out.stats.num_running = self.running.len();
+        out.stats.num_waiting = self.waiting.len();
+        out.stats.kv_blocks_total = self.alloc.num_total();
+        out.stats.kv_blocks_free = self.alloc.num_free();
+        out
+    }
+
+    fn schedule_running(&mut self, budget: &mut usize, out: &mut SchedulerOutput) {
+        let mut i = 0;
+        while i < self.running.len() && *budget > 0 {
+            let id = self.running[i];
+            let n = self.requests[&id].num_uncomputed().min(*budget);
+            if n == 0 {
+                i += 1;
+                continue;
+            }
+            if !self.allocate_or_preempt(i, n, out) {
+                break; // it preempted itself, being the newest: nobody after it remains
+            }
+            self.commit(id, n, ScheduleKind::Continue, out);
+            *budget -= n;
+            i += 1;
+        }
+    }
+
+    /// Grows `running[i]`'s blocks to cover `n` more tokens, preempting the newest running
+    /// requests until they fit. False when it had to preempt itself.
+    fn allocate_or_preempt(&mut self, i: usize, n: usize, out: &mut SchedulerOutput) -> bool {
+        let id = self.running[i];
+        loop {
+            let Some(req) = self.requests.get_mut(&id) else {
+                return false;
+            };
+            let target = req.num_computed_tokens + n;
+            if req.blocks.reserve(&mut self.alloc, target).is_ok() {
+                return true;
+            }
+            let Some(victim) = self.running.pop() else {
+                return false;
+            };
+            self.preempt(victim, out);
+            if victim == id {
+                return false;
+            }
+        }
+    }
+
+    fn preempt(&mut self, id: RequestId, out: &mut SchedulerOutput) {
+        if let Some(req) = self.requests.get_mut(&id) {
+            req.blocks.release(&mut self.alloc);
+            req.num_computed_tokens = 0;
+            req.num_preemptions += 1;
+            req.state = RequestState::Preempted;
+            self.num_preemptions += 1;
+            self.waiting.push_front(id);
+            out.preempted.push(id);
+        }
+    }
+
+    fn schedule_waiting(&mut self, budget: &mut usize, out: &mut SchedulerOutput) {
+        while *budget > 0 && self.running.len() < self.cfg.max_num_seqs {
+            let Some(&id) = self.waiting.front() else {
+                break;
+            };
+            let Some(req) = self.requests.get_mut(&id) else {
+                break;
+            };
+            let n = req.num_uncomputed().min(*budget);
+            if req.blocks.reserve(&mut self.alloc, n).is_err() {
+                break; // FCFS: nobody overtakes the head
+            }
+            let kind = match req.state {
+                RequestState::Preempted => ScheduleKind::Resumed,
+                _ => ScheduleKind::New,
+            };
+            req.state = RequestState::Running;
+            self.waiting.pop_front();
+            self.running.push(id);
+            self.commit(id, n, kind, out);
+            *budget -= n;
+        }
+    }
+
+    /// Counts `n` tokens of `id` as computed and records them in the output.
+    fn commit(&mut self, id: RequestId, n: usize, kind: ScheduleKind, out: &mut SchedulerOutput) {
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let start = req.num_computed_tokens;
+        req.num_computed_tokens += n;
+        let samples = req.num_computed_tokens == req.num_tokens;
+        // A decode computes the one newest token of a request past its prompt that was not
+        // just re-admitted (a resumed request recomputes, which is prefill work).
+        let decode =
+            n == 1 && samples && start >= req.num_prompt_tokens && kind == ScheduleKind::Continue;
+        let stats = &mut out.stats;
+        if decode {
+            stats.num_decode_reqs += 1;
+            stats.decode_tokens += n;
+        } else {
+            stats.num_prefill_reqs += 1;
+            stats.prefill_tokens += n;
+        }
+        out.scheduled.push(ScheduledRequest {
+            id,
+            start,
+            num_tokens: n,
+            samples,
+            kind,
+        });
+    }
+}

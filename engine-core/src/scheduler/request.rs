@@ -1,0 +1,78 @@
+//! One request as the scheduler sees it: identity, token counters, state and KV blocks.
+//!
+//! Modelled on vLLM v1's `Request`: the scheduler never looks at token ids, only at how many
+//! tokens are known (`num_tokens`: prompt plus generated) and how many of them already have
+//! their keys and values in the cache (`num_computed_tokens`).
+
+use crate::kv_cache::BlockTable;
+
+/// The scheduler's id of a request; ids grow with arrival order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RequestId(pub u64);
+
+/// Why a request finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End-of-generation token, stop token or stop string.
+    Stop,
+    /// `max_tokens` or the context length reached.
+    Length,
+    /// Aborted by the client (explicitly, or by going away) or by shutdown.
+    Aborted,
+    /// Never run: the prompt can never fit the KV cache.
+    Ignored,
+    /// The model failed while running it.
+    Error,
+}
+
+/// Where a request is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestState {
+    /// Queued, never run yet.
+    Waiting,
+    /// Admitted: holds KV blocks and is scheduled every step until it finishes.
+    Running,
+    /// Was running, lost its blocks to a newer request's need; queued to recompute.
+    Preempted,
+    /// Done; holds nothing.
+    Finished(FinishReason),
+}
+
+/// Scheduling state of one request.
+#[derive(Debug)]
+pub struct SchedRequest {
+    /// Its id.
+    pub id: RequestId,
+    /// Its state.
+    pub state: RequestState,
+    /// Prompt length in tokens.
+    pub num_prompt_tokens: usize,
+    /// Tokens known: prompt plus generated.
+    pub num_tokens: usize,
+    /// Tokens whose keys and values are in the cache (or scheduled to be, this step).
+    pub num_computed_tokens: usize,
+    /// Times this request was preempted.
+    pub num_preemptions: u32,
+    /// The blocks holding its keys and values.
+    pub blocks: BlockTable,
+}
+
+impl SchedRequest {
+    /// A new waiting request with a prompt of `num_prompt_tokens`.
+    pub fn new(id: RequestId, num_prompt_tokens: usize) -> Self {
+        Self {
+            id,
+            state: RequestState::Waiting,
+            num_prompt_tokens,
+            num_tokens: num_prompt_tokens,
+            num_computed_tokens: 0,
+            num_preemptions: 0,
+            blocks: BlockTable::new(),
+        }
+    }
+
+    /// Tokens still to compute before the next token can be sampled.
+    pub fn num_uncomputed(&self) -> usize {
+        self.num_tokens - self.num_computed_tokens
+    }
+}

@@ -1,0 +1,179 @@
+//! Policy tests: chunking, caps, FCFS, preemption, refusal, block accounting.
+
+use super::*;
+
+fn cfg(budget: usize, seqs: usize, blocks: usize) -> SchedulerConfig {
+    SchedulerConfig {
+        max_num_batched_tokens: budget,
+        max_num_seqs: seqs,
+        max_model_len: 1024,
+        num_kv_blocks: blocks,
+        block_size: 4,
+    }
+}
+
+/// What the engine does after a step: every request that sampled gets a new token.
+fn sample_all(s: &mut Scheduler, out: &SchedulerOutput) {
+    for r in out.scheduled.iter().filter(|r| r.samples) {
+        assert!(s.append_token(r.id));
+    }
+}
+
+fn chunks(out: &SchedulerOutput) -> Vec<(u64, usize, usize)> {
+    out.scheduled
+        .iter()
+        .map(|r| (r.id.0, r.start, r.num_tokens))
+        .collect()
+}
+
+#[test]
+fn long_prompt_is_prefilled_in_chunks_under_the_budget() {
+    let mut s = Scheduler::new(cfg(8, 4, 64));
+    let a = s.add_request(20).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let out = s.schedule();
+        assert!(out.num_tokens() <= 8);
+        seen.push((
+            out.scheduled[0].start,
+            out.scheduled[0].num_tokens,
+            out.scheduled[0].samples,
+        ));
+        sample_all(&mut s, &out);
+    }
+    assert_eq!(seen, vec![(0, 8, false), (8, 8, false), (16, 4, true)]);
+    let out = s.schedule();
+    assert_eq!(chunks(&out), vec![(a.0, 20, 1)]);
+    assert_eq!((out.stats.num_decode_reqs, out.stats.decode_tokens), (1, 1));
+    assert_eq!(out.step, 3);
+}
+
+#[test]
+fn budget_left_by_running_requests_goes_to_waiting_ones() {
+    let mut s = Scheduler::new(cfg(10, 4, 64));
+    s.add_request(6).unwrap();
+    s.add_request(6).unwrap();
+    let out = s.schedule();
+    assert_eq!(chunks(&out), vec![(0, 0, 6), (1, 0, 4)]);
+    assert_eq!(out.stats.prefill_tokens, 10);
+}
+
+#[test]
+fn max_num_seqs_caps_running_requests() {
+    let mut s = Scheduler::new(cfg(100, 2, 64));
+    for _ in 0..3 {
+        s.add_request(3).unwrap();
+    }
+    let out = s.schedule();
+    assert_eq!(out.scheduled.len(), 2);
+    assert_eq!((s.num_running(), s.num_waiting()), (2, 1));
+    sample_all(&mut s, &out);
+    s.finish(out.scheduled[0].id, FinishReason::Stop);
+    let out = s.schedule();
+    assert_eq!(out.scheduled.len(), 2);
+    assert_eq!(out.scheduled[1].id, RequestId(2));
+}
+
+#[test]
+fn admission_is_fcfs_and_stops_at_the_first_that_does_not_fit() {
+    // 4 blocks of 4 slots: A (12 tokens, 3 blocks) fits, B (8 tokens) does not, C (2) would.
+    let mut s = Scheduler::new(cfg(100, 8, 4));
+    let a = s.add_request(12).unwrap();
+    s.add_request(8).unwrap();
+    s.add_request(2).unwrap();
+    let out = s.schedule();
+    assert_eq!(
+        out.scheduled.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a]
+    );
+    assert_eq!(s.num_waiting(), 2);
+}
+
+#[test]
+fn preemption_picks_the_newest_and_requeues_it_at_the_front() {
+    // 3 blocks of 4: A and B take one block each for 4-token prompts; C waits.
+    let mut s = Scheduler::new(cfg(100, 8, 3));
+    let a = s.add_request(4).unwrap();
+    let b = s.add_request(4).unwrap();
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    let c = s.add_request(3).unwrap();
+    // A and B each need a second block for token 5: A gets the last free one, B finds none
+    // and, being the newest, preempts itself. C is not admitted in a preempting step.
+    let out = s.schedule();
+    assert_eq!(chunks(&out), vec![(a.0, 4, 1)]);
+    assert_eq!(out.preempted, vec![b]);
+    assert_eq!(s.request(b).unwrap().state, RequestState::Preempted);
+    assert_eq!(s.request(b).unwrap().num_computed_tokens, 0);
+    assert_eq!(s.request(b).unwrap().num_preemptions, 1);
+    assert_eq!(s.num_preemptions(), 1);
+    assert_eq!(s.waiting.iter().copied().collect::<Vec<_>>(), vec![b, c]);
+    sample_all(&mut s, &out);
+    // A finishes: B resumes first (front of the queue), recomputing its 5 tokens.
+    s.finish(a, FinishReason::Length);
+    let out = s.schedule();
+    assert_eq!(out.scheduled[0].id, b);
+    assert_eq!(out.scheduled[0].kind, ScheduleKind::Resumed);
+    assert_eq!(
+        (out.scheduled[0].start, out.scheduled[0].num_tokens),
+        (0, 5)
+    );
+}
+
+#[test]
+fn a_running_request_preempts_the_newest_other_one() {
+    // 4 blocks of 4. A (7 tokens, 2 blocks) and B (4, 1 block) and C (4, 1 block) run.
+    let mut s = Scheduler::new(cfg(100, 8, 4));
+    let a = s.add_request(7).unwrap();
+    let b = s.add_request(4).unwrap();
+    let c = s.add_request(4).unwrap();
+    let out = s.schedule();
+    assert_eq!(out.scheduled.len(), 3);
+    sample_all(&mut s, &out);
+    // A's token 8 fits its 2 blocks; B needs a new block: preempts C (newest), not A.
+    let out = s.schedule();
+    assert_eq!(out.preempted, vec![c]);
+    assert_eq!(chunks(&out), vec![(a.0, 7, 1), (b.0, 4, 1)]);
+    assert_eq!(s.running, vec![a, b]);
+}
+
+#[test]
+fn prompts_that_can_never_run_are_ignored() {
+    let mut s = Scheduler::new(cfg(100, 8, 4));
+    let err = s.add_request(16).unwrap_err();
+    assert!(err.0.contains("exceeds the KV cache of 16 tokens"), "{err}");
+    assert!(s.add_request(0).is_err());
+    let mut long_ctx = Scheduler::new(SchedulerConfig {
+        max_model_len: 10,
+        ..cfg(100, 8, 100)
+    });
+    assert!(long_ctx.add_request(10).unwrap_err().0.contains("context"));
+    assert!(!s.has_unfinished());
+}
+
+#[test]
+fn blocks_are_all_returned_after_finish_and_abort() {
+    let mut s = Scheduler::new(cfg(6, 8, 16));
+    let ids: Vec<_> = (0..4).map(|_| s.add_request(9).unwrap()).collect();
+    for _ in 0..4 {
+        let out = s.schedule();
+        sample_all(&mut s, &out);
+    }
+    assert!(s.kv_blocks_used() > 0);
+    s.finish(ids[0], FinishReason::Stop);
+    s.finish(ids[3], FinishReason::Aborted); // still waiting or mid-prefill
+    for &id in &ids[1..3] {
+        s.finish(id, FinishReason::Aborted);
+    }
+    assert_eq!(s.kv_blocks_used(), 0);
+    assert_eq!((s.num_running(), s.num_waiting()), (0, 0));
+    assert!(s.finish(ids[0], FinishReason::Stop).is_none());
+}
+
+#[test]
+fn step_counter_counts_every_call() {
+    let mut s = Scheduler::new(cfg(8, 8, 8));
+    assert_eq!(s.schedule().step, 0);
+    assert_eq!(s.schedule().step, 1);
+    assert_eq!(s.step(), 2);
+}

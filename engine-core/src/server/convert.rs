@@ -1,0 +1,220 @@
+//! Between the wire types of `journey.engine.v1` and the engine's own.
+
+use proto::engine as pb;
+use proto::engine::generate_request::Prompt;
+use tonic::Status;
+
+use crate::engine::{
+    EngineError, EngineHandle, EnginePrompt, EngineRequest, FinishReason, RequestEvent,
+};
+use crate::model::chat_template::ChatMessage;
+use crate::model::tokenizer::Tokenizer;
+use crate::sampling::{SamplingParams, TokenLogprob};
+
+/// A validated engine request from the wire form.
+pub(super) fn engine_request(
+    id: String,
+    req: pb::GenerateRequest,
+) -> Result<EngineRequest, Status> {
+    let prompt = match req.prompt {
+        Some(Prompt::Text(text)) => EnginePrompt::Text(text),
+        Some(Prompt::TokenIds(ids)) => EnginePrompt::TokenIds(ids.ids),
+        Some(Prompt::Chat(chat)) => EnginePrompt::Chat {
+            messages: chat
+                .messages
+                .into_iter()
+                .map(|m| ChatMessage {
+                    role: m.role,
+                    content: m.content,
+                })
+                .collect(),
+            add_generation_prompt: chat.add_generation_prompt,
+        },
+        None => {
+            return Err(Status::invalid_argument(
+                "GenerateRequest has no prompt: set text, token_ids or chat",
+            ));
+        }
+    };
+    Ok(EngineRequest {
+        id,
+        prompt,
+        params: sampling(req.sampling.unwrap_or_default()),
+    })
+}
+
+/// Wire sampling parameters; unset fields take the engine's defaults (vLLM's), and an unset
+/// `max_tokens` means "up to the context length".
+fn sampling(p: pb::SamplingParams) -> SamplingParams {
+    let d = SamplingParams::default();
+    SamplingParams {
+        temperature: p.temperature.unwrap_or(d.temperature),
+        top_p: p.top_p.unwrap_or(d.top_p),
+        top_k: p.top_k.unwrap_or(d.top_k),
+        min_p: p.min_p.unwrap_or(d.min_p),
+        seed: p.seed,
+        presence_penalty: p.presence_penalty.unwrap_or(d.presence_penalty),
+        frequency_penalty: p.frequency_penalty.unwrap_or(d.frequency_penalty),
+        repetition_penalty: p.repetition_penalty.unwrap_or(d.repetition_penalty),
+        max_tokens: p.max_tokens.unwrap_or(u32::MAX),
+        stop: p.stop,
+        stop_token_ids: p.stop_token_ids,
+        ignore_eos: p.ignore_eos,
+        logprobs: p.logprobs,
+        prompt_logprobs: p.prompt_logprobs,
+    }
+}
+
+/// The gRPC status of a refused submission.
+pub(super) fn submit_status(e: EngineError) -> Status {
+    match e {
+        EngineError::InvalidRequest(m) => Status::invalid_argument(m),
+        EngineError::Overloaded => Status::resource_exhausted(e.to_string()),
+        EngineError::Stopped => Status::unavailable(e.to_string()),
+    }
+}
+
+fn token(tok: &Tokenizer, t: &TokenLogprob) -> pb::TokenLogprob {
+    pb::TokenLogprob {
+        id: t.id,
+        logprob: t.logprob,
+        text: tok.decode(&[t.id], false).unwrap_or_default(),
+    }
+}
+
+fn logprobs(tok: &Tokenizer, chosen: &TokenLogprob, top: &[TokenLogprob]) -> pb::Logprobs {
+    pb::Logprobs {
+        token: Some(token(tok, chosen)),
+        top: top.iter().map(|t| token(tok, t)).collect(),
+    }
+}
+
+fn finish_reason(r: FinishReason) -> pb::FinishReason {
+    match r {
+        FinishReason::Stop => pb::FinishReason::Stop,
+        FinishReason::Length => pb::FinishReason::Length,
+        FinishReason::Aborted => pb::FinishReason::Aborted,
+        FinishReason::Ignored => pb::FinishReason::Ignored,
+        FinishReason::Error => pb::FinishReason::Error,
+    }
+}
+
+/// One engine event as a wire message.
+pub(super) fn response(
+    id: &str,
+    event: RequestEvent,
+    return_prompt_ids: bool,
+    tok: &Tokenizer,
+) -> pb::GenerateResponse {
+    let mut r = pb::GenerateResponse {
+        request_id: id.to_owned(),
+        ..Default::default()
+    };
+    match event {
+        RequestEvent::Started {
+            prompt_token_ids,
+            prompt_logprobs,
+        } => {
+            if let Some(entries) = prompt_logprobs {
+                r.prompt_logprobs = entries
+                    .iter()
+                    .zip(&prompt_token_ids)
+                    .map(|(entry, &id)| match entry {
+                        Some(p) => logprobs(
+                            tok,
+                            &TokenLogprob {
+                                id,
+                                logprob: p.logprob,
+                            },
+                            &p.top,
+                        ),
+                        None => pb::Logprobs {
+                            token: Some(token(
+                                tok,
+                                &TokenLogprob {
+                                    id,
+                                    logprob: f32::NAN,
+                                },
+                            )),
+                            top: Vec::new(),
+                        },
+                    })
+                    .collect();
+            }
+            if return_prompt_ids {
+                r.prompt_token_ids = prompt_token_ids;
+            }
+        }
+        RequestEvent::Tokens {
+            token_ids,
+            text,
+            logprobs: lps,
+        } => {
+            if let Some(lps) = lps {
+                r.logprobs = lps
+                    .iter()
+                    .map(|l| {
+                        logprobs(
+                            tok,
+                            &TokenLogprob {
+                                id: l.token,
+                                logprob: l.logprob,
+                            },
+                            &l.top,
+                        )
+                    })
+                    .collect();
+            }
+            r.token_ids = token_ids;
+            r.text = text;
+        }
+        RequestEvent::Finished {
+            reason,
+            stop_reason,
+            usage,
+            timings,
+        } => {
+            r.finish_reason = Some(finish_reason(reason) as i32);
+            r.stop_reason = stop_reason.unwrap_or_default();
+            r.usage = Some(pb::Usage {
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+            });
+            r.timings = Some(pb::Timings {
+                arrived: timings.arrived,
+                queued: timings.queued,
+                scheduled: timings.scheduled,
+                first_token: timings.first_token,
+                finished: timings.finished,
+                prefill_time: timings.prefill_time,
+                decode_time: timings.decode_time,
+                num_preemptions: timings.num_preemptions,
+            });
+        }
+    }
+    r
+}
+
+/// Model facts and live stats.
+pub(super) fn model_info(handle: &EngineHandle) -> pb::ModelInfo {
+    let facts = handle.model_facts();
+    let stats = handle.stats();
+    pb::ModelInfo {
+        model_name: facts.name.clone(),
+        architecture: facts.architecture.clone(),
+        context_length: facts.context_length as u32,
+        vocab_size: facts.vocab_size as u32,
+        has_chat_template: facts.has_chat_template,
+        eos_token_ids: facts.eos_token_ids.clone(),
+        bos_token_id: facts.bos_token_id,
+        add_bos: facts.add_bos,
+        kv_block_size: facts.block_size as u32,
+        kv_blocks_total: stats.kv_blocks_total as u32,
+        kv_blocks_used: stats.kv_blocks_used as u32,
+        num_running: stats.num_running as u32,
+        num_waiting: stats.num_waiting as u32,
+        num_preemptions_total: stats.num_preemptions_total,
+        num_requests_finished: stats.num_requests_finished,
+        device: facts.device.clone(),
+    }
+}

@@ -1,0 +1,66 @@
+//! The engine's gRPC face: `journey.engine.v1.Engine` over tonic, plus `grpc.health.v1`
+//! (NOT_SERVING until the model is loaded and warmed up) and server reflection (v1 and
+//! v1alpha, so grpcurl works with no proto files).
+//!
+//! Handlers only translate: a `Generate` call becomes one [`EngineRequest`] on the step thread,
+//! and the request's events stream back as `GenerateResponse`s. Dropping the response stream
+//! drops the event receiver, which the step loop notices and turns into an abort.
+//!
+//! [`EngineRequest`]: crate::engine::EngineRequest
+
+mod convert;
+mod service;
+
+use std::net::SocketAddr;
+
+use proto::engine::engine_server::EngineServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::engine::EngineHandle;
+pub use service::EngineService;
+
+/// Serves the engine on `listener` until `shutdown` resolves; `on_ready` runs once the model is
+/// warmed up and health says SERVING.
+pub async fn serve(
+    listener: TcpListener,
+    handle: EngineHandle,
+    on_ready: impl FnOnce(SocketAddr),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_not_serving::<EngineServer<EngineService>>()
+        .await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    // Warm up through the real path before declaring SERVING.
+    let warm = handle.clone();
+    tokio::task::spawn_blocking(move || service::warm_up(&warm)).await??;
+    reporter.set_serving::<EngineServer<EngineService>>().await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    on_ready(listener.local_addr()?);
+
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(EngineServer::new(EngineService::new(handle)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Binds `addr` (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    Ok(TcpListener::bind(addr).await?)
+}

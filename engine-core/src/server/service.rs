@@ -1,0 +1,103 @@
+//! `journey.engine.v1.Engine` handlers.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use proto::engine::engine_server::Engine;
+use proto::engine::{
+    AbortRequest, AbortResponse, GenerateRequest, GenerateResponse, GetModelInfoRequest, ModelInfo,
+};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::convert;
+use crate::engine::{EngineHandle, EnginePrompt, EngineRequest, RequestEvent};
+use crate::sampling::SamplingParams;
+
+/// The gRPC service over one engine.
+#[derive(Clone)]
+pub struct EngineService {
+    handle: EngineHandle,
+}
+
+impl EngineService {
+    /// Serves `handle`.
+    pub fn new(handle: EngineHandle) -> Self {
+        Self { handle }
+    }
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<GenerateResponse, Status>> + Send>>;
+
+/// Ids for requests that came without one.
+fn next_request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("engine-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+#[tonic::async_trait]
+impl Engine for EngineService {
+    type GenerateStream = ResponseStream;
+
+    async fn generate(
+        &self,
+        request: Request<GenerateRequest>,
+    ) -> Result<Response<ResponseStream>, Status> {
+        let req = request.into_inner();
+        let id = if req.request_id.is_empty() {
+            next_request_id()
+        } else {
+            req.request_id.clone()
+        };
+        let return_prompt_ids = req.return_prompt_ids;
+        let engine_req = convert::engine_request(id.clone(), req)?;
+        let events = self
+            .handle
+            .submit(engine_req)
+            .map_err(convert::submit_status)?;
+        let tokenizer = self.handle.tokenizer();
+        let stream = UnboundedReceiverStream::new(events)
+            .map(move |event| Ok(convert::response(&id, event, return_prompt_ids, &tokenizer)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn abort(
+        &self,
+        request: Request<AbortRequest>,
+    ) -> Result<Response<AbortResponse>, Status> {
+        let found = self.handle.abort(&request.into_inner().request_id);
+        Ok(Response::new(AbortResponse { found }))
+    }
+
+    async fn get_model_info(
+        &self,
+        _: Request<GetModelInfoRequest>,
+    ) -> Result<Response<ModelInfo>, Status> {
+        Ok(Response::new(convert::model_info(&self.handle)))
+    }
+}
+
+/// Runs one short greedy request through the whole engine so the first client pays no
+/// first-touch costs (page faults on the weights, allocator growth).
+pub(super) fn warm_up(handle: &EngineHandle) -> anyhow::Result<()> {
+    let req = EngineRequest {
+        id: "warm-up".into(),
+        prompt: EnginePrompt::TokenIds(vec![0, 1, 2, 3]),
+        params: SamplingParams {
+            temperature: 0.0,
+            max_tokens: 2,
+            ignore_eos: true,
+            ..SamplingParams::default()
+        },
+    };
+    let mut events = handle
+        .submit(req)
+        .map_err(|e| anyhow::anyhow!("warm-up: {e}"))?;
+    while let Some(event) = events.blocking_recv() {
+        if let RequestEvent::Finished { .. } = event {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("warm-up: the engine stopped")
+}

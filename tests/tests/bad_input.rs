@@ -1,0 +1,146 @@
+//! The bad-input matrix against the real pair: each gets a clear OpenAI-style error with the
+//! right status, and a good request running meanwhile is unaffected.
+
+use journey_tests::{start_engine, start_gateway, tiny_model};
+use serde_json::{Value, json};
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: reqwest::Body,
+    ctype: &str,
+) -> (u16, Value) {
+    let r = client
+        .post(url)
+        .header("content-type", ctype)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    (status, v)
+}
+
+fn assert_error(status: u16, v: &Value, want: u16, needle: &str, case: &str) {
+    assert_eq!(status, want, "{case}: {v}");
+    let msg = v["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{case}: no OpenAI error body: {v}"));
+    assert!(
+        msg.to_lowercase().contains(&needle.to_lowercase()),
+        "{case}: {msg:?} lacks {needle:?}"
+    );
+    assert!(v["error"]["type"].is_string(), "{case}: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_get_clear_errors_and_others_carry_on() {
+    let dir = std::env::temp_dir().join(format!("journey-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let engine = start_engine(&tiny_model(&dir), &[]);
+    let gateway = start_gateway(&engine.addr, &[]);
+    let base = format!("http://{}", gateway.addr);
+    let client = reqwest::Client::new();
+    let chat = format!("{base}/v1/chat/completions");
+    let comp = format!("{base}/v1/completions");
+
+    // A long request in flight the whole time.
+    let good = {
+        let (client, comp) = (client.clone(), comp.clone());
+        tokio::spawn(async move {
+            let body = json!({"model": "journey-tiny", "prompt": "hello world", "max_tokens": 200, "temperature": 0, "ignore_eos": true});
+            let r = client.post(&comp).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        })
+    };
+
+    let j = |v: Value| reqwest::Body::from(v.to_string());
+    let msg = json!([{"role": "user", "content": "hi"}]);
+    let cases: Vec<(&str, &String, reqwest::Body, u16, &str)> = vec![
+        (
+            "malformed JSON",
+            &chat,
+            reqwest::Body::from("{\"model\": "),
+            400,
+            "json",
+        ),
+        (
+            "wrong type",
+            &chat,
+            j(json!({"model": "journey-tiny", "messages": "hi"})),
+            400,
+            "messages",
+        ),
+        (
+            "negative max_tokens",
+            &chat,
+            j(json!({"model": "journey-tiny", "messages": msg, "max_tokens": -5})),
+            400,
+            "max_tokens",
+        ),
+        (
+            "huge max_tokens",
+            &comp,
+            j(json!({"model": "journey-tiny", "prompt": "hi", "max_tokens": 100000000})),
+            400,
+            "max_tokens",
+        ),
+        (
+            "temperature",
+            &chat,
+            j(json!({"model": "journey-tiny", "messages": msg, "temperature": 3.5})),
+            400,
+            "temperature",
+        ),
+        (
+            "empty messages",
+            &chat,
+            j(json!({"model": "journey-tiny", "messages": []})),
+            400,
+            "messages",
+        ),
+        (
+            "prompt too long",
+            &comp,
+            j(json!({"model": "journey-tiny", "prompt": "hello ".repeat(2000), "max_tokens": 4})),
+            400,
+            "context",
+        ),
+        (
+            "unknown model",
+            &chat,
+            j(json!({"model": "gpt-5", "messages": msg})),
+            404,
+            "gpt-5",
+        ),
+        (
+            "body over limit",
+            &comp,
+            j(json!({"model": "journey-tiny", "prompt": "x".repeat(5 << 20)})),
+            413,
+            "large",
+        ),
+    ];
+    for (case, url, body, want, needle) in cases {
+        let (status, v) = post(&client, url, body, "application/json").await;
+        assert_error(status, &v, want, needle, case);
+    }
+    let r = client.get(format!("{base}/v1/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    let (status, v) = good.await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["usage"]["completion_tokens"], 200, "{v}");
+
+    // Engine gone: 503 with an OpenAI body.
+    drop(engine);
+    let (status, v) = post(
+        &client,
+        &chat,
+        j(json!({"model": "journey-tiny", "messages": msg})),
+        "application/json",
+    )
+    .await;
+    assert_error(status, &v, 503, "engine", "engine unavailable");
+}
