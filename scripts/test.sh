@@ -17,5 +17,8 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --release --workspace --all-targets -- -D warnings
 
+echo "== build the binaries the end-to-end tests start"
+cargo build --release --workspace --bins
+
 echo "== cargo test"
 cargo test --release --workspace --no-fail-fast

@@ -115,6 +115,7 @@ impl Service {
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!(
                         "{} did not print {marker:?} within {deadline:?}",
                         bin.display()
