@@ -40,11 +40,9 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot bind {}", cli.listen))?;
-    eprintln!(
-        "api-gateway listening on http://{} (engine {})",
-        listener.local_addr()?,
-        cli.engine
-    );
+    eprintln!("api-gateway: engine {}", cli.engine);
+    // Tests and scripts read this line (stdout) to learn the bound port.
+    println!("api-gateway listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
