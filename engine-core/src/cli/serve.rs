@@ -5,10 +5,16 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use engine_core::engine::{EngineConfig, spawn_engine};
+use std::sync::Arc;
+
+use engine_core::engine::{EngineConfig, EngineTelemetry, spawn_engine_with};
+use engine_core::journey::{CoreTracer, StepTracer, StepTracingConfig};
+use engine_core::metrics::{self, EngineMetrics};
 use engine_core::model::Model;
 use engine_core::server;
 use kernels::CpuBackend;
+use proto::conventions::{scope, service};
+use proto::telemetry::{Telemetry, TracingArgs, parse_rate};
 
 /// Compute device.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -49,6 +55,35 @@ pub struct ServeArgs {
     /// Most requests waiting for admission; more are refused (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = 4096)]
     max_waiting: usize,
+    /// Address of the Prometheus `/metrics` endpoint (HTTP/1; port 0 picks a free one).
+    #[arg(
+        long,
+        env = "JOURNEY_ENGINE_METRICS_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
+    metrics_listen: SocketAddr,
+    #[command(flatten)]
+    tracing: TracingArgs,
+    #[command(flatten)]
+    steps: StepTracingArgs,
+}
+
+/// Step-tracing flags (`JOURNEY-SPEC.md` §5).
+#[derive(Args, Debug, Clone, PartialEq)]
+pub struct StepTracingArgs {
+    /// Emit scheduler step spans (scheduler_steps windows, scheduler_step spans).
+    #[arg(long, env = "JOURNEY_STEP_TRACING")]
+    step_tracing_enabled: bool,
+    /// Fraction of scheduler steps traced (a hash of the step id).
+    #[arg(long, env = "JOURNEY_STEP_TRACING_SAMPLE_RATE", default_value = "0.01", value_parser = parse_rate)]
+    step_tracing_sample_rate: f64,
+    /// Fraction of traced steps that also get a snapshot of every running request.
+    #[arg(long, env = "JOURNEY_STEP_TRACING_RICH_SUBSAMPLE_RATE", default_value = "0.001", value_parser = parse_rate)]
+    step_tracing_rich_subsample_rate: f64,
+    /// Steps per scheduler_steps window span.
+    #[arg(long, env = "JOURNEY_STEP_TRACING_CLOSURE_INTERVAL", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(10..=10000))]
+    step_tracing_closure_interval: u64,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -82,22 +117,83 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         kv_blocks,
         args.block_size
     );
-    let handle = spawn_engine(model, cfg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let _entered = runtime.enter();
+    let tracing_on = args.tracing.enable_journey_tracing || args.steps.step_tracing_enabled;
+    let telemetry = if tracing_on {
+        let dest = args.tracing.destination();
+        eprintln!("engine-core: tracing to {dest:?}");
+        Some(Telemetry::init_always_on(service::ENGINE_CORE, &dest)?)
+    } else {
+        None
+    };
+    let core = telemetry
+        .as_ref()
+        .filter(|_| args.tracing.enable_journey_tracing)
+        .map(|t| {
+            CoreTracer::new(
+                t.tracer(scope::SCHEDULER),
+                args.tracing.journey_tracing_sample_rate,
+            )
+        });
+    let steps = telemetry
+        .as_ref()
+        .filter(|_| args.steps.step_tracing_enabled)
+        .map(|t| {
+            StepTracer::new(
+                t.tracer(scope::SCHEDULER_STEP),
+                StepTracingConfig {
+                    sample_rate: args.steps.step_tracing_sample_rate,
+                    rich_subsample_rate: args.steps.step_tracing_rich_subsample_rate,
+                    closure_interval: args.steps.step_tracing_closure_interval,
+                    kv_device: "cpu".into(),
+                },
+            )
+        });
+    let metrics = Arc::new(EngineMetrics::new());
+    let handle = spawn_engine_with(
+        model,
+        cfg,
+        EngineTelemetry {
+            core: core.clone(),
+            steps,
+            metrics: Arc::clone(&metrics),
+        },
+    )?;
+    let served = runtime.block_on(async {
+        let metrics_listener = server::bind(args.metrics_listen).await?;
+        println!(
+            "engine-core metrics on http://{}/metrics",
+            metrics_listener.local_addr()?
+        );
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let metrics_task = tokio::spawn(metrics::serve(metrics_listener, metrics, {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.changed().await;
+            }
+        }));
         let listener = server::bind(args.listen).await?;
-        server::serve(
+        let result = server::serve(
             listener,
             handle.clone(),
+            core,
             |addr| println!("engine-core listening on {addr}"),
             shutdown_signal(),
         )
-        .await
-    })?;
+        .await;
+        let _ = stop_tx.send(true);
+        let _ = metrics_task.await;
+        result
+    });
+    // Live requests end (their spans with reason `shutdown`) before the exporter flushes.
     handle.shutdown();
-    Ok(())
+    if let Some(t) = &telemetry {
+        t.shutdown();
+    }
+    served
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -138,6 +138,7 @@ impl EngineHandle {
             params: req.params,
             events,
             arrived,
+            trace: req.trace,
         };
         if self.commands.send(Command::Submit(Box::new(sub))).is_err() {
             s.queued.fetch_sub(1, Ordering::AcqRel);

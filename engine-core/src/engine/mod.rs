@@ -32,6 +32,8 @@ pub use events::{FinishReason, PromptLogprob, RequestEvent, Timings, TokenLogpro
 pub use handle::{EngineHandle, EngineStats, ModelFacts};
 pub use request::{EnginePrompt, EngineRequest};
 
+use crate::journey::{CoreTracer, StepTracer, TraceContext};
+use crate::metrics::EngineMetrics;
 use crate::model::Model;
 use crate::model::llama::ModelError;
 use crate::sampling::SamplingParams;
@@ -101,6 +103,7 @@ pub(crate) struct Submitted {
     params: SamplingParams,
     events: UnboundedSender<RequestEvent>,
     arrived: f64,
+    trace: TraceContext,
 }
 
 /// Messages from handles to the step thread.
@@ -110,10 +113,32 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// Allocates the KV pool and starts the `engine-step` thread running `model`.
+/// What the step loop reports to: journey spans, step spans, metrics. The default traces
+/// nothing and keeps metrics nobody reads.
+#[derive(Default)]
+pub struct EngineTelemetry {
+    /// `llm_core` spans of traced requests.
+    pub core: Option<CoreTracer>,
+    /// Step spans of sampled steps.
+    pub steps: Option<StepTracer>,
+    /// The Prometheus metrics.
+    pub metrics: Arc<EngineMetrics>,
+}
+
+/// Allocates the KV pool and starts the `engine-step` thread running `model`, untraced.
 pub fn spawn_engine<B: Backend + 'static>(
     model: Model<B>,
     cfg: EngineConfig,
+) -> Result<EngineHandle, SpawnError> {
+    spawn_engine_with(model, cfg, EngineTelemetry::default())
+}
+
+/// Allocates the KV pool and starts the `engine-step` thread running `model`, reporting to
+/// `telemetry`.
+pub fn spawn_engine_with<B: Backend + 'static>(
+    model: Model<B>,
+    cfg: EngineConfig,
+    telemetry: EngineTelemetry,
 ) -> Result<EngineHandle, SpawnError> {
     let zero = [
         ("block_size", cfg.block_size),
@@ -166,7 +191,7 @@ pub fn spawn_engine<B: Backend + 'static>(
         thread: Mutex::new(None),
     });
     let (tx, rx) = std::sync::mpsc::channel();
-    let engine = step::EngineLoop::new(llama, pool, sched, Arc::clone(&shared), rx);
+    let engine = step::EngineLoop::new(llama, pool, sched, Arc::clone(&shared), rx, telemetry);
     let thread = std::thread::Builder::new()
         .name("engine-step".into())
         .spawn(move || engine.run())?;

@@ -1,6 +1,7 @@
 //! A request as submitted, and its prompt turned into token ids (done in `submit`, on the
 //! caller's thread: rendering and tokenizing are cheap, and errors are returned synchronously).
 
+use crate::journey::TraceContext;
 use crate::model::chat_template::{ChatMessage, ChatTemplate};
 use crate::model::tokenizer::Tokenizer;
 use crate::sampling::SamplingParams;
@@ -17,6 +18,8 @@ pub struct EngineRequest {
     pub prompt: EnginePrompt,
     /// Sampling parameters (validated by `submit`).
     pub params: SamplingParams,
+    /// Whether (and under which parent) its journey is traced.
+    pub trace: TraceContext,
 }
 
 /// A prompt in one of three forms.

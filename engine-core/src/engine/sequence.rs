@@ -3,12 +3,14 @@
 //! the batched engine and the reference loop agree.
 
 use std::ops::Range;
+use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::events::{
     FinishReason, PromptLogprob, RequestEvent, Timings, TokenLogprobs, Usage, epoch_now,
 };
+use crate::journey::{CoreSpan, Progress, Transition};
 use crate::model::tokenizer::{IncrementalDecoder, Tokenizer};
 use crate::sampling::{
     Sampler, SamplingParams, StopMatcher, StopOutcome, logprob_of, top_logprobs,
@@ -47,6 +49,14 @@ pub(super) struct Sequence {
     pub timings: Timings,
     /// Still counted against `max_waiting` (not yet scheduled once).
     pub in_queue: bool,
+    /// High-water mark of prompt tokens computed (survives preemption).
+    pub prefill_done: usize,
+    /// Times it was preempted.
+    pub num_preemptions: u32,
+    /// When its previous token was sampled (for inter-token latency).
+    pub last_token_at: Option<Instant>,
+    /// Its `llm_core` span, when traced.
+    pub journey: Option<CoreSpan>,
 }
 
 /// Everything a sequence starts from.
@@ -80,6 +90,30 @@ impl Sequence {
                 ..Timings::default()
             },
             in_queue: true,
+            prefill_done: 0,
+            num_preemptions: 0,
+            last_token_at: None,
+            journey: None,
+        }
+    }
+
+    /// The progress snapshot of its journey events at scheduler step `step`.
+    pub fn progress(&self, step: u64) -> Progress {
+        Progress {
+            step,
+            prompt_tokens: self.num_prompt,
+            prefill_done: self.prefill_done,
+            output_tokens: self.num_output(),
+            max_tokens: self.max_output,
+            preemptions: self.num_preemptions,
+        }
+    }
+
+    /// Records a journey transition, when traced.
+    pub fn journey_event(&mut self, t: Transition, step: u64) {
+        let p = self.progress(step);
+        if let Some(j) = self.journey.as_mut() {
+            j.record(t, p);
         }
     }
 

@@ -13,11 +13,18 @@ use std::time::Instant;
 
 use kernels::Backend;
 
+use proto::telemetry::Stamp;
+
 use super::batch::{self, Plan};
 use super::events::{FinishReason, epoch_now};
 use super::handle::{EngineStats, Shared};
 use super::sequence::{Finish, Sequence, SequenceInit};
-use super::{Command, Submitted};
+use super::{Command, EngineTelemetry, Submitted};
+use crate::journey::{
+    CoreSpan, CoreTracer, StepRecord, StepSampling, StepSnapshot, StepTracer, TraceContext,
+    Transition,
+};
+use crate::metrics::EngineMetrics;
 use crate::model::llama::{ForwardBatch, Llama, ModelError};
 use crate::model::tokenizer::Tokenizer;
 use crate::scheduler::{IgnoredPrompt, RequestId, ScheduleKind, Scheduler, SchedulerOutput};
@@ -34,6 +41,13 @@ pub(super) struct EngineLoop<B: Backend> {
     finished_total: u64,
     /// Every handle is gone: finish what is live, then exit.
     disconnected: bool,
+    /// The engine is stopping: requests still live end with reason `shutdown`.
+    stopping: bool,
+    core: Option<CoreTracer>,
+    steps: Option<StepTracer>,
+    metrics: Arc<EngineMetrics>,
+    /// Requests finished in the current step.
+    finished_in_step: usize,
 }
 
 fn finish(reason: FinishReason, stop_reason: Option<String>) -> Finish {
@@ -50,8 +64,14 @@ impl<B: Backend> EngineLoop<B> {
         sched: Scheduler,
         shared: Arc<Shared>,
         commands: Receiver<Command>,
+        telemetry: EngineTelemetry,
     ) -> Self {
         Self {
+            stopping: false,
+            core: telemetry.core,
+            steps: telemetry.steps,
+            metrics: telemetry.metrics,
+            finished_in_step: 0,
             llama,
             pool,
             sched,
@@ -138,7 +158,7 @@ impl<B: Backend> EngineLoop<B> {
         let max_output = (sub.params.max_tokens as usize)
             .min(cfg.max_model_len.saturating_sub(n))
             .min((capacity + 1).saturating_sub(n));
-        let seq = Sequence::new(SequenceInit {
+        let mut seq = Sequence::new(SequenceInit {
             name: sub.id,
             prompt: sub.prompt,
             params: sub.params,
@@ -146,6 +166,10 @@ impl<B: Backend> EngineLoop<B> {
             events: sub.events,
             arrived: sub.arrived,
         });
+        if let (Some(core), TraceContext::On(parent)) = (&self.core, &sub.trace) {
+            let p = seq.progress(self.sched.step());
+            seq.journey = Some(CoreSpan::queued(core, parent, &seq.name, p));
+        }
         match self.sched.add_request(n) {
             Ok(id) => {
                 self.by_name.insert(seq.name.clone(), id);
@@ -159,13 +183,23 @@ impl<B: Backend> EngineLoop<B> {
 
     /// One scheduling step and its forward pass.
     fn step(&mut self) {
-        let out = self.sched.schedule();
+        let start = Stamp::now();
         let began = Instant::now();
-        self.mark_scheduled(&out);
+        let out = self.sched.schedule();
+        let schedule_us = began.elapsed().as_micros() as u64;
+        let step = self.sched.step();
+        let sampling = self
+            .steps
+            .as_ref()
+            .map_or(StepSampling::Off, |t| t.sampling(step));
+        self.on_scheduled(&out, step);
+        let mut record = (sampling != StepSampling::Off).then(|| self.step_links(&out));
+        self.finished_in_step = 0;
+        let forward_began = Instant::now();
         let plan = batch::plan(&out, &self.seqs);
         match self.forward(&plan) {
             Ok(mut logits) => {
-                let secs = began.elapsed().as_secs_f64();
+                let secs = forward_began.elapsed().as_secs_f64();
                 self.process(&plan, &mut logits, secs);
             }
             Err(e) => {
@@ -176,18 +210,125 @@ impl<B: Backend> EngineLoop<B> {
                 }
             }
         }
+        let model_us = forward_began.elapsed().as_micros() as u64;
         self.publish();
+        self.metrics.on_step(out.num_tokens(), out.scheduled.len());
+        if let Some(r) = record.as_mut() {
+            self.fill_step_record(r, &out, sampling, start, (schedule_us, model_us));
+        }
+        if let Some(tracer) = self.steps.as_mut() {
+            if let Some(r) = &record {
+                tracer.record(r);
+            }
+            tracer.after_step(step);
+        }
     }
 
-    fn mark_scheduled(&mut self, out: &SchedulerOutput) {
-        for s in out.scheduled.iter().filter(|s| s.kind == ScheduleKind::New) {
-            if let Some(seq) = self.seqs.get_mut(&s.id) {
-                seq.timings.scheduled = epoch_now();
-                if std::mem::take(&mut seq.in_queue) {
-                    self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                }
+    /// Journey bookkeeping of a schedule: preemptions, prefill high-water marks, first and
+    /// resumed schedulings.
+    fn on_scheduled(&mut self, out: &SchedulerOutput, step: u64) {
+        for id in &out.preempted {
+            if let Some(seq) = self.seqs.get_mut(id) {
+                seq.num_preemptions += 1;
+                self.metrics.on_preempted();
+                seq.journey_event(Transition::Preempted, step);
             }
         }
+        for s in &out.scheduled {
+            let Some(seq) = self.seqs.get_mut(&s.id) else {
+                continue;
+            };
+            seq.prefill_done = seq
+                .prefill_done
+                .max((s.start + s.num_tokens).min(seq.num_prompt));
+            match s.kind {
+                ScheduleKind::New => {
+                    seq.timings.scheduled = epoch_now();
+                    if std::mem::take(&mut seq.in_queue) {
+                        self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    seq.journey_event(Transition::Scheduled { resumed: false }, step);
+                }
+                ScheduleKind::Resumed => {
+                    seq.journey_event(Transition::Scheduled { resumed: true }, step);
+                }
+                ScheduleKind::Continue => {}
+            }
+        }
+    }
+
+    /// A step record with the links to the batch's traced requests (taken before any of them
+    /// finishes and leaves).
+    fn step_links(&self, out: &SchedulerOutput) -> StepRecord {
+        let links = out
+            .scheduled
+            .iter()
+            .filter_map(|s| self.seqs.get(&s.id)?.journey.as_ref()?.span_context())
+            .collect();
+        StepRecord {
+            links,
+            ..StepRecord::default()
+        }
+    }
+
+    /// Completes a sampled step's record; `times` is (schedule µs, model µs).
+    fn fill_step_record(
+        &self,
+        r: &mut StepRecord,
+        out: &SchedulerOutput,
+        sampling: StepSampling,
+        start: Stamp,
+        times: (u64, u64),
+    ) {
+        let st = &out.stats;
+        r.id = self.sched.step();
+        r.start = Some(start);
+        r.end = Some(Stamp::now());
+        (r.schedule_us, r.model_us) = times;
+        r.running_depth = st.num_running;
+        r.waiting_depth = st.num_waiting;
+        r.num_prefill_reqs = st.num_prefill_reqs;
+        r.num_decode_reqs = st.num_decode_reqs;
+        r.prefill_tokens = st.prefill_tokens;
+        r.decode_tokens = st.decode_tokens;
+        r.num_finished = self.finished_in_step;
+        r.num_preempted = out.preempted.len();
+        r.kv_blocks_total = self.sched.kv_blocks_total();
+        r.kv_blocks_free = self.sched.kv_blocks_total() - self.sched.kv_blocks_used();
+        if sampling == StepSampling::Rich {
+            r.snapshots = self.snapshots(out);
+        }
+    }
+
+    /// One snapshot per request still running at the end of the step.
+    fn snapshots(&self, out: &SchedulerOutput) -> Vec<StepSnapshot> {
+        self.sched
+            .running()
+            .iter()
+            .filter_map(|id| {
+                let seq = self.seqs.get(id)?;
+                let req = self.sched.request(*id)?;
+                let scheduled = out
+                    .scheduled
+                    .iter()
+                    .find(|s| s.id == *id)
+                    .map_or(0, |s| s.num_tokens);
+                Some(StepSnapshot {
+                    request_id: seq.name.clone(),
+                    phase: if seq.num_output() == 0 {
+                        proto::conventions::phase::PREFILL
+                    } else {
+                        proto::conventions::phase::DECODE
+                    },
+                    num_prompt_tokens: seq.num_prompt,
+                    num_computed_tokens: req.num_computed_tokens,
+                    num_output_tokens: seq.num_output(),
+                    num_preemptions: seq.num_preemptions,
+                    scheduled_tokens: scheduled,
+                    blocks_allocated: req.blocks.len(),
+                })
+            })
+            .collect()
     }
 
     fn forward(&mut self, plan: &Plan) -> Result<Vec<f32>, ModelError> {
@@ -211,6 +352,7 @@ impl<B: Backend> EngineLoop<B> {
     fn process(&mut self, plan: &Plan, logits: &mut [f32], secs: f64) {
         let vocab = self.llama.config().vocab_size;
         let tok = Arc::clone(&self.shared.tokenizer);
+        let step = self.sched.step();
         for part in &plan.parts {
             let Some(seq) = self.seqs.get_mut(&part.id) else {
                 continue;
@@ -225,7 +367,10 @@ impl<B: Backend> EngineLoop<B> {
                 seq.record_prompt_logprob(pos, &logits[r * vocab..(r + 1) * vocab]);
             }
             let outcome = match part.sample_row {
-                Some(r) => emit_token(seq, &tok, &mut logits[r * vocab..(r + 1) * vocab]),
+                Some(r) => {
+                    let row = &mut logits[r * vocab..(r + 1) * vocab];
+                    emit_token(seq, &tok, row, step, &self.metrics)
+                }
                 None if seq.is_client_gone() => Some(finish(FinishReason::Aborted, None)),
                 None => continue,
             };
@@ -259,12 +404,30 @@ impl<B: Backend> EngineLoop<B> {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
         }
         self.finished_total += 1;
+        self.finished_in_step += 1;
         self.publish();
+        let reason = f.reason;
         let event = seq.finished_event(f, preemptions);
+        self.metrics
+            .on_finished(reason, &seq.timings, seq.num_prompt, seq.num_output());
+        if let Some(span) = seq.journey.take() {
+            let p = seq.progress(self.sched.step());
+            if self.stopping {
+                span.finish_shutdown(reason, p);
+            } else {
+                span.finish(reason, p);
+            }
+        }
         seq.send(event);
     }
 
     fn publish(&self) {
+        self.metrics.set_load(
+            self.sched.num_running(),
+            self.sched.num_waiting(),
+            self.sched.kv_blocks_used(),
+            self.sched.kv_blocks_total(),
+        );
         self.shared.publish(EngineStats {
             kv_blocks_total: self.sched.kv_blocks_total(),
             kv_blocks_used: self.sched.kv_blocks_used(),
@@ -278,6 +441,7 @@ impl<B: Backend> EngineLoop<B> {
     /// Ends the engine: refuses new requests, then finishes everything live or in flight.
     fn stop(&mut self, reason: FinishReason) {
         self.shared.gate().stopped = true;
+        self.stopping = true;
         while let Ok(c) = self.commands.try_recv() {
             if let Command::Submit(sub) = c {
                 self.add(*sub);
@@ -287,18 +451,36 @@ impl<B: Backend> EngineLoop<B> {
         for id in live {
             self.finish(id, finish(reason, None));
         }
+        if let Some(steps) = self.steps.as_mut() {
+            steps.close();
+        }
         self.publish();
     }
 }
 
 /// Samples one token for `seq` and sends its events; `Some` when the request is done
 /// (including the client having gone away).
-fn emit_token(seq: &mut Sequence, tok: &Tokenizer, row: &mut [f32]) -> Option<Finish> {
-    if seq.timings.first_token == 0.0 {
+fn emit_token(
+    seq: &mut Sequence,
+    tok: &Tokenizer,
+    row: &mut [f32],
+    step: u64,
+    metrics: &EngineMetrics,
+) -> Option<Finish> {
+    let now = Instant::now();
+    let first = seq.timings.first_token == 0.0;
+    if first {
         seq.timings.first_token = epoch_now();
+        metrics.on_first_token((seq.timings.first_token - seq.timings.arrived).max(0.0));
+    } else if let Some(prev) = seq.last_token_at {
+        metrics.on_token(now.duration_since(prev).as_secs_f64());
     }
+    seq.last_token_at = Some(now);
     let started = seq.take_started();
     let out = seq.sample(tok, row);
+    if first {
+        seq.journey_event(Transition::FirstToken, step);
+    }
     let alive = started.is_none_or(|e| seq.send(e)) && seq.send(out.event);
     if alive {
         out.finish

@@ -142,6 +142,7 @@ fn request(id: &str, prompt: &Prompt, params: &SamplingParams) -> EngineRequest 
         id: id.into(),
         prompt: engine_prompt(prompt),
         params: params.clone(),
+        trace: Default::default(),
     }
 }
 
@@ -396,6 +397,7 @@ fn invalid_requests_are_refused_and_others_run() {
             id: id.into(),
             prompt,
             params,
+            trace: Default::default(),
         };
         match handle.submit(req) {
             Err(EngineError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),

@@ -142,6 +142,11 @@ impl Scheduler {
         self.requests.get(&id).map(|r| r.blocks.as_raw())
     }
 
+    /// Running requests, oldest admission first.
+    pub fn running(&self) -> &[RequestId] {
+        &self.running
+    }
+
     /// Requests running.
     pub fn num_running(&self) -> usize {
         self.running.len()

@@ -7,6 +7,7 @@ use tonic::Status;
 use crate::engine::{
     EngineError, EngineHandle, EnginePrompt, EngineRequest, FinishReason, RequestEvent,
 };
+use crate::journey::TraceContext;
 use crate::model::chat_template::ChatMessage;
 use crate::model::tokenizer::Tokenizer;
 use crate::sampling::{SamplingParams, TokenLogprob};
@@ -15,6 +16,7 @@ use crate::sampling::{SamplingParams, TokenLogprob};
 pub(super) fn engine_request(
     id: String,
     req: pb::GenerateRequest,
+    trace: TraceContext,
 ) -> Result<EngineRequest, Status> {
     let prompt = match req.prompt {
         Some(Prompt::Text(text)) => EnginePrompt::Text(text),
@@ -40,6 +42,7 @@ pub(super) fn engine_request(
         id,
         prompt,
         params: sampling(req.sampling.unwrap_or_default()),
+        trace,
     })
 }
 

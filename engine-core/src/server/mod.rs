@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::engine::EngineHandle;
+use crate::journey::CoreTracer;
 pub use service::EngineService;
 
 /// Serves the engine on `listener` until `shutdown` resolves; `on_ready` runs once the model is
@@ -25,6 +26,7 @@ pub use service::EngineService;
 pub async fn serve(
     listener: TcpListener,
     handle: EngineHandle,
+    journey: Option<CoreTracer>,
     on_ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -54,7 +56,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(EngineServer::new(EngineService::new(handle)))
+        .add_service(EngineServer::new(EngineService::new(handle, journey)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -13,18 +13,32 @@ use tonic::{Request, Response, Status};
 
 use super::convert;
 use crate::engine::{EngineHandle, EnginePrompt, EngineRequest, RequestEvent};
+use crate::journey::{CoreTracer, TraceContext};
 use crate::sampling::SamplingParams;
+use proto::telemetry::propagation;
 
 /// The gRPC service over one engine.
 #[derive(Clone)]
 pub struct EngineService {
     handle: EngineHandle,
+    journey: Option<CoreTracer>,
 }
 
 impl EngineService {
-    /// Serves `handle`.
-    pub fn new(handle: EngineHandle) -> Self {
-        Self { handle }
+    /// Serves `handle`; with `journey`, requests are traced as their metadata and the
+    /// engine's sample rate decide.
+    pub fn new(handle: EngineHandle, journey: Option<CoreTracer>) -> Self {
+        Self { handle, journey }
+    }
+
+    fn trace_context(&self, metadata: &tonic::metadata::MetadataMap) -> TraceContext {
+        match &self.journey {
+            None => TraceContext::Off,
+            Some(j) => j.decide(
+                propagation::extract_metadata(metadata),
+                propagation::sampled(metadata),
+            ),
+        }
     }
 }
 
@@ -44,6 +58,7 @@ impl Engine for EngineService {
         &self,
         request: Request<GenerateRequest>,
     ) -> Result<Response<ResponseStream>, Status> {
+        let trace = self.trace_context(request.metadata());
         let req = request.into_inner();
         let id = if req.request_id.is_empty() {
             next_request_id()
@@ -51,7 +66,7 @@ impl Engine for EngineService {
             req.request_id.clone()
         };
         let return_prompt_ids = req.return_prompt_ids;
-        let engine_req = convert::engine_request(id.clone(), req)?;
+        let engine_req = convert::engine_request(id.clone(), req, trace)?;
         let events = self
             .handle
             .submit(engine_req)
@@ -90,6 +105,7 @@ pub(super) fn warm_up(handle: &EngineHandle) -> anyhow::Result<()> {
             ignore_eos: true,
             ..SamplingParams::default()
         },
+        trace: TraceContext::Off,
     };
     let mut events = handle
         .submit(req)

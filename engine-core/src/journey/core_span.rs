@@ -1,0 +1,230 @@
+//! The `llm_core` span guard. Created when the request enters the waiting queue; every journey
+//! event carries the progress snapshot of `JOURNEY-SPEC.md` §2; [`CoreSpan::finish`] ends it
+//! with `journey.FINISHED`. Dropping a guard that was never finished ends the span as
+//! `FINISHED(aborted)`, so no path of the engine can leak an open span.
+
+use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::Span as SdkSpan;
+use proto::conventions::{
+    abort_reason, attr, finish_status, journey_event, phase, schedule_kind, span,
+};
+use proto::telemetry::{LiveToken, Stamp};
+
+use super::CoreTracer;
+use crate::scheduler::FinishReason;
+
+/// Where a request stands, as the journey events report it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The scheduler step (see the spec's `scheduler.step` rules).
+    pub step: u64,
+    /// Prompt length.
+    pub prompt_tokens: usize,
+    /// High-water mark of prompt tokens processed (survives preemption).
+    pub prefill_done: usize,
+    /// Output tokens so far.
+    pub output_tokens: usize,
+    /// The request's max_tokens.
+    pub max_tokens: usize,
+    /// Preemptions so far.
+    pub preemptions: u32,
+}
+
+/// A lifecycle event of the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Scheduled from waiting; `resumed` after a preemption.
+    Scheduled {
+        /// After a preemption.
+        resumed: bool,
+    },
+    /// First output token.
+    FirstToken,
+    /// Lost its blocks.
+    Preempted,
+}
+
+/// The live `llm_core` span of one request.
+#[derive(Debug)]
+pub struct CoreSpan {
+    span: Option<SdkSpan>,
+    last: Progress,
+    _live: LiveToken,
+}
+
+impl CoreSpan {
+    /// Starts the span under `parent` and records `journey.QUEUED`.
+    pub fn queued(tracer: &CoreTracer, parent: &Context, id: &str, p: Progress) -> Self {
+        let now = Stamp::now();
+        let mut span = tracer
+            .tracer()
+            .span_builder(span::LLM_CORE)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(now.wall)
+            .with_attributes([
+                KeyValue::new(attr::GEN_AI_REQUEST_ID, id.to_owned()),
+                KeyValue::new(attr::PREFILL_TOTAL_TOKENS, p.prompt_tokens as i64),
+                KeyValue::new(attr::DECODE_MAX_TOKENS, p.max_tokens as i64),
+            ])
+            .start_with_context(tracer.tracer(), parent);
+        add_event(
+            &mut span,
+            now,
+            journey_event::QUEUED,
+            journey_event::TYPE_QUEUED,
+            &p,
+            true,
+            None,
+        );
+        Self {
+            span: Some(span),
+            last: p,
+            _live: LiveToken::new(),
+        }
+    }
+
+    /// Records a transition.
+    pub fn record(&mut self, t: Transition, p: Progress) {
+        self.last = p;
+        let Some(span) = self.span.as_mut() else {
+            return;
+        };
+        let now = Stamp::now();
+        match t {
+            Transition::Scheduled { resumed } => {
+                let kind = if resumed {
+                    schedule_kind::RESUME
+                } else {
+                    schedule_kind::FIRST
+                };
+                let extra = KeyValue::new(attr::SCHEDULE_KIND, kind);
+                add_event(
+                    span,
+                    now,
+                    journey_event::SCHEDULED,
+                    journey_event::TYPE_SCHEDULED,
+                    &p,
+                    false,
+                    Some(extra),
+                );
+            }
+            Transition::FirstToken => add_event(
+                span,
+                now,
+                journey_event::FIRST_TOKEN,
+                journey_event::TYPE_FIRST_TOKEN,
+                &p,
+                false,
+                None,
+            ),
+            Transition::Preempted => add_event(
+                span,
+                now,
+                journey_event::PREEMPTED,
+                journey_event::TYPE_PREEMPTED,
+                &p,
+                false,
+                None,
+            ),
+        }
+    }
+
+    /// The span's context, for step-span links.
+    pub fn span_context(&self) -> Option<opentelemetry::trace::SpanContext> {
+        self.span.as_ref().map(|s| s.span_context().clone())
+    }
+
+    /// Records `journey.FINISHED` and ends the span.
+    pub fn finish(mut self, reason: FinishReason, p: Progress) {
+        self.end(reason, p, None);
+    }
+
+    /// As [`finish`](Self::finish), for a request cut short by the engine shutting down
+    /// (the event carries `reason = shutdown`).
+    pub fn finish_shutdown(mut self, reason: FinishReason, p: Progress) {
+        self.end(reason, p, Some(abort_reason::SHUTDOWN));
+    }
+
+    fn end(&mut self, reason: FinishReason, p: Progress, why: Option<&'static str>) {
+        let Some(mut span) = self.span.take() else {
+            return;
+        };
+        let now = Stamp::now();
+        let status = finish_status_of(reason);
+        let mut extra = vec![KeyValue::new(attr::FINISH_STATUS, status)];
+        extra.extend(why.map(|w| KeyValue::new(attr::REASON, w)));
+        add_event(
+            &mut span,
+            now,
+            journey_event::FINISHED,
+            journey_event::TYPE_FINISHED,
+            &p,
+            false,
+            extra,
+        );
+        span.set_attributes([
+            KeyValue::new(attr::GEN_AI_USAGE_INPUT_TOKENS, p.prompt_tokens as i64),
+            KeyValue::new(attr::GEN_AI_USAGE_OUTPUT_TOKENS, p.output_tokens as i64),
+            KeyValue::new(attr::GEN_AI_USAGE_PROMPT_TOKENS, p.prompt_tokens as i64),
+            KeyValue::new(attr::GEN_AI_USAGE_COMPLETION_TOKENS, p.output_tokens as i64),
+            KeyValue::new(attr::NUM_PREEMPTIONS, i64::from(p.preemptions)),
+            KeyValue::new(attr::FINISH_STATUS, status),
+        ]);
+        if reason == FinishReason::Error {
+            span.set_status(Status::error("the engine failed"));
+            span.set_attribute(KeyValue::new(attr::ERROR_TYPE, status));
+        }
+        span.end_with_timestamp(now.wall);
+    }
+}
+
+impl Drop for CoreSpan {
+    fn drop(&mut self) {
+        let p = self.last;
+        self.end(FinishReason::Aborted, p, None);
+    }
+}
+
+/// The spec's `finish.status` of a finish reason.
+pub fn finish_status_of(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => finish_status::STOPPED,
+        FinishReason::Length => finish_status::LENGTH,
+        FinishReason::Aborted => finish_status::ABORTED,
+        FinishReason::Ignored => finish_status::IGNORED,
+        FinishReason::Error => finish_status::ERROR,
+    }
+}
+
+fn add_event(
+    span: &mut SdkSpan,
+    now: Stamp,
+    name: &'static str,
+    ty: &'static str,
+    p: &Progress,
+    waiting: bool,
+    extra: impl IntoIterator<Item = KeyValue>,
+) {
+    let ph = if waiting {
+        phase::WAITING
+    } else if p.output_tokens == 0 {
+        phase::PREFILL
+    } else {
+        phase::DECODE
+    };
+    let mut attrs = vec![
+        KeyValue::new(attr::EVENT_TYPE, ty),
+        KeyValue::new(attr::TS_MONOTONIC, now.mono_secs()),
+        KeyValue::new(attr::TS_MONOTONIC_NS, now.mono_ns as i64),
+        KeyValue::new(attr::SCHEDULER_STEP, p.step as i64),
+        KeyValue::new(attr::PHASE, ph),
+        KeyValue::new(attr::PREFILL_DONE_TOKENS, p.prefill_done as i64),
+        KeyValue::new(attr::PREFILL_TOTAL_TOKENS, p.prompt_tokens as i64),
+        KeyValue::new(attr::DECODE_DONE_TOKENS, p.output_tokens as i64),
+        KeyValue::new(attr::DECODE_MAX_TOKENS, p.max_tokens as i64),
+        KeyValue::new(attr::NUM_PREEMPTIONS, i64::from(p.preemptions)),
+    ];
+    attrs.extend(extra);
+    span.add_event_with_timestamp(name, now.wall, attrs);
+}

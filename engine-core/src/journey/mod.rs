@@ -1,0 +1,70 @@
+//! Journey tracing inside the engine (`JOURNEY-SPEC.md` §1–§4): the `llm_core` span of each
+//! traced request with its `journey.*` events ([`CoreSpan`]), and the step spans of sampled
+//! scheduler steps ([`StepTracer`]).
+//!
+//! Everything here is optional state owned by the step thread: with tracing off there is no
+//! tracer, no span object and no per-request tracing state, and the step loop's only cost is
+//! one `Option` check per lifecycle point.
+
+mod core_span;
+mod step;
+
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::trace::SdkTracer;
+use proto::telemetry::propagation::JourneySampled;
+use proto::telemetry::sampling::trace_sampled;
+
+pub use core_span::{CoreSpan, Progress, Transition, finish_status_of};
+pub use step::{StepRecord, StepSampling, StepSnapshot, StepTracer, StepTracingConfig};
+
+/// The tracing decision for one request, made where it enters the engine.
+#[derive(Clone, Debug, Default)]
+pub enum TraceContext {
+    /// Not traced.
+    #[default]
+    Off,
+    /// Traced: its `llm_core` span is a child of this context (empty: a root).
+    On(Context),
+}
+
+/// Creates the `llm_core` spans; `None` in the engine when journey tracing is off.
+#[derive(Clone, Debug)]
+pub struct CoreTracer {
+    tracer: SdkTracer,
+    sample_rate: f64,
+}
+
+impl CoreTracer {
+    /// Spans from `tracer`; direct gRPC callers are sampled at `sample_rate`.
+    pub fn new(tracer: SdkTracer, sample_rate: f64) -> Self {
+        Self {
+            tracer,
+            sample_rate,
+        }
+    }
+
+    /// The decision for a request carrying `parent` (extracted from its metadata) and the
+    /// gateway's `x-journey-sampled` flag: the gateway's word is final when present; a direct
+    /// caller is sampled at this engine's rate, from its trace id when it sent one.
+    pub fn decide(&self, parent: Context, gateway: Option<JourneySampled>) -> TraceContext {
+        let sc = parent.span().span_context().clone();
+        let on = match gateway {
+            Some(JourneySampled::Yes) => true,
+            Some(JourneySampled::No) => false,
+            None if sc.is_valid() => {
+                sc.is_sampled() && trace_sampled(sc.trace_id(), self.sample_rate)
+            }
+            None => rand::random::<f64>() < self.sample_rate,
+        };
+        match (on, sc.is_valid()) {
+            (false, _) => TraceContext::Off,
+            (true, true) => TraceContext::On(parent),
+            (true, false) => TraceContext::On(Context::new()),
+        }
+    }
+
+    pub(crate) fn tracer(&self) -> &SdkTracer {
+        &self.tracer
+    }
+}

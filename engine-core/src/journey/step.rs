@@ -1,0 +1,285 @@
+//! Step tracing (`JOURNEY-SPEC.md` §1–§2): a `scheduler_steps` window span, root of its own
+//! trace, holding a `step.BATCH_SUMMARY` event per sampled step (and `step.REQUEST_SNAPSHOT`s on
+//! rich-sampled ones); each sampled step also gets a `scheduler_step` child span covering the
+//! whole step, linked to the `llm_core` spans of the traced requests in its batch.
+//!
+//! A window is opened by the first event after the previous one closed, and closed once it
+//! spans `closure_interval` steps; a window with no event is never created, which is how an
+//! empty window is "extended". Sampling is a hash of the step id, so runs are reproducible.
+
+use opentelemetry::trace::{Link, Span, SpanContext, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
+use proto::conventions::{attr, span, step_event};
+use proto::telemetry::sampling::step_sampled;
+use proto::telemetry::{LiveToken, Stamp};
+
+/// Most span links one step span carries (the SDK keeps 128); the rest are counted.
+pub const MAX_STEP_LINKS: usize = 64;
+
+/// Salts that make the batch and rich draws independent.
+const BATCH_SALT: u64 = 0x5354_4550;
+const RICH_SALT: u64 = 0x5249_4348;
+
+/// Step-tracing settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepTracingConfig {
+    /// Fraction of steps traced.
+    pub sample_rate: f64,
+    /// Fraction of traced steps that also get per-request snapshots.
+    pub rich_subsample_rate: f64,
+    /// Steps per window.
+    pub closure_interval: u64,
+    /// The KV pool's device, for `kv.device`.
+    pub kv_device: String,
+}
+
+/// One running request at the end of a rich-sampled step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepSnapshot {
+    /// The engine's request id.
+    pub request_id: String,
+    /// `WAITING`, `PREFILL` or `DECODE`.
+    pub phase: &'static str,
+    /// Prompt length.
+    pub num_prompt_tokens: usize,
+    /// Tokens with keys and values in the cache.
+    pub num_computed_tokens: usize,
+    /// Output tokens so far.
+    pub num_output_tokens: usize,
+    /// Preemptions so far.
+    pub num_preemptions: u32,
+    /// Tokens scheduled for it in this step.
+    pub scheduled_tokens: usize,
+    /// KV blocks it holds.
+    pub blocks_allocated: usize,
+}
+
+/// What one step did.
+#[derive(Clone, Debug, Default)]
+pub struct StepRecord {
+    /// The step counter (`scheduler.step`).
+    pub id: u64,
+    /// Start of the step (before scheduling).
+    pub start: Option<Stamp>,
+    /// End of the step (after output processing).
+    pub end: Option<Stamp>,
+    /// Scheduling time, µs.
+    pub schedule_us: u64,
+    /// Forward and output processing time, µs.
+    pub model_us: u64,
+    /// Running requests after scheduling.
+    pub running_depth: usize,
+    /// Waiting requests after scheduling.
+    pub waiting_depth: usize,
+    /// Requests computing prompt tokens.
+    pub num_prefill_reqs: usize,
+    /// Requests decoding.
+    pub num_decode_reqs: usize,
+    /// Prompt tokens run.
+    pub prefill_tokens: usize,
+    /// Decode tokens run.
+    pub decode_tokens: usize,
+    /// Requests finished in the step.
+    pub num_finished: usize,
+    /// Requests preempted in the step.
+    pub num_preempted: usize,
+    /// Blocks in the pool.
+    pub kv_blocks_total: usize,
+    /// Free blocks after the step.
+    pub kv_blocks_free: usize,
+    /// `llm_core` spans of the traced requests in the batch.
+    pub links: Vec<SpanContext>,
+    /// Per running request, on rich-sampled steps.
+    pub snapshots: Vec<StepSnapshot>,
+}
+
+struct Window {
+    span: SdkSpan,
+    first_step: u64,
+    _live: LiveToken,
+}
+
+/// The step thread's step tracer.
+pub struct StepTracer {
+    tracer: SdkTracer,
+    cfg: StepTracingConfig,
+    window: Option<Window>,
+}
+
+/// Whether a step is traced, and how richly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepSampling {
+    /// Not traced.
+    Off,
+    /// Batch summary only.
+    Summary,
+    /// Summary plus a snapshot per running request.
+    Rich,
+}
+
+impl StepTracer {
+    /// A tracer of steps with `cfg`.
+    pub fn new(tracer: SdkTracer, cfg: StepTracingConfig) -> Self {
+        Self {
+            tracer,
+            cfg,
+            window: None,
+        }
+    }
+
+    /// Whether step `id` is sampled (decided from the id alone).
+    pub fn sampling(&self, id: u64) -> StepSampling {
+        if !step_sampled(id, BATCH_SALT, self.cfg.sample_rate) {
+            StepSampling::Off
+        } else if step_sampled(id, RICH_SALT, self.cfg.rich_subsample_rate) {
+            StepSampling::Rich
+        } else {
+            StepSampling::Summary
+        }
+    }
+
+    /// Records a sampled step: its span, and its events on the span and the window.
+    pub fn record(&mut self, r: &StepRecord) {
+        let (Some(start), Some(end)) = (r.start, r.end) else {
+            return;
+        };
+        let summary = summary_attributes(r, start, end);
+        let window = self.window_for(r.id, start);
+        window
+            .span
+            .add_event_with_timestamp(step_event::BATCH_SUMMARY, end.wall, summary.clone());
+        let parent = Context::new().with_remote_span_context(window.span.span_context().clone());
+        let kept = r.links.len().min(MAX_STEP_LINKS);
+        let links = r.links[..kept]
+            .iter()
+            .map(|sc| Link::with_context(sc.clone()))
+            .collect();
+        let mut attrs = summary.clone();
+        attrs.push(KeyValue::new(attr::KV_DEVICE, self.cfg.kv_device.clone()));
+        attrs.push(KeyValue::new(
+            attr::STEP_LINKS_DROPPED,
+            (r.links.len() - kept) as i64,
+        ));
+        let mut step = self
+            .tracer
+            .span_builder(span::SCHEDULER_STEP)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start.wall)
+            .with_attributes(attrs)
+            .with_links(links)
+            .start_with_context(&self.tracer, &parent);
+        step.add_event_with_timestamp(step_event::BATCH_SUMMARY, end.wall, summary);
+        for s in &r.snapshots {
+            let attrs = snapshot_attributes(r.id, s);
+            step.add_event_with_timestamp(step_event::REQUEST_SNAPSHOT, end.wall, attrs.clone());
+            if let Some(w) = self.window.as_mut() {
+                w.span
+                    .add_event_with_timestamp(step_event::REQUEST_SNAPSHOT, end.wall, attrs);
+            }
+        }
+        step.end_with_timestamp(end.wall);
+    }
+
+    /// Closes the window once it spans `closure_interval` steps; call after every step.
+    pub fn after_step(&mut self, id: u64) {
+        if self
+            .window
+            .as_ref()
+            .is_some_and(|w| id + 1 >= w.first_step + self.cfg.closure_interval)
+        {
+            self.close();
+        }
+    }
+
+    /// Ends the open window (at shutdown, or at closure).
+    pub fn close(&mut self) {
+        if let Some(mut w) = self.window.take() {
+            w.span.end();
+        }
+    }
+
+    fn window_for(&mut self, id: u64, start: Stamp) -> &mut Window {
+        let tracer = &self.tracer;
+        let device = self.cfg.kv_device.clone();
+        let interval = self.cfg.closure_interval;
+        self.window.get_or_insert_with(|| {
+            let first_step = id - id % interval;
+            let span = tracer
+                .span_builder(span::SCHEDULER_STEPS)
+                .with_kind(SpanKind::Internal)
+                .with_start_time(start.wall)
+                .with_attributes([
+                    KeyValue::new(attr::STEP_ID, first_step as i64),
+                    KeyValue::new(attr::KV_DEVICE, device),
+                ])
+                .start_with_context(tracer, &Context::new());
+            Window {
+                span,
+                first_step,
+                _live: LiveToken::new(),
+            }
+        })
+    }
+}
+
+impl Drop for StepTracer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn summary_attributes(r: &StepRecord, start: Stamp, end: Stamp) -> Vec<KeyValue> {
+    let ns = |s: Stamp| {
+        s.wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64)
+    };
+    let total = r.kv_blocks_total.max(1) as f64;
+    let usage = (r.kv_blocks_total - r.kv_blocks_free.min(r.kv_blocks_total)) as f64 / total;
+    let int = |k: &'static str, v: usize| KeyValue::new(k, v as i64);
+    vec![
+        KeyValue::new(attr::STEP_ID, r.id as i64),
+        KeyValue::new(attr::STEP_TS_START_NS, ns(start)),
+        KeyValue::new(attr::STEP_TS_END_NS, ns(end)),
+        KeyValue::new(
+            attr::STEP_DURATION_US,
+            (end.mono_ns.saturating_sub(start.mono_ns) / 1000) as i64,
+        ),
+        KeyValue::new(attr::STEP_SCHEDULE_US, r.schedule_us as i64),
+        KeyValue::new(attr::STEP_MODEL_US, r.model_us as i64),
+        int(attr::QUEUE_RUNNING_DEPTH, r.running_depth),
+        int(attr::QUEUE_WAITING_DEPTH, r.waiting_depth),
+        int(attr::BATCH_NUM_PREFILL_REQS, r.num_prefill_reqs),
+        int(attr::BATCH_NUM_DECODE_REQS, r.num_decode_reqs),
+        int(
+            attr::BATCH_SCHEDULED_TOKENS,
+            r.prefill_tokens + r.decode_tokens,
+        ),
+        int(attr::BATCH_PREFILL_TOKENS, r.prefill_tokens),
+        int(attr::BATCH_DECODE_TOKENS, r.decode_tokens),
+        int(attr::BATCH_NUM_FINISHED, r.num_finished),
+        int(attr::BATCH_NUM_PREEMPTED, r.num_preempted),
+        KeyValue::new(attr::KV_USAGE_GPU_RATIO, usage),
+        int(attr::KV_BLOCKS_TOTAL_GPU, r.kv_blocks_total),
+        int(attr::KV_BLOCKS_FREE_GPU, r.kv_blocks_free),
+    ]
+}
+
+fn snapshot_attributes(step: u64, s: &StepSnapshot) -> Vec<KeyValue> {
+    let int = |k: &'static str, v: usize| KeyValue::new(k, v as i64);
+    vec![
+        KeyValue::new(attr::STEP_ID, step as i64),
+        KeyValue::new(attr::REQUEST_ID, s.request_id.clone()),
+        KeyValue::new(attr::REQUEST_PHASE, s.phase),
+        int(attr::REQUEST_NUM_PROMPT_TOKENS, s.num_prompt_tokens),
+        int(attr::REQUEST_NUM_COMPUTED_TOKENS, s.num_computed_tokens),
+        int(attr::REQUEST_NUM_OUTPUT_TOKENS, s.num_output_tokens),
+        KeyValue::new(attr::REQUEST_NUM_PREEMPTIONS, i64::from(s.num_preemptions)),
+        int(attr::REQUEST_SCHEDULED_TOKENS_THIS_STEP, s.scheduled_tokens),
+        int(attr::KV_BLOCKS_ALLOCATED_GPU, s.blocks_allocated),
+        // No prefix cache yet: nothing is ever cached, the whole prompt is computed.
+        int(attr::KV_BLOCKS_CACHED_GPU, 0),
+        int(attr::REQUEST_EFFECTIVE_PROMPT_LEN, s.num_prompt_tokens),
+    ]
+}

@@ -1,0 +1,246 @@
+//! Telemetry set-up shared by both binaries: the flags of `JOURNEY-SPEC.md` §5, the tracer
+//! provider and its exporter, W3C propagation, deterministic sampling, and a live-span gauge.
+//!
+//! Export goes to OTLP/gRPC when `--otlp-traces-endpoint` or a standard
+//! `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` variable is set, otherwise to the embedded default:
+//! OTLP-JSON lines appended to `--journey-traces-file`. Either way spans go through the SDK's
+//! batch processor (its own thread, a bounded queue that drops when full), so a slow or dead
+//! collector costs dropped spans, never a request. [`Telemetry::shutdown`] flushes.
+
+mod file_export;
+pub mod propagation;
+pub mod sampling;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use opentelemetry::InstrumentationScope;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, ShouldSample,
+};
+
+pub use file_export::JsonLinesExporter;
+
+/// Parses a sampling rate in `[0, 1]`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!("{r} is outside [0, 1]"))
+    }
+}
+
+/// Flags both binaries take (each also read from an environment variable).
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub struct TracingArgs {
+    /// OTLP/gRPC endpoint for traces (e.g. http://tempo:4317). Without it (and without the
+    /// standard OTEL_EXPORTER_OTLP_ENDPOINT / OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), traces go
+    /// to --journey-traces-file.
+    #[arg(long, env = "JOURNEY_OTLP_TRACES_ENDPOINT")]
+    pub otlp_traces_endpoint: Option<String>,
+    /// The embedded default exporter's file: OTLP-JSON lines, appended.
+    #[arg(
+        long,
+        env = "JOURNEY_TRACES_FILE",
+        default_value = "journey-traces.jsonl"
+    )]
+    pub journey_traces_file: PathBuf,
+    /// Emit request journey spans (llm_request at the gateway, llm_core in the engine).
+    #[arg(long, env = "JOURNEY_TRACING")]
+    pub enable_journey_tracing: bool,
+    /// Fraction of requests traced, decided from the trace id (same id, same decision).
+    #[arg(long, env = "JOURNEY_TRACING_SAMPLE_RATE", default_value = "1.0", value_parser = parse_rate)]
+    pub journey_tracing_sample_rate: f64,
+}
+
+/// Where spans go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// OTLP/gRPC at this endpoint (`None`: from the standard environment variables).
+    Otlp(Option<String>),
+    /// OTLP-JSON lines in this file.
+    File(PathBuf),
+}
+
+impl TracingArgs {
+    /// The exporter these flags and the environment choose.
+    pub fn destination(&self) -> Destination {
+        let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        match &self.otlp_traces_endpoint {
+            Some(e) => Destination::Otlp(Some(e.clone())),
+            None if env_set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                || env_set("OTEL_EXPORTER_OTLP_ENDPOINT") =>
+            {
+                Destination::Otlp(None)
+            }
+            None => Destination::File(self.journey_traces_file.clone()),
+        }
+    }
+}
+
+/// An installed tracer provider. Dropping it without [`shutdown`](Self::shutdown) loses
+/// queued spans.
+#[derive(Debug)]
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+}
+
+/// How many events one span may hold: a step window at closure interval 10000 with every step
+/// sampled needs that many; per-token events are never emitted.
+const MAX_EVENTS_PER_SPAN: u32 = 20_000;
+
+impl Telemetry {
+    /// Builds the provider for `service` (unless `OTEL_SERVICE_NAME` names it) exporting to
+    /// `dest`, sampling with `sampler`. OTLP needs a Tokio runtime to be entered.
+    pub fn init(
+        service: &'static str,
+        dest: &Destination,
+        sampler: impl ShouldSample + 'static,
+    ) -> anyhow::Result<Self> {
+        let mut resource = Resource::builder();
+        if std::env::var_os("OTEL_SERVICE_NAME").is_none_or(|v| v.is_empty()) {
+            resource = resource.with_service_name(service);
+        }
+        let batch = BatchConfigBuilder::default()
+            .with_max_queue_size(8192)
+            .with_scheduled_delay(Duration::from_millis(500))
+            .build();
+        let builder = SdkTracerProvider::builder()
+            .with_resource(resource.build())
+            .with_sampler(sampler)
+            .with_max_events_per_span(MAX_EVENTS_PER_SPAN);
+        let builder = match dest {
+            Destination::Otlp(endpoint) => {
+                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_timeout(Duration::from_secs(5));
+                if let Some(e) = endpoint {
+                    exporter = exporter.with_endpoint(e.clone());
+                }
+                let exporter = exporter.build().context("building the OTLP exporter")?;
+                builder.with_span_processor(
+                    BatchSpanProcessor::builder(exporter)
+                        .with_batch_config(batch)
+                        .build(),
+                )
+            }
+            Destination::File(path) => {
+                let exporter = JsonLinesExporter::open(path)
+                    .with_context(|| format!("opening the trace file {}", path.display()))?;
+                builder.with_span_processor(
+                    BatchSpanProcessor::builder(exporter)
+                        .with_batch_config(batch)
+                        .build(),
+                )
+            }
+        };
+        Ok(Self {
+            provider: builder.build(),
+        })
+    }
+
+    /// A provider that samples every span the code asks for (the code decides).
+    pub fn init_always_on(service: &'static str, dest: &Destination) -> anyhow::Result<Self> {
+        Self::init(service, dest, Sampler::AlwaysOn)
+    }
+
+    /// A tracer for instrumentation scope `scope`.
+    pub fn tracer(&self, scope: &'static str) -> SdkTracer {
+        self.provider
+            .tracer_with_scope(InstrumentationScope::builder(scope).build())
+    }
+
+    /// Exports everything queued; called on shutdown, after live spans were ended.
+    pub fn shutdown(&self) {
+        if let Err(e) = self.provider.shutdown_with_timeout(Duration::from_secs(5)) {
+            eprintln!("telemetry: flushing spans at shutdown: {e}");
+        }
+    }
+}
+
+static LIVE: AtomicI64 = AtomicI64::new(0);
+
+/// Proof that one journey span (or per-request tracing state) is live; counted in
+/// [`live_spans`] from creation to drop, so a leak shows as a non-zero gauge.
+#[derive(Debug)]
+pub struct LiveToken(());
+
+impl LiveToken {
+    /// Counts one more live span.
+    pub fn new() -> Self {
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Default for LiveToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for LiveToken {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Journey spans and tracing states alive in this process.
+pub fn live_spans() -> i64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Monotonic seconds of this process (since its first call), the clock of the
+/// `event.ts.monotonic` / `ts.monotonic*` attributes.
+pub fn monotonic_ns() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(std::time::Instant::now);
+    origin.elapsed().as_nanos() as u64
+}
+
+/// One instant read on both clocks: wall (for the event timestamp) and monotonic.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    /// Wall clock.
+    pub wall: std::time::SystemTime,
+    /// Monotonic ns of this process.
+    pub mono_ns: u64,
+}
+
+impl Stamp {
+    /// Now.
+    pub fn now() -> Self {
+        Self {
+            mono_ns: monotonic_ns(),
+            wall: std::time::SystemTime::now(),
+        }
+    }
+
+    /// Monotonic seconds.
+    pub fn mono_secs(&self) -> f64 {
+        self.mono_ns as f64 / 1e9
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_validated() {
+        assert_eq!(parse_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_rate("1"), Ok(1.0));
+        assert!(parse_rate("1.5").unwrap_err().contains("outside"));
+        assert!(parse_rate("-0.1").is_err());
+        assert!(parse_rate("x").unwrap_err().contains("not a number"));
+    }
+}
