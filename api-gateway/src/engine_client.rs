@@ -9,7 +9,7 @@
 //! `stream: true`. The returned [`Choices`] own the gRPC streams: dropping them (a client that
 //! hung up) cancels the calls, which the engine turns into aborts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, BoxStream, StreamExt};
 use proto::engine::engine_client::EngineClient;
@@ -25,7 +25,9 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::error::{ApiError, ApiResult};
+use crate::journey::RequestJourney;
 use crate::openai::common::{MAX_FANOUT, ModelMeta};
+use proto::telemetry::Stamp;
 
 /// How long `/health` and `GetModelInfo` wait for the engine.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,18 +112,35 @@ impl Engine {
         }
     }
 
-    /// Starts every call of a fan-out and reads each one's first message, failing as a whole
-    /// if any call is refused.
-    pub async fn open(&self, requests: Vec<GenerateRequest>) -> ApiResult<Choices> {
+    /// Starts every call of a fan-out with the journey's trace metadata and reads each one's
+    /// first message, failing as a whole if any call is refused. The journey records the
+    /// earliest hand-off (response headers) and the earliest first message.
+    pub async fn open(
+        &self,
+        requests: Vec<GenerateRequest>,
+        journey: &mut RequestJourney,
+    ) -> ApiResult<Choices> {
+        let metadata = journey.metadata();
         let calls = requests.into_iter().map(|request| {
             let mut client = self.client.clone();
+            let mut request = tonic::Request::new(request);
+            *request.metadata_mut() = metadata.clone();
             async move {
                 let mut rest = client.generate(request).await?.into_inner();
+                let accepted = Stamp::now();
                 let first = rest.message().await?;
-                Ok::<_, ApiError>(ChoiceStream { first, rest })
+                let first_at = (Stamp::now(), Instant::now());
+                Ok::<_, ApiError>((ChoiceStream { first, rest }, accepted, first_at))
             }
         });
-        Ok(Choices(futures::future::try_join_all(calls).await?))
+        let opened = futures::future::try_join_all(calls).await?;
+        if let Some(at) = opened.iter().map(|o| o.1).min_by_key(|s| s.mono_ns) {
+            journey.handed_off(at);
+        }
+        if let Some((at, instant)) = opened.iter().map(|o| o.2).min_by_key(|s| s.1) {
+            journey.first_response(at, instant);
+        }
+        Ok(Choices(opened.into_iter().map(|o| o.0).collect()))
     }
 }
 
@@ -193,12 +212,15 @@ impl Choices {
         stream::select_all(per_choice).boxed()
     }
 
-    /// Runs every choice to the end and returns their accumulated outputs, in choice order.
-    pub async fn collect(self) -> ApiResult<Vec<ChoiceOutput>> {
+    /// Runs every choice to the end and returns their accumulated outputs, in choice order;
+    /// the journey sees every message.
+    pub async fn collect(self, journey: &mut RequestJourney) -> ApiResult<Vec<ChoiceOutput>> {
         let mut outputs = vec![ChoiceOutput::default(); self.len()];
         let mut merged = self.merged();
         while let Some((index, message)) = merged.next().await {
-            outputs[index].absorb(message?);
+            let message = message?;
+            journey.observe(&message);
+            outputs[index].absorb(message);
         }
         if outputs.iter().any(|o| o.finish_reason.is_none()) {
             return Err(ApiError::EngineUnavailable(

@@ -21,6 +21,8 @@
 pub mod engine_client;
 pub mod error;
 pub mod extract;
+pub mod journey;
+pub mod metrics;
 pub mod openai;
 pub mod routes;
 pub mod streaming;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
+    /// Request journeys (spans and metrics).
+    pub journey: journey::Journey,
 }
 
 /// The gateway's router: the OpenAI endpoints, `/health`, and OpenAI-shaped 404/405s.
@@ -51,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/completions", post(routes::completions::completions))
         .route("/v1/models", get(routes::models::list_models))
         .route("/health", get(routes::health::health))
+        .route("/metrics", get(metrics::metrics))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

@@ -5,10 +5,16 @@
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
+use api_gateway::journey::Journey;
+use api_gateway::metrics::GatewayMetrics;
 use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engine, app};
 use clap::Parser;
+use proto::conventions::{scope, service};
+use proto::telemetry::sampling::JourneySampler;
+use proto::telemetry::{Telemetry, TracingArgs};
 
 /// Command line of the gateway.
 #[derive(Debug, Parser)]
@@ -26,6 +32,8 @@ struct Cli {
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    #[command(flatten)]
+    tracing: TracingArgs,
 }
 
 #[tokio::main]
@@ -33,9 +41,22 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let engine = Engine::connect_lazy(&cli.engine, cli.model_name)
         .with_context(|| format!("invalid engine address {}", cli.engine))?;
+    let tracer = if cli.tracing.enable_journey_tracing {
+        let dest = cli.tracing.destination();
+        eprintln!("api-gateway: tracing to {dest:?}");
+        let sampler = JourneySampler::new(cli.tracing.journey_tracing_sample_rate);
+        Some(Telemetry::init(service::API_GATEWAY, &dest, sampler)?)
+    } else {
+        None
+    };
+    let journey = Journey::new(
+        tracer.as_ref().map(|t| t.tracer(scope::API)),
+        Arc::new(GatewayMetrics::new()),
+    );
     let state = AppState {
         engine,
         max_body_bytes: cli.max_body_bytes,
+        journey,
     };
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
@@ -46,6 +67,10 @@ async fn main() -> anyhow::Result<()> {
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Requests still open when the drain ended were dropped: their journeys are ended.
+    if let Some(t) = &tracer {
+        t.shutdown();
+    }
     eprintln!("api-gateway stopped");
     Ok(())
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::engine_client::Choices;
 use crate::error::ApiError;
+use crate::journey::RequestJourney;
 
 /// Turns the engine messages of one request into the endpoint's chunk objects.
 pub trait ChunkMaker: Send + 'static {
@@ -32,9 +33,16 @@ pub trait ChunkMaker: Send + 'static {
     fn usage_chunk(&self) -> Self::Chunk;
 }
 
-/// An SSE response streaming `choices` through `maker`.
-pub fn sse_response<M: ChunkMaker>(choices: Choices, maker: M, include_usage: bool) -> Response {
-    Sse::new(events(choices, maker, include_usage))
+/// An SSE response streaming `choices` through `maker`. The stream owns the request's
+/// journey: it departs after the last chunk, aborts on an engine failure, and, if the client
+/// hangs up and the body is dropped, the journey's `Drop` records the disconnect.
+pub fn sse_response<M: ChunkMaker>(
+    choices: Choices,
+    maker: M,
+    include_usage: bool,
+    journey: RequestJourney,
+) -> Response {
+    Sse::new(events(choices, maker, include_usage, journey))
         .keep_alive(KeepAlive::default())
         .into_response()
 }
@@ -43,6 +51,7 @@ fn events<M: ChunkMaker>(
     choices: Choices,
     mut maker: M,
     include_usage: bool,
+    mut journey: RequestJourney,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     async_stream::stream! {
         for chunk in maker.prelude() {
@@ -52,12 +61,14 @@ fn events<M: ChunkMaker>(
         while let Some((index, message)) = merged.next().await {
             match message {
                 Ok(message) => {
+                    journey.observe(&message);
                     for chunk in maker.on_message(index, message) {
                         yield Ok(json_event(&chunk));
                     }
                 }
                 Err(error) => {
                     yield Ok(json_event(&error.body()));
+                    journey.abort(&error);
                     yield Ok(done());
                     return;
                 }
@@ -66,6 +77,7 @@ fn events<M: ChunkMaker>(
         if include_usage {
             yield Ok(json_event(&maker.usage_chunk()));
         }
+        journey.depart();
         yield Ok(done());
     }
 }

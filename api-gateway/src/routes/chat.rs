@@ -3,15 +3,17 @@
 //! then content deltas, the finish reason on each choice's last delta).
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
+use proto::conventions::value;
 use proto::engine::GenerateResponse;
 
-use super::ResponseMeta;
+use super::{Reply, ResponseMeta, facts, reply};
 use crate::AppState;
 use crate::engine_client::{ChoiceOutput, fan_out};
 use crate::error::ApiResult;
 use crate::extract::ApiJson;
+use crate::journey::RequestJourney;
 use crate::openai::chat::{
     AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChatCompletionRequest, ChatLogprobs,
     ChunkChoice, Delta,
@@ -19,18 +21,32 @@ use crate::openai::chat::{
 use crate::openai::common::{Delivery, UsageTally, finish_reason_name};
 use crate::streaming::{ChunkMaker, sse_response};
 
-/// Handles one chat completion request.
-pub async fn chat_completions(
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<ChatCompletionRequest>,
-) -> ApiResult<Response> {
+/// The route, as `http.route` names it.
+const ROUTE: &str = "/v1/chat/completions";
+
+/// Handles one chat completion request; its journey starts before the body is read.
+pub async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
+    let mut journey = state
+        .journey
+        .start(request.headers(), ROUTE, value::OPERATION_CHAT);
+    let result = handle(&state, request, &mut journey).await;
+    reply(journey, result)
+}
+
+async fn handle(
+    state: &AppState,
+    request: Request,
+    journey: &mut RequestJourney,
+) -> ApiResult<Reply> {
+    let ApiJson(request) = ApiJson::<ChatCompletionRequest>::from_request(request, state).await?;
     let job = request.validate()?;
     let model = state.engine.model_meta().await?;
     job.common.admit(&model)?;
     let meta = ResponseMeta::new("chatcmpl-", model.name);
+    journey.set_request(&facts(&meta, &job.common));
     let n = job.common.n;
     let calls = fan_out(&meta.id, vec![job.prompt], n, &job.common.sampling, false)?;
-    let choices = state.engine.open(calls).await?;
+    let choices = state.engine.open(calls, journey).await?;
     let with_logprobs = job.top_logprobs.is_some();
     match job.common.delivery {
         Delivery::Stream { include_usage } => {
@@ -40,11 +56,14 @@ pub async fn chat_completions(
                 with_logprobs,
                 usage: UsageTally::new(n),
             };
-            Ok(sse_response(choices, maker, include_usage))
+            Ok(Reply::Stream(Box::new(move |journey| {
+                sse_response(choices, maker, include_usage, journey)
+            })))
         }
         Delivery::Whole => {
-            let outputs = choices.collect().await?;
-            Ok(Json(completion(meta, outputs, n, with_logprobs)).into_response())
+            let outputs = choices.collect(journey).await?;
+            let body = completion(meta, outputs, n, with_logprobs);
+            Ok(Reply::Whole(Json(body).into_response()))
         }
     }
 }

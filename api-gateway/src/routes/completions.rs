@@ -4,30 +4,47 @@
 //! choice; with `echo` and `max_tokens: 0`, only the prompt is returned.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
+use proto::conventions::value;
 use proto::engine::{GenerateResponse, Logprobs};
 
-use super::ResponseMeta;
+use super::{Reply, ResponseMeta, facts, reply};
 use crate::AppState;
 use crate::engine_client::{ChoiceOutput, fan_out};
 use crate::error::ApiResult;
 use crate::extract::ApiJson;
+use crate::journey::RequestJourney;
 use crate::openai::common::{Delivery, UsageTally, finish_reason_name};
 use crate::openai::completions::{
     Completion, CompletionChoice, CompletionJob, CompletionRequest, LegacyLogprobs, echo_text,
 };
 use crate::streaming::{ChunkMaker, sse_response};
 
-/// Handles one legacy completion request.
-pub async fn completions(
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<CompletionRequest>,
-) -> ApiResult<Response> {
+/// The route, as `http.route` names it.
+const ROUTE: &str = "/v1/completions";
+
+/// Handles one legacy completion request; its journey starts before the body is read.
+pub async fn completions(State(state): State<AppState>, request: Request) -> Response {
+    let mut journey =
+        state
+            .journey
+            .start(request.headers(), ROUTE, value::OPERATION_TEXT_COMPLETION);
+    let result = handle(&state, request, &mut journey).await;
+    reply(journey, result)
+}
+
+async fn handle(
+    state: &AppState,
+    request: Request,
+    journey: &mut RequestJourney,
+) -> ApiResult<Reply> {
+    let ApiJson(request) = ApiJson::<CompletionRequest>::from_request(request, state).await?;
     let job = request.validate()?;
     let model = state.engine.model_meta().await?;
     job.common.admit(&model)?;
     let meta = ResponseMeta::new("cmpl-", model.name);
+    journey.set_request(&facts(&meta, &job.common));
     let return_prompt_ids = job.common.sampling.prompt_logprobs.is_some();
     let calls = fan_out(
         &meta.id,
@@ -36,16 +53,20 @@ pub async fn completions(
         &job.common.sampling,
         return_prompt_ids,
     )?;
-    let choices = state.engine.open(calls).await?;
+    let choices = state.engine.open(calls, journey).await?;
     let render = Render::new(job.clone());
     match job.common.delivery {
         Delivery::Stream { include_usage } => {
             let maker = CompletionChunker::new(meta, render, choices.len());
-            Ok(sse_response(choices, maker, include_usage))
+            Ok(Reply::Stream(Box::new(move |journey| {
+                sse_response(choices, maker, include_usage, journey)
+            })))
         }
         Delivery::Whole => {
-            let outputs = choices.collect().await?;
-            Ok(Json(render.whole(meta, outputs)).into_response())
+            let outputs = choices.collect(journey).await?;
+            Ok(Reply::Whole(
+                Json(render.whole(meta, outputs)).into_response(),
+            ))
         }
     }
 }

@@ -41,6 +41,7 @@ pub fn router(url: &str, model_name: Option<&str>, max_body_bytes: usize) -> Rou
     app(AppState {
         engine,
         max_body_bytes,
+        journey: api_gateway::journey::Journey::disabled(),
     })
 }
 

@@ -1,0 +1,375 @@
+//! One request's journey at the gateway: the `llm_request` span guard and its metrics.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
+use proto::conventions::{abort_reason, api_event, attr, span, value};
+use proto::engine::{GenerateResponse, Timings};
+use proto::telemetry::propagation::{self, JourneySampled};
+use proto::telemetry::{LiveToken, Stamp};
+use tonic::metadata::MetadataMap;
+
+use crate::error::ApiError;
+use crate::metrics::GatewayMetrics;
+
+/// The request's parameters as span attributes.
+#[derive(Clone, Debug, Default)]
+pub struct RequestFacts {
+    /// The OpenAI id returned to the client.
+    pub id: String,
+    /// The served model.
+    pub model: String,
+    /// The model the client named.
+    pub requested_model: Option<String>,
+    /// Choices per prompt.
+    pub n: u32,
+    /// Sampling temperature, when set.
+    pub temperature: Option<f32>,
+    /// Nucleus mass, when set.
+    pub top_p: Option<f32>,
+    /// Top-k, when set.
+    pub top_k: Option<u32>,
+    /// Most tokens per choice, when set.
+    pub max_tokens: Option<u32>,
+    /// Seed, when set.
+    pub seed: Option<u64>,
+    /// Streaming or not.
+    pub stream: bool,
+}
+
+/// What the engine's messages said, folded as they pass.
+#[derive(Default)]
+struct Tally {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    finish_reasons: Vec<String>,
+    timings: Vec<Timings>,
+}
+
+struct Live {
+    span: SdkSpan,
+    tally: Tally,
+    _live: LiveToken,
+}
+
+/// The journey of one request: its span (when sampled) and its metrics.
+pub struct RequestJourney {
+    live: Option<Live>,
+    metrics: Arc<GatewayMetrics>,
+    route: &'static str,
+    arrived: Instant,
+    first_response: Option<Instant>,
+    handed_off: bool,
+    ended: bool,
+}
+
+impl std::fmt::Debug for RequestJourney {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestJourney")
+            .field("sampled", &self.live.is_some())
+            .field("route", &self.route)
+            .finish()
+    }
+}
+
+impl RequestJourney {
+    pub(super) fn start(
+        tracer: Option<&SdkTracer>,
+        metrics: Arc<GatewayMetrics>,
+        headers: &http::HeaderMap,
+        route: &'static str,
+        operation: &'static str,
+    ) -> Self {
+        let now = Stamp::now();
+        let live = tracer.and_then(|t| {
+            let parent = propagation::extract_http(headers);
+            let mut span = t
+                .span_builder(span::LLM_REQUEST)
+                .with_kind(SpanKind::Server)
+                .with_start_time(now.wall)
+                .with_attributes([
+                    KeyValue::new(attr::HTTP_ROUTE, route),
+                    KeyValue::new(attr::GEN_AI_OPERATION_NAME, operation),
+                    KeyValue::new(attr::GEN_AI_PROVIDER_NAME, value::PROVIDER),
+                ])
+                .start_with_context(t, &parent);
+            if !span.span_context().is_sampled() {
+                return None;
+            }
+            span.add_event_with_timestamp(api_event::ARRIVED, now.wall, mono(now));
+            Some(Live {
+                span,
+                tally: Tally::default(),
+                _live: LiveToken::new(),
+            })
+        });
+        Self {
+            live,
+            metrics,
+            route,
+            arrived: Instant::now(),
+            first_response: None,
+            handed_off: false,
+            ended: false,
+        }
+    }
+
+    /// Whether this request is traced.
+    pub fn is_sampled(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// The gRPC metadata for the engine: W3C context of `llm_request` (when traced) and the
+    /// gateway's `x-journey-sampled` decision.
+    pub fn metadata(&self) -> MetadataMap {
+        let mut md = MetadataMap::new();
+        match &self.live {
+            Some(l) => {
+                let cx = Context::new().with_remote_span_context(l.span.span_context().clone());
+                propagation::inject_metadata(&cx, &mut md);
+                propagation::set_sampled(&mut md, JourneySampled::Yes);
+            }
+            None => propagation::set_sampled(&mut md, JourneySampled::No),
+        }
+        md
+    }
+
+    /// Records the request's parameters.
+    pub fn set_request(&mut self, f: &RequestFacts) {
+        let Some(l) = self.live.as_mut() else {
+            return;
+        };
+        let mut attrs = vec![
+            KeyValue::new(attr::GEN_AI_REQUEST_ID, f.id.clone()),
+            KeyValue::new(attr::GEN_AI_RESPONSE_ID, f.id.clone()),
+            KeyValue::new(attr::GEN_AI_RESPONSE_MODEL, f.model.clone()),
+            KeyValue::new(attr::GEN_AI_REQUEST_N, i64::from(f.n)),
+            KeyValue::new(attr::GEN_AI_REQUEST_STREAM, f.stream),
+        ];
+        if let Some(m) = &f.requested_model {
+            attrs.push(KeyValue::new(attr::GEN_AI_REQUEST_MODEL, m.clone()));
+        }
+        let opt = [
+            (
+                attr::GEN_AI_REQUEST_TEMPERATURE,
+                f.temperature.map(f64::from).map(Value::F64),
+            ),
+            (
+                attr::GEN_AI_REQUEST_TOP_P,
+                f.top_p.map(f64::from).map(Value::F64),
+            ),
+            (
+                attr::GEN_AI_REQUEST_TOP_K,
+                f.top_k.map(i64::from).map(Value::I64),
+            ),
+            (
+                attr::GEN_AI_REQUEST_MAX_TOKENS,
+                f.max_tokens.map(i64::from).map(Value::I64),
+            ),
+            (
+                attr::GEN_AI_REQUEST_SEED,
+                f.seed.map(|s| Value::I64(s as i64)),
+            ),
+        ];
+        attrs.extend(
+            opt.into_iter()
+                .filter_map(|(k, v)| v.map(|v| KeyValue::new(k, v))),
+        );
+        l.span.set_attributes(attrs);
+    }
+
+    /// The engine accepted the calls at `at` (response headers received).
+    pub fn handed_off(&mut self, at: Stamp) {
+        if std::mem::replace(&mut self.handed_off, true) {
+            return;
+        }
+        if let Some(l) = self.live.as_mut() {
+            l.span
+                .add_event_with_timestamp(api_event::HANDOFF_TO_CORE, at.wall, mono(at));
+        }
+    }
+
+    /// The first message from the engine arrived at `at` (once per request).
+    pub fn first_response(&mut self, at: Stamp, instant: Instant) {
+        if self.first_response.is_some() {
+            return;
+        }
+        self.first_response = Some(instant);
+        self.metrics
+            .on_first_response(self.route, instant.duration_since(self.arrived));
+        if let Some(l) = self.live.as_mut() {
+            l.span
+                .add_event_with_timestamp(api_event::FIRST_RESPONSE_FROM_CORE, at.wall, mono(at));
+        }
+    }
+
+    /// Folds one engine message into the span's usage, finish reasons and latencies.
+    pub fn observe(&mut self, m: &GenerateResponse) {
+        let Some(l) = self.live.as_mut() else {
+            return;
+        };
+        if let Some(u) = &m.usage {
+            l.tally.prompt_tokens += u64::from(u.prompt_tokens);
+            l.tally.completion_tokens += u64::from(u.completion_tokens);
+        }
+        if m.finish_reason.is_some() {
+            l.tally
+                .finish_reasons
+                .push(crate::openai::common::finish_reason_name(m.finish_reason()).to_owned());
+        }
+        if let Some(t) = m.timings {
+            l.tally.timings.push(t);
+        }
+    }
+
+    /// Success: `api.DEPARTED`, the response attributes, status OK.
+    pub fn depart(mut self) {
+        self.end(http::StatusCode::OK, None);
+    }
+
+    /// Failure with `error`: `api.ABORTED` with the reason its kind implies.
+    pub fn abort(mut self, error: &ApiError) {
+        self.end(error.status(), Some((reason_of(error), error.to_string())));
+    }
+
+    fn end(&mut self, status: http::StatusCode, failure: Option<(&'static str, String)>) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        self.metrics
+            .on_finished(self.route, status.as_u16(), self.arrived.elapsed());
+        let Some(mut l) = self.live.take() else {
+            return;
+        };
+        let now = Stamp::now();
+        l.tally.set_attributes(&mut l.span);
+        match failure {
+            None => {
+                l.span
+                    .add_event_with_timestamp(api_event::DEPARTED, now.wall, mono(now));
+            }
+            Some((reason, error)) => {
+                let mut attrs = mono(now);
+                attrs.push(KeyValue::new(attr::REASON, reason));
+                attrs.push(KeyValue::new(attr::ERROR, error.clone()));
+                l.span
+                    .add_event_with_timestamp(api_event::ABORTED, now.wall, attrs);
+                l.span
+                    .set_attribute(KeyValue::new(attr::ERROR_TYPE, reason));
+                l.span.set_status(Status::error(error));
+            }
+        }
+        l.span.end_with_timestamp(now.wall);
+    }
+}
+
+impl Drop for RequestJourney {
+    fn drop(&mut self) {
+        // 499: nginx's "client closed request".
+        let status = http::StatusCode::from_u16(499).unwrap_or(http::StatusCode::BAD_REQUEST);
+        let why = "the client closed the connection before the response was complete";
+        self.end(
+            status,
+            Some((abort_reason::CLIENT_DISCONNECT, why.to_owned())),
+        );
+    }
+}
+
+impl Tally {
+    fn set_attributes(&self, span: &mut SdkSpan) {
+        let mut attrs = vec![
+            KeyValue::new(attr::GEN_AI_USAGE_PROMPT_TOKENS, self.prompt_tokens as i64),
+            KeyValue::new(
+                attr::GEN_AI_USAGE_COMPLETION_TOKENS,
+                self.completion_tokens as i64,
+            ),
+            KeyValue::new(attr::GEN_AI_USAGE_INPUT_TOKENS, self.prompt_tokens as i64),
+            KeyValue::new(
+                attr::GEN_AI_USAGE_OUTPUT_TOKENS,
+                self.completion_tokens as i64,
+            ),
+        ];
+        if !self.finish_reasons.is_empty() {
+            let reasons: Vec<opentelemetry::StringValue> = self
+                .finish_reasons
+                .iter()
+                .map(|r| r.clone().into())
+                .collect();
+            attrs.push(KeyValue::new(
+                attr::GEN_AI_RESPONSE_FINISH_REASONS,
+                Value::Array(reasons.into()),
+            ));
+        }
+        attrs.extend(latencies(&self.timings));
+        span.set_attributes(attrs);
+    }
+}
+
+/// The latency breakdown over every choice: from the earliest arrival to the first token of
+/// any choice and to the last finish; queue, prefill and decode of the slowest choice.
+fn latencies(all: &[Timings]) -> Vec<KeyValue> {
+    let ran: Vec<&Timings> = all.iter().filter(|t| t.arrived > 0.0).collect();
+    if ran.is_empty() {
+        return Vec::new();
+    }
+    let min = |f: fn(&Timings) -> f64| {
+        ran.iter()
+            .map(|t| f(t))
+            .filter(|v| *v > 0.0)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let max = |f: fn(&Timings) -> f64| ran.iter().map(|t| f(t)).fold(0.0, f64::max);
+    let arrived = min(|t| t.arrived);
+    let first = min(|t| t.first_token);
+    let mut out = vec![KeyValue::new(
+        attr::GEN_AI_LATENCY_E2E,
+        (max(|t| t.finished) - arrived).max(0.0),
+    )];
+    if first.is_finite() {
+        out.push(KeyValue::new(
+            attr::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN,
+            (first - arrived).max(0.0),
+        ));
+    }
+    let queue = max(|t| {
+        if t.scheduled > 0.0 {
+            t.scheduled - t.queued
+        } else {
+            0.0
+        }
+    });
+    let prefill = max(|t| t.prefill_time);
+    let decode = max(|t| t.decode_time);
+    out.extend([
+        KeyValue::new(attr::GEN_AI_LATENCY_TIME_IN_QUEUE, queue.max(0.0)),
+        KeyValue::new(attr::GEN_AI_LATENCY_TIME_IN_MODEL_PREFILL, prefill),
+        KeyValue::new(attr::GEN_AI_LATENCY_TIME_IN_MODEL_DECODE, decode),
+        KeyValue::new(
+            attr::GEN_AI_LATENCY_TIME_IN_MODEL_INFERENCE,
+            max(|t| t.prefill_time + t.decode_time),
+        ),
+    ]);
+    out
+}
+
+fn mono(at: Stamp) -> Vec<KeyValue> {
+    vec![KeyValue::new(attr::EVENT_TS_MONOTONIC, at.mono_secs())]
+}
+
+/// The `api.ABORTED` reason of an error.
+fn reason_of(e: &ApiError) -> &'static str {
+    match e {
+        ApiError::InvalidRequest { .. }
+        | ApiError::ModelNotFound(_)
+        | ApiError::RouteNotFound { .. }
+        | ApiError::MethodNotAllowed(_)
+        | ApiError::PayloadTooLarge(_) => abort_reason::VALIDATION_ERROR,
+        ApiError::Overloaded(_) | ApiError::EngineUnavailable(_) => {
+            abort_reason::ENGINE_UNAVAILABLE
+        }
+        ApiError::Internal(_) => abort_reason::GENERATION_ERROR,
+    }
+}

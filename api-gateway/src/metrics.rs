@@ -1,0 +1,126 @@
+//! The gateway's Prometheus metrics, from the same lifecycle as its `llm_request` spans and
+//! independent of whether tracing is on: requests by route and status, their duration, and the
+//! gateway-side time to the first engine message. Served on `GET /metrics`.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use proto::conventions::{buckets, metric};
+
+use crate::AppState;
+
+type Labels = Vec<(&'static str, String)>;
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(buckets::REQUEST_DURATION.iter().copied())
+}
+
+fn ttft_histogram() -> Histogram {
+    Histogram::new(buckets::TIME_TO_FIRST_TOKEN.iter().copied())
+}
+
+/// Every gateway metric.
+pub struct GatewayMetrics {
+    registry: Registry,
+    requests: Family<Labels, Counter>,
+    duration: HistogramFamily,
+    ttft: HistogramFamily,
+    live_spans: Gauge,
+}
+
+impl std::fmt::Debug for GatewayMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewayMetrics")
+    }
+}
+
+impl Default for GatewayMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GatewayMetrics {
+    /// A fresh registry.
+    pub fn new() -> Self {
+        let duration: HistogramFamily = Family::new_with_constructor(duration_histogram);
+        let ttft: HistogramFamily = Family::new_with_constructor(ttft_histogram);
+        let mut m = Self {
+            registry: Registry::default(),
+            requests: Family::default(),
+            duration: duration.clone(),
+            ttft: ttft.clone(),
+            live_spans: Gauge::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            metric::HTTP_REQUESTS,
+            "LLM requests by route and HTTP status",
+            m.requests.clone(),
+        );
+        r.register(
+            metric::HTTP_REQUEST_DURATION_SECONDS,
+            "LLM request duration at the gateway, seconds",
+            duration,
+        );
+        r.register(
+            metric::API_TIME_TO_FIRST_TOKEN_SECONDS,
+            "Arrival at the gateway to the first engine message, seconds",
+            ttft,
+        );
+        r.register(
+            metric::TRACING_LIVE_SPANS,
+            "Journey spans alive in this process",
+            m.live_spans.clone(),
+        );
+        m
+    }
+
+    /// A request to `route` ended with `status` after `took`.
+    pub fn on_finished(&self, route: &'static str, status: u16, took: Duration) {
+        let labels = vec![
+            (metric::LABEL_ROUTE, route.to_owned()),
+            (metric::LABEL_STATUS, status.to_string()),
+        ];
+        self.requests.get_or_create(&labels).inc();
+        self.duration
+            .get_or_create(&vec![(metric::LABEL_ROUTE, route.to_owned())])
+            .observe(took.as_secs_f64());
+    }
+
+    /// The first engine message of a request to `route` came `after` its arrival.
+    pub fn on_first_response(&self, route: &'static str, after: Duration) {
+        self.ttft
+            .get_or_create(&vec![(metric::LABEL_ROUTE, route.to_owned())])
+            .observe(after.as_secs_f64());
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        self.live_spans.set(proto::telemetry::live_spans());
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.journey.metrics().render(),
+    )
+}
