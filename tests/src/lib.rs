@@ -74,11 +74,15 @@ pub fn grpcurl() -> PathBuf {
     })
 }
 
+pub mod otlp;
+
 /// A child process that is killed when dropped, with the address it announced.
 pub struct Service {
     child: Child,
     /// `host:port` it listens on.
     pub addr: String,
+    /// Lines it printed before announcing `addr`.
+    pub banner: Vec<String>,
     log: mpsc::Receiver<String>,
 }
 
@@ -101,6 +105,7 @@ impl Service {
             }
         });
         let deadline = Duration::from_secs(120);
+        let mut banner = Vec::new();
         loop {
             match rx.recv_timeout(deadline) {
                 Ok(line) => {
@@ -109,9 +114,11 @@ impl Service {
                         return Service {
                             child,
                             addr,
+                            banner,
                             log: rx,
                         };
                     }
+                    banner.push(line);
                 }
                 Err(_) => {
                     let _ = child.kill();
@@ -135,6 +142,28 @@ impl Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; true when it exited with success.
+    pub fn terminate(&mut self) -> bool {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        ok && self.child.wait().is_ok_and(|s| s.success())
+    }
+
+    /// The `/metrics` URL: the engine's announced one, or the gateway's own.
+    pub fn metrics_url(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|l| l.strip_prefix("engine-core metrics on ").map(str::to_owned))
+            .unwrap_or_else(|| format!("http://{}/metrics", self.addr))
+    }
 }
 
 impl Drop for Service {
@@ -150,6 +179,8 @@ pub fn start_engine(model: &Path, extra: &[&str]) -> Service {
         "--model",
         model.to_str().expect("utf-8 path"),
         "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
         "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
