@@ -116,7 +116,16 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(self.body())).into_response()
+        let mut response = (self.status(), Json(self.body())).into_response();
+        // The rest of an oversized body was never read: the connection cannot carry another
+        // request, so say so rather than let a client reuse it.
+        if let Self::PayloadTooLarge(_) = self {
+            response.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -28,8 +28,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
                 )),
             }
         })?;
-        serde_json::from_slice(&bytes)
+        // The path names the field at fault ("messages: invalid type ..."), as axum's own
+        // `Json` rejection does.
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut de)
             .map(ApiJson)
-            .map_err(|e| ApiError::bad_request(format!("Invalid JSON body: {e}")))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                match path.as_str() {
+                    "." | "" => ApiError::bad_request(format!("Invalid JSON body: {inner}")),
+                    _ => ApiError::bad_request(format!("Invalid JSON body: {path}: {inner}")),
+                }
+            })
     }
 }

@@ -102,8 +102,8 @@ async fn openai_sdk_against_smollm2() {
 fn grpc(addr: &str, args: &[&str]) -> String {
     let out = Command::new(grpcurl())
         .arg("-plaintext")
-        .args(args)
         .arg(addr)
+        .args(args)
         .output()
         .unwrap();
     assert!(
