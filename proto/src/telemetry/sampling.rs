@@ -7,7 +7,7 @@
 //! unsampled parent is never traced) and the ratio is applied on top, so a client cannot force
 //! tracing by sending `sampled=1`.
 
-use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId, TraceState};
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample};
 
@@ -81,7 +81,7 @@ impl ShouldSample for JourneySampler {
             attributes: Vec::new(),
             trace_state: parent
                 .map(|p| p.trace_state().clone())
-                .unwrap_or_else(TraceState::default),
+                .unwrap_or_default(),
         }
     }
 }
