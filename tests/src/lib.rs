@@ -89,8 +89,19 @@ pub struct Service {
 impl Service {
     /// Starts `bin args...` and waits for the stdout line `<marker> <addr>`.
     pub fn start(bin: &Path, args: &[&str], marker: &str) -> Service {
+        Self::start_with_env(bin, args, &[], marker)
+    }
+
+    /// As [`start`](Self::start), with extra environment variables.
+    pub fn start_with_env(
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        marker: &str,
+    ) -> Service {
         let mut child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -174,6 +185,11 @@ impl Drop for Service {
 
 /// Starts `engine-core serve` on the given model with extra flags.
 pub fn start_engine(model: &Path, extra: &[&str]) -> Service {
+    start_engine_env(model, extra, &[])
+}
+
+/// Starts `engine-core serve` with extra flags and environment variables.
+pub fn start_engine_env(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Service {
     let mut args = vec![
         "serve",
         "--model",
@@ -184,7 +200,12 @@ pub fn start_engine(model: &Path, extra: &[&str]) -> Service {
         "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
-    Service::start(&binary("engine-core"), &args, "engine-core listening on")
+    Service::start_with_env(
+        &binary("engine-core"),
+        &args,
+        env,
+        "engine-core listening on",
+    )
 }
 
 /// Starts `api-gateway` in front of `engine`.

@@ -8,6 +8,8 @@
 
 mod core_span;
 mod step;
+#[cfg(test)]
+mod tests;
 
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;

@@ -79,9 +79,7 @@ impl ShouldSample for JourneySampler {
         SamplingResult {
             decision,
             attributes: Vec::new(),
-            trace_state: parent
-                .map(|p| p.trace_state().clone())
-                .unwrap_or_default(),
+            trace_state: parent.map(|p| p.trace_state().clone()).unwrap_or_default(),
         }
     }
 }
