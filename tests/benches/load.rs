@@ -1,0 +1,252 @@
+//! Load bench through the real processes on SmolLM2 (not a test: run it on an idle machine).
+//!
+//! `cargo bench -p journey-tests --bench load` prints, in one run:
+//! - journey tracing overhead at 8 concurrent streams: tracing off, journey on at rate 1.0
+//!   with step tracing at 0.01, and everything at 1.0 (aggregate tok/s and TTFT, as ratios);
+//! - aggregate tok/s and TTFT p50/p99 at 1, 8 and 32 streams, and, when `LLAMA_SERVER` names a
+//!   `llama-server` binary (scripts/build-llama-cpp.sh builds one), the same workload against
+//!   `llama-server -np N -cb` on the same GGUF, as ratios.
+//!
+//! Each stream sends chat completions of `MAX_TOKENS` greedy tokens (EOS ignored) back to back.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use journey_tests::{real_model, start_engine, start_gateway};
+use serde_json::json;
+
+const MAX_TOKENS: u32 = 64;
+const PER_STREAM: usize = 3;
+
+#[derive(Clone, Copy, Debug)]
+struct Stats {
+    tok_s: f64,
+    ttft_p50: f64,
+    ttft_p99: f64,
+}
+
+async fn one(client: &reqwest::Client, url: &str, i: usize) -> (f64, u64) {
+    let body = json!({
+        "model": "m", "messages": [{"role": "user", "content": format!("Write a story about {i}.")}],
+        "max_tokens": MAX_TOKENS, "temperature": 0, "ignore_eos": true, "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    let began = Instant::now();
+    let resp = client.post(url).json(&body).send().await.expect("request");
+    let mut chunks = resp.bytes_stream();
+    let mut ttft = None;
+    let mut tokens = 0;
+    let mut buf = String::new();
+    while let Some(c) = chunks.next().await {
+        buf.push_str(&String::from_utf8_lossy(&c.expect("chunk")));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            let Some(data) = event.trim().strip_prefix("data: ") else {
+                continue;
+            };
+            if data == "[DONE]" {
+                continue;
+            }
+            let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+            if ttft.is_none()
+                && v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty())
+            {
+                ttft = Some(began.elapsed().as_secs_f64());
+            }
+            if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
+                tokens = n;
+            }
+        }
+    }
+    (ttft.unwrap_or(f64::NAN), tokens)
+}
+
+async fn load(url: &str, streams: usize) -> Stats {
+    let client = reqwest::Client::new();
+    for i in 0..2 {
+        one(&client, url, i).await; // warm-up
+    }
+    let began = Instant::now();
+    let tasks: Vec<_> = (0..streams)
+        .map(|s| {
+            let (client, url) = (client.clone(), url.to_owned());
+            tokio::spawn(async move {
+                let mut out = Vec::new();
+                for r in 0..PER_STREAM {
+                    out.push(one(&client, &url, s * 100 + r).await);
+                }
+                out
+            })
+        })
+        .collect();
+    let mut ttfts = Vec::new();
+    let mut tokens = 0;
+    for t in tasks {
+        for (ttft, n) in t.await.unwrap() {
+            ttfts.push(ttft);
+            tokens += n;
+        }
+    }
+    let wall = began.elapsed().as_secs_f64();
+    ttfts.sort_by(f64::total_cmp);
+    let q = |p: f64| ttfts[((ttfts.len() - 1) as f64 * p).round() as usize];
+    Stats {
+        tok_s: tokens as f64 / wall,
+        ttft_p50: q(0.5),
+        ttft_p99: q(0.99),
+    }
+}
+
+async fn journey(
+    engine_flags: &[&str],
+    gateway_flags: &[&str],
+    streams: usize,
+    traces: &str,
+) -> Stats {
+    let mut e = vec!["--journey-traces-file", traces];
+    e.extend_from_slice(engine_flags);
+    let mut g = vec!["--journey-traces-file", traces];
+    g.extend_from_slice(gateway_flags);
+    let engine = start_engine(&real_model(), &e);
+    let gateway = start_gateway(&engine.addr, &g);
+    let stats = load(
+        &format!("http://{}/v1/chat/completions", gateway.addr),
+        streams,
+    )
+    .await;
+    drop(gateway);
+    drop(engine);
+    stats
+}
+
+struct LlamaServer(Child);
+
+impl Drop for LlamaServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn llama_server(bin: &str, streams: usize) -> Stats {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ctx = (streams * 512).to_string();
+    let child = Command::new(bin)
+        .args([
+            "-m",
+            real_model().to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .args(["-np", &streams.to_string(), "-cb", "-t", "2", "-c", &ctx])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start llama-server");
+    let _guard = LlamaServer(child);
+    let health = format!("http://127.0.0.1:{port}/health");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reqwest::get(&health)
+        .await
+        .is_ok_and(|r| r.status().is_success())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "llama-server did not become healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    load(
+        &format!("http://127.0.0.1:{port}/v1/chat/completions"),
+        streams,
+    )
+    .await
+}
+
+fn row(name: &str, s: Stats, base: Stats) {
+    println!(
+        "{name:44} {:8.1} tok/s {:7.3} s {:7.3} s   {:5.3}x tok/s  {:5.3}x TTFT p50",
+        s.tok_s,
+        s.ttft_p50,
+        s.ttft_p99,
+        s.tok_s / base.tok_s,
+        s.ttft_p50 / base.ttft_p50
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("journey-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let traces = dir.join("traces.jsonl");
+    let traces = traces.to_str().unwrap();
+    println!(
+        "SmolLM2-135M Q4_1, {MAX_TOKENS} tokens per request, {PER_STREAM} requests per stream"
+    );
+    println!(
+        "{:44} {:>14} {:>9} {:>9}",
+        "", "aggregate", "TTFT p50", "TTFT p99"
+    );
+
+    let off = journey(&[], &[], 8, traces).await;
+    let on = ["--enable-journey-tracing"];
+    let steps_low = [
+        "--enable-journey-tracing",
+        "--step-tracing-enabled",
+        "--step-tracing-sample-rate",
+        "0.01",
+    ];
+    let all = [
+        "--enable-journey-tracing",
+        "--step-tracing-enabled",
+        "--step-tracing-sample-rate",
+        "1",
+        "--step-tracing-rich-subsample-rate",
+        "1",
+    ];
+    let journey_on = journey(&steps_low, &on, 8, traces).await;
+    let everything = journey(&all, &on, 8, traces).await;
+    row("8 streams, tracing off", off, off);
+    row("8 streams, journey 1.0 + steps 0.01", journey_on, off);
+    row(
+        "8 streams, journey 1.0 + steps 1.0 + rich 1.0",
+        everything,
+        off,
+    );
+
+    let llama = std::env::var("LLAMA_SERVER").ok();
+    for streams in [1, 8, 32] {
+        let ours = journey(&[], &[], streams, traces).await;
+        match &llama {
+            Some(bin) => {
+                let theirs = llama_server(bin, streams).await;
+                row(
+                    &format!("{streams} streams, llama-server -np {streams} -cb"),
+                    theirs,
+                    theirs,
+                );
+                row(
+                    &format!("{streams} streams, journey (vs llama-server)"),
+                    ours,
+                    theirs,
+                );
+            }
+            None => row(&format!("{streams} streams, journey"), ours, ours),
+        }
+    }
+    if llama.is_none() {
+        println!("(set LLAMA_SERVER to compare with llama-server)");
+    }
+}
