@@ -434,6 +434,17 @@ async fn every_termination_path_yields_one_complete_trace() {
     assert_eq!(hex(&c[0].span.parent_span_id), p_abort);
     assert_eq!(finish_status(c[0]), "aborted");
 
+    // The engine is idle again: no KV block held, nothing running or waiting.
+    let info = client
+        .get_model_info(proto::engine::GetModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (info.kv_blocks_used, info.num_running, info.num_waiting),
+        (0, 0, 0)
+    );
+
     // Every span ended exactly once: one copy of each span id.
     let mut seen = HashSet::new();
     for s in &spans {
@@ -843,5 +854,46 @@ async fn grpcurl_with_a_traceparent_gets_a_child_llm_core() {
     assert_eq!(
         types(c[0]),
         ["QUEUED", "SCHEDULED", "FIRST_TOKEN", "FINISHED"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_engine_gives_a_503_and_an_aborted_journey() {
+    let collector = Collector::start().await;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let engine_addr = dead.local_addr().unwrap().to_string();
+    drop(dead);
+    let ep = collector.endpoint();
+    let gateway = start_gateway(
+        &engine_addr,
+        &["--enable-journey-tracing", "--otlp-traces-endpoint", &ep],
+    );
+    let base = format!("http://{}", gateway.addr);
+    let (t, p, tp) = new_trace();
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]});
+    let r = post(&base, "/v1/chat/completions", &body, &tp).await;
+    assert_eq!(r.status(), 503);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{v}"
+    );
+    let spans = collector
+        .wait_for("the request span", |s| has_trace(s, &t, 1, 0))
+        .await;
+    let (r, c) = of_trace(&spans, &t);
+    assert!(c.is_empty());
+    check_request_span(r[0], Some(&p));
+    assert_eq!(
+        event_names(&r[0].span),
+        [api_event::ARRIVED, api_event::ABORTED]
+    );
+    assert_eq!(abort_reason(r[0]), "engine_unavailable");
+    assert_eq!(
+        r[0].span.status.as_ref().unwrap().code,
+        StatusCode::Error as i32
     );
 }
