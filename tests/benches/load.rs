@@ -24,9 +24,12 @@ struct Stats {
     tok_s: f64,
     ttft_p50: f64,
     ttft_p99: f64,
+    /// Mean time between content chunks of a request, averaged over requests.
+    itl: f64,
 }
 
-async fn one(client: &reqwest::Client, url: &str, i: usize) -> (f64, u64) {
+/// One streaming request: (TTFT, completion tokens, mean inter-chunk gap).
+async fn one(client: &reqwest::Client, url: &str, i: usize) -> (f64, u64, f64) {
     let body = json!({
         "model": "m", "messages": [{"role": "user", "content": format!("Write a story about {i}.")}],
         "max_tokens": MAX_TOKENS, "temperature": 0, "ignore_eos": true, "stream": true,
@@ -36,6 +39,8 @@ async fn one(client: &reqwest::Client, url: &str, i: usize) -> (f64, u64) {
     let resp = client.post(url).json(&body).send().await.expect("request");
     let mut chunks = resp.bytes_stream();
     let mut ttft = None;
+    let mut last = 0.0;
+    let mut with_text = 0u32;
     let mut tokens = 0;
     let mut buf = String::new();
     while let Some(c) = chunks.next().await {
@@ -49,19 +54,22 @@ async fn one(client: &reqwest::Client, url: &str, i: usize) -> (f64, u64) {
                 continue;
             }
             let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
-            if ttft.is_none()
-                && v["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .is_some_and(|s| !s.is_empty())
+            if v["choices"][0]["delta"]["content"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
             {
-                ttft = Some(began.elapsed().as_secs_f64());
+                last = began.elapsed().as_secs_f64();
+                ttft.get_or_insert(last);
+                with_text += 1;
             }
             if let Some(n) = v["usage"]["completion_tokens"].as_u64() {
                 tokens = n;
             }
         }
     }
-    (ttft.unwrap_or(f64::NAN), tokens)
+    let ttft = ttft.unwrap_or(f64::NAN);
+    let itl = (last - ttft) / f64::from(with_text.saturating_sub(1).max(1));
+    (ttft, tokens, itl)
 }
 
 async fn load(url: &str, streams: usize) -> Stats {
@@ -83,10 +91,12 @@ async fn load(url: &str, streams: usize) -> Stats {
         })
         .collect();
     let mut ttfts = Vec::new();
+    let mut itls = Vec::new();
     let mut tokens = 0;
     for t in tasks {
-        for (ttft, n) in t.await.unwrap() {
+        for (ttft, n, itl) in t.await.unwrap() {
             ttfts.push(ttft);
+            itls.push(itl);
             tokens += n;
         }
     }
@@ -97,6 +107,7 @@ async fn load(url: &str, streams: usize) -> Stats {
         tok_s: tokens as f64 / wall,
         ttft_p50: q(0.5),
         ttft_p99: q(0.99),
+        itl: itls.iter().sum::<f64>() / itls.len() as f64,
     }
 }
 
@@ -174,13 +185,67 @@ async fn llama_server(bin: &str, streams: usize) -> Stats {
 
 fn row(name: &str, s: Stats, base: Stats) {
     println!(
-        "{name:44} {:8.1} tok/s {:7.3} s {:7.3} s   {:5.3}x tok/s  {:5.3}x TTFT p50",
+        "{name:46} {:7.1} tok/s {:7.3} s {:7.3} s {:6.1} ms   {:5.3}x tok/s  {:5.3}x TTFT p50",
         s.tok_s,
         s.ttft_p50,
         s.ttft_p99,
+        s.itl * 1e3,
         s.tok_s / base.tok_s,
         s.ttft_p50 / base.ttft_p50
     );
+}
+
+/// TTFT p50 of `n` sequential chat requests straight to the engine over gRPC, and through the
+/// gateway over REST: same prompts, same process pair.
+async fn gateway_overhead(n: usize) -> (f64, f64) {
+    use proto::engine::engine_client::EngineClient;
+    use proto::engine::generate_request::Prompt;
+    use proto::engine::{ChatMessage, ChatPrompt, GenerateRequest, SamplingParams};
+    let engine = start_engine(&real_model(), &[]);
+    let gateway = start_gateway(&engine.addr, &[]);
+    let mut client = EngineClient::connect(format!("http://{}", engine.addr))
+        .await
+        .unwrap();
+    let mut grpc = Vec::new();
+    for i in 0..n {
+        let req = GenerateRequest {
+            request_id: String::new(),
+            prompt: Some(Prompt::Chat(ChatPrompt {
+                messages: vec![ChatMessage {
+                    role: "user".into(),
+                    content: format!("Write a story about {i}."),
+                }],
+                add_generation_prompt: true,
+            })),
+            sampling: Some(SamplingParams {
+                temperature: Some(0.0),
+                max_tokens: Some(MAX_TOKENS),
+                ignore_eos: true,
+                ..Default::default()
+            }),
+            return_prompt_ids: false,
+        };
+        let began = Instant::now();
+        let mut stream = client.generate(req).await.unwrap().into_inner();
+        let mut first = None;
+        while let Some(m) = stream.message().await.unwrap() {
+            if first.is_none() && !m.token_ids.is_empty() {
+                first = Some(began.elapsed().as_secs_f64());
+            }
+        }
+        grpc.push(first.unwrap_or(f64::NAN));
+    }
+    let url = format!("http://{}/v1/chat/completions", gateway.addr);
+    let http = reqwest::Client::new();
+    let mut rest = Vec::new();
+    for i in 0..n {
+        rest.push(one(&http, &url, i).await.0);
+    }
+    let p50 = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (p50(grpc), p50(rest))
 }
 
 #[tokio::main]
@@ -196,8 +261,8 @@ async fn main() {
         "SmolLM2-135M Q4_1, {MAX_TOKENS} tokens per request, {PER_STREAM} requests per stream"
     );
     println!(
-        "{:44} {:>14} {:>9} {:>9}",
-        "", "aggregate", "TTFT p50", "TTFT p99"
+        "{:46} {:>13} {:>9} {:>9} {:>9}",
+        "", "aggregate", "TTFT p50", "TTFT p99", "ITL"
     );
 
     let off = journey(&[], &[], 8, traces).await;
@@ -249,4 +314,11 @@ async fn main() {
     if llama.is_none() {
         println!("(set LLAMA_SERVER to compare with llama-server)");
     }
+    let (grpc, rest) = gateway_overhead(20).await;
+    println!(
+        "gateway overhead, TTFT p50 of 20 sequential chat requests: gRPC {:.1} ms, REST {:.1} ms ({:.3}x)",
+        grpc * 1e3,
+        rest * 1e3,
+        rest / grpc
+    );
 }
