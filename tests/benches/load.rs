@@ -28,10 +28,19 @@ struct Stats {
     itl: f64,
 }
 
+/// An HTTP client that opens a connection per request (llama-server closes idle
+/// keep-alive connections under a pooled client's feet), the same for every server.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("http client")
+}
+
 /// One streaming request: (TTFT, completion tokens, mean inter-chunk gap).
 async fn one(client: &reqwest::Client, url: &str, i: usize) -> (f64, u64, f64) {
     let body = json!({
-        "model": "m", "messages": [{"role": "user", "content": format!("Write a story about {i}.")}],
+        "messages": [{"role": "user", "content": format!("Write a story about {i}.")}],
         "max_tokens": MAX_TOKENS, "temperature": 0, "ignore_eos": true, "stream": true,
         "stream_options": {"include_usage": true},
     });
@@ -73,7 +82,7 @@ async fn one(client: &reqwest::Client, url: &str, i: usize) -> (f64, u64, f64) {
 }
 
 async fn load(url: &str, streams: usize) -> Stats {
-    let client = reqwest::Client::new();
+    let client = http_client();
     for i in 0..2 {
         one(&client, url, i).await; // warm-up
     }
@@ -236,7 +245,7 @@ async fn gateway_overhead(n: usize) -> (f64, f64) {
         grpc.push(first.unwrap_or(f64::NAN));
     }
     let url = format!("http://{}/v1/chat/completions", gateway.addr);
-    let http = reqwest::Client::new();
+    let http = http_client();
     let mut rest = Vec::new();
     for i in 0..n {
         rest.push(one(&http, &url, i).await.0);

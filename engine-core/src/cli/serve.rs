@@ -8,12 +8,16 @@ use clap::{Args, ValueEnum};
 use std::sync::Arc;
 
 use engine_core::engine::{EngineConfig, EngineTelemetry, spawn_engine_with};
-use engine_core::journey::{CoreTracer, StepTracer, StepTracingConfig};
+#[cfg(feature = "journey")]
+use engine_core::journey::StepTracingConfig;
+use engine_core::journey::{CoreTracer, StepTracer};
 use engine_core::metrics::{self, EngineMetrics};
 use engine_core::model::Model;
 use engine_core::server;
 use kernels::CpuBackend;
-use proto::conventions::{scope, service};
+#[cfg(feature = "journey")]
+use proto::conventions::scope;
+use proto::conventions::service;
 use proto::telemetry::{Telemetry, TracingArgs, parse_rate};
 
 /// Compute device.
@@ -129,29 +133,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let core = telemetry
-        .as_ref()
-        .filter(|_| args.tracing.enable_journey_tracing)
-        .map(|t| {
-            CoreTracer::new(
-                t.tracer(scope::SCHEDULER),
-                args.tracing.journey_tracing_sample_rate,
-            )
-        });
-    let steps = telemetry
-        .as_ref()
-        .filter(|_| args.steps.step_tracing_enabled)
-        .map(|t| {
-            StepTracer::new(
-                t.tracer(scope::SCHEDULER_STEP),
-                StepTracingConfig {
-                    sample_rate: args.steps.step_tracing_sample_rate,
-                    rich_subsample_rate: args.steps.step_tracing_rich_subsample_rate,
-                    closure_interval: args.steps.step_tracing_closure_interval,
-                    kv_device: "cpu".into(),
-                },
-            )
-        });
+    let (core, steps) = tracers(&args, telemetry.as_ref())?;
     let metrics = Arc::new(EngineMetrics::new());
     let handle = spawn_engine_with(
         model,
@@ -194,6 +176,48 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         t.shutdown();
     }
     served
+}
+
+/// The request and step tracers the flags ask for.
+#[cfg(feature = "journey")]
+fn tracers(
+    args: &ServeArgs,
+    telemetry: Option<&Telemetry>,
+) -> anyhow::Result<(Option<CoreTracer>, Option<StepTracer>)> {
+    let core = telemetry
+        .filter(|_| args.tracing.enable_journey_tracing)
+        .map(|t| {
+            CoreTracer::new(
+                t.tracer(scope::SCHEDULER),
+                args.tracing.journey_tracing_sample_rate,
+            )
+        });
+    let steps = telemetry
+        .filter(|_| args.steps.step_tracing_enabled)
+        .map(|t| {
+            StepTracer::new(
+                t.tracer(scope::SCHEDULER_STEP),
+                StepTracingConfig {
+                    sample_rate: args.steps.step_tracing_sample_rate,
+                    rich_subsample_rate: args.steps.step_tracing_rich_subsample_rate,
+                    closure_interval: args.steps.step_tracing_closure_interval,
+                    kv_device: "cpu".into(),
+                },
+            )
+        });
+    Ok((core, steps))
+}
+
+/// This build has no tracing code: the flags that ask for it are refused.
+#[cfg(not(feature = "journey"))]
+fn tracers(
+    _args: &ServeArgs,
+    telemetry: Option<&Telemetry>,
+) -> anyhow::Result<(Option<CoreTracer>, Option<StepTracer>)> {
+    if telemetry.is_some() {
+        bail!("this engine-core was built without the `journey` feature: no tracing");
+    }
+    Ok((None, None))
 }
 
 /// Resolves on SIGINT or SIGTERM.

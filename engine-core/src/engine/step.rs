@@ -166,10 +166,7 @@ impl<B: Backend> EngineLoop<B> {
             events: sub.events,
             arrived: sub.arrived,
         });
-        if let (Some(core), TraceContext::On(parent)) = (&self.core, &sub.trace) {
-            let p = seq.progress(self.sched.step());
-            seq.journey = Some(CoreSpan::queued(core, parent, &seq.name, p));
-        }
+        start_journey(self.core.as_ref(), &sub.trace, &mut seq, self.sched.step());
         match self.sched.add_request(n) {
             Ok(id) => {
                 self.by_name.insert(seq.name.clone(), id);
@@ -455,6 +452,16 @@ impl<B: Backend> EngineLoop<B> {
             steps.close();
         }
         self.publish();
+    }
+}
+
+/// Starts the `llm_core` span of a traced request (its `journey.QUEUED`).
+// Without the `journey` feature `CoreTracer` is uninhabited and the body is dead code.
+#[cfg_attr(not(feature = "journey"), allow(unreachable_code))]
+fn start_journey(core: Option<&CoreTracer>, trace: &TraceContext, seq: &mut Sequence, step: u64) {
+    if let (Some(core), TraceContext::On(parent)) = (core, trace) {
+        let p = seq.progress(step);
+        seq.journey = Some(CoreSpan::queued(core, parent, &seq.name, p));
     }
 }
 

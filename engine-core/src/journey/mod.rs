@@ -4,21 +4,39 @@
 //!
 //! Everything here is optional state owned by the step thread: with tracing off there is no
 //! tracer, no span object and no per-request tracing state, and the step loop's only cost is
-//! one `Option` check per lifecycle point.
+//! one `Option` check per lifecycle point. Built without the `journey` feature, the tracer
+//! and span types are uninhabited, so those `Option`s are always `None` and the compiler
+//! removes the tracing code altogether (the baseline of the tracing-overhead bench).
 
-mod core_span;
-mod step;
+mod progress;
+mod step_record;
 #[cfg(test)]
+#[cfg(feature = "journey")]
 mod tests;
 
-use opentelemetry::Context;
-use opentelemetry::trace::TraceContextExt;
-use opentelemetry_sdk::trace::SdkTracer;
-use proto::telemetry::propagation::JourneySampled;
-use proto::telemetry::sampling::trace_sampled;
+#[cfg(feature = "journey")]
+mod core_span;
+#[cfg(feature = "journey")]
+mod step;
+#[cfg(feature = "journey")]
+mod tracer;
 
-pub use core_span::{CoreSpan, Progress, Transition, finish_status_of};
-pub use step::{StepRecord, StepSampling, StepSnapshot, StepTracer, StepTracingConfig};
+#[cfg(not(feature = "journey"))]
+mod compiled_out;
+
+use opentelemetry::Context;
+
+pub use progress::{Progress, Transition, finish_status_of};
+pub use step_record::{StepRecord, StepSampling, StepSnapshot, StepTracingConfig};
+
+#[cfg(not(feature = "journey"))]
+pub use compiled_out::{CoreSpan, CoreTracer, StepTracer};
+#[cfg(feature = "journey")]
+pub use core_span::CoreSpan;
+#[cfg(feature = "journey")]
+pub use step::{MAX_STEP_LINKS, StepTracer};
+#[cfg(feature = "journey")]
+pub use tracer::CoreTracer;
 
 /// The tracing decision for one request, made where it enters the engine.
 #[derive(Clone, Debug, Default)]
@@ -28,45 +46,4 @@ pub enum TraceContext {
     Off,
     /// Traced: its `llm_core` span is a child of this context (empty: a root).
     On(Context),
-}
-
-/// Creates the `llm_core` spans; `None` in the engine when journey tracing is off.
-#[derive(Clone, Debug)]
-pub struct CoreTracer {
-    tracer: SdkTracer,
-    sample_rate: f64,
-}
-
-impl CoreTracer {
-    /// Spans from `tracer`; direct gRPC callers are sampled at `sample_rate`.
-    pub fn new(tracer: SdkTracer, sample_rate: f64) -> Self {
-        Self {
-            tracer,
-            sample_rate,
-        }
-    }
-
-    /// The decision for a request carrying `parent` (extracted from its metadata) and the
-    /// gateway's `x-journey-sampled` flag: the gateway's word is final when present; a direct
-    /// caller is sampled at this engine's rate, from its trace id when it sent one.
-    pub fn decide(&self, parent: Context, gateway: Option<JourneySampled>) -> TraceContext {
-        let sc = parent.span().span_context().clone();
-        let on = match gateway {
-            Some(JourneySampled::Yes) => true,
-            Some(JourneySampled::No) => false,
-            None if sc.is_valid() => {
-                sc.is_sampled() && trace_sampled(sc.trace_id(), self.sample_rate)
-            }
-            None => rand::random::<f64>() < self.sample_rate,
-        };
-        match (on, sc.is_valid()) {
-            (false, _) => TraceContext::Off,
-            (true, true) => TraceContext::On(parent),
-            (true, false) => TraceContext::On(Context::new()),
-        }
-    }
-
-    pub(crate) fn tracer(&self) -> &SdkTracer {
-        &self.tracer
-    }
 }

@@ -1,0 +1,50 @@
+//! [`CoreTracer`]: where `llm_core` spans come from, and the engine's sampling decision.
+
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry_sdk::trace::SdkTracer;
+use proto::telemetry::propagation::JourneySampled;
+use proto::telemetry::sampling::trace_sampled;
+
+use super::TraceContext;
+
+/// Creates the `llm_core` spans; `None` in the engine when journey tracing is off.
+#[derive(Clone, Debug)]
+pub struct CoreTracer {
+    tracer: SdkTracer,
+    sample_rate: f64,
+}
+
+impl CoreTracer {
+    /// Spans from `tracer`; direct gRPC callers are sampled at `sample_rate`.
+    pub fn new(tracer: SdkTracer, sample_rate: f64) -> Self {
+        Self {
+            tracer,
+            sample_rate,
+        }
+    }
+
+    /// The decision for a request carrying `parent` (extracted from its metadata) and the
+    /// gateway's `x-journey-sampled` flag: the gateway's word is final when present; a direct
+    /// caller is sampled at this engine's rate, from its trace id when it sent one.
+    pub fn decide(&self, parent: Context, gateway: Option<JourneySampled>) -> TraceContext {
+        let sc = parent.span().span_context().clone();
+        let on = match gateway {
+            Some(JourneySampled::Yes) => true,
+            Some(JourneySampled::No) => false,
+            None if sc.is_valid() => {
+                sc.is_sampled() && trace_sampled(sc.trace_id(), self.sample_rate)
+            }
+            None => rand::random::<f64>() < self.sample_rate,
+        };
+        match (on, sc.is_valid()) {
+            (false, _) => TraceContext::Off,
+            (true, true) => TraceContext::On(parent),
+            (true, false) => TraceContext::On(Context::new()),
+        }
+    }
+
+    pub(crate) fn tracer(&self) -> &SdkTracer {
+        &self.tracer
+    }
+}
