@@ -8,7 +8,18 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-run() { cargo bench -q -p engine-core --bench step_overhead "$@" 2>/dev/null | tail -n 1; }
+# The build without the feature gets its own target dir, so it never replaces the default
+# binaries (the e2e tests and the load bench need tracing built in).
+run() {
+  if [ "${1:-}" = "--no-default-features" ]; then
+    CARGO_TARGET_DIR="$root/target/no-journey" \
+      cargo bench -q -p engine-core --bench step_overhead --no-default-features 2>/dev/null | tail -n 1
+  else
+    cargo bench -q -p engine-core --bench step_overhead 2>/dev/null | tail -n 1
+  fi
+}
+run >/dev/null
+run --no-default-features >/dev/null
 # Alternate the two builds (A B A B ...) so drift on a shared machine hits both alike.
 results=()
 for _ in 1 2 3 4; do

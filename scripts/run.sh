@@ -7,7 +7,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/fetch-model.sh
-cargo build --release -p engine-core -p api-gateway
+# The same feature set as scripts/test.sh, so the two share build artifacts.
+cargo build --release --workspace --bins
 model="${JOURNEY_MODEL:-$root/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 engine_addr="${JOURNEY_ENGINE_LISTEN:-127.0.0.1:50051}"
 gateway_addr="${JOURNEY_LISTEN:-127.0.0.1:8000}"
