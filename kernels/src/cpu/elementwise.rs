@@ -111,7 +111,7 @@ pub(super) fn gather_rows(x: &CpuTensor, rows: &[u32], out: &mut CpuTensor) {
 }
 
 /// Whether this CPU has AVX2 and FMA; decided once so every call reduces the same way.
-fn has_fma() -> bool {
+pub(super) fn has_fma() -> bool {
     static FMA: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     #[cfg(target_arch = "x86_64")]
     {
@@ -124,26 +124,10 @@ fn has_fma() -> bool {
 }
 
 /// Dot product with eight lane accumulators reduced in a fixed tree: vectorizes, and its
-/// result depends only on the inputs (and the CPU's fixed feature level).
-#[inline]
-pub(super) fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: AVX2 and FMA were detected at run time.
-        return unsafe { dot_f32_fma(a, b) };
-    }
-    dot_f32_body(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_f32_fma(a: &[f32], b: &[f32]) -> f32 {
-    dot_f32_body(a, b)
-}
-
+/// result depends only on the inputs (and the CPU's fixed feature level). Inlined into a
+/// caller compiled for AVX2+FMA when [`has_fma`], so the lanes are fused multiply-adds.
 #[inline(always)]
-fn dot_f32_body(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot_f32_body(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -159,25 +143,9 @@ fn dot_f32_body(a: &[f32], b: &[f32]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
-/// `acc += w * v`, element-wise.
-#[inline]
-pub(super) fn axpy(acc: &mut [f32], w: f32, v: &[f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_fma() {
-        // SAFETY: AVX2 and FMA were detected at run time.
-        return unsafe { axpy_fma(acc, w, v) };
-    }
-    axpy_body(acc, w, v)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn axpy_fma(acc: &mut [f32], w: f32, v: &[f32]) {
-    axpy_body(acc, w, v)
-}
-
+/// `acc += w * v`, element-wise (inlined like [`dot_f32_body`]).
 #[inline(always)]
-fn axpy_body(acc: &mut [f32], w: f32, v: &[f32]) {
+pub(super) fn axpy_body(acc: &mut [f32], w: f32, v: &[f32]) {
     for (a, &x) in acc.iter_mut().zip(v) {
         *a = w.mul_add(x, *a);
     }
