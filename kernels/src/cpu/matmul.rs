@@ -105,6 +105,13 @@ fn quantize_activations(x: &CpuTensor, weights: &[&CpuWeight]) -> Vec<BlockQ8> {
     );
     let per_row = x.cols / 32;
     let mut q8 = vec![BlockQ8::default(); x.rows * per_row];
+    // A few rows (decode) quantize in less time than a fork-join costs.
+    if x.rows < 8 {
+        for (blocks, row) in q8.chunks_mut(per_row).zip(x.data.chunks(x.cols)) {
+            quant::quantize_act_q8(row, blocks);
+        }
+        return q8;
+    }
     q8.par_chunks_mut(per_row)
         .zip(x.data.par_chunks(x.cols))
         .with_min_len(8)
