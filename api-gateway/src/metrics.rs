@@ -9,10 +9,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use proto::conventions::{buckets, metric};
+use proto::telemetry::exposition::{self, Exposition};
 
 use crate::AppState;
 
@@ -33,7 +33,7 @@ pub struct GatewayMetrics {
     requests: Family<Labels, Counter>,
     duration: HistogramFamily,
     ttft: HistogramFamily,
-    live_spans: Gauge,
+    exposition: Exposition,
 }
 
 impl std::fmt::Debug for GatewayMetrics {
@@ -58,7 +58,7 @@ impl GatewayMetrics {
             requests: Family::default(),
             duration: duration.clone(),
             ttft: ttft.clone(),
-            live_spans: Gauge::default(),
+            exposition: Exposition::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -76,11 +76,7 @@ impl GatewayMetrics {
             "Arrival at the gateway to the first engine message, seconds",
             ttft,
         );
-        r.register(
-            metric::TRACING_LIVE_SPANS,
-            "Journey spans alive in this process",
-            m.live_spans.clone(),
-        );
+        m.exposition = Exposition::register(r);
         m
     }
 
@@ -105,22 +101,14 @@ impl GatewayMetrics {
 
     /// The text exposition.
     pub fn render(&self) -> String {
-        self.live_spans.set(proto::telemetry::live_spans());
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        self.exposition.render(&self.registry)
     }
 }
 
 /// `GET /metrics`.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
         state.journey.metrics().render(),
     )
 }

@@ -216,6 +216,13 @@ pub fn start_gateway(engine: &str, extra: &[&str]) -> Service {
     Service::start(&binary("api-gateway"), &args, "api-gateway listening on")
 }
 
+/// A fresh-enough scratch directory for one test (`tag` keeps tests apart).
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("journey-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    dir
+}
+
 /// Writes the tiny test model to a temp path and returns it.
 pub fn tiny_model(dir: &Path) -> PathBuf {
     let path = dir.join("tiny.gguf");

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use journey_tests::otlp::{
     Collector, Received, event_names, events, float_attr, hex, int_attr, string_attr,
 };
-use journey_tests::{Service, grpcurl, start_engine, start_gateway, tiny_model};
+use journey_tests::{Service, grpcurl, start_engine, start_gateway, temp_dir, tiny_model};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use proto::conventions::{api_event, attr, journey_event, metric, scope, service, span};
@@ -29,12 +29,6 @@ fn new_trace() -> (String, String, String) {
     let (t, s) = (hex(&t), hex(&s));
     let header = format!("00-{t}-{s}-01");
     (t, s, header)
-}
-
-fn tmpdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("journey-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// Engine and gateway, both tracing to `collector`, with extra flags each.
@@ -194,7 +188,7 @@ const HAPPY: [&str; 4] = [
 #[tokio::test(flavor = "multi_thread")]
 async fn every_termination_path_yields_one_complete_trace() {
     let collector = Collector::start().await;
-    let model = tiny_model(&tmpdir("trace-paths"));
+    let model = tiny_model(&temp_dir("trace-paths"));
     let (engine, gateway) = traced_pair(&model, &collector, &[], &[]);
     let base = format!("http://{}", gateway.addr);
     let msgs = json!([{"role": "user", "content": "hello there"}]);
@@ -456,7 +450,7 @@ async fn every_termination_path_yields_one_complete_trace() {
 #[tokio::test(flavor = "multi_thread")]
 async fn preemption_and_step_tracing() {
     let collector = Collector::start().await;
-    let model = tiny_model(&tmpdir("trace-preempt"));
+    let model = tiny_model(&temp_dir("trace-preempt"));
     let engine_flags = [
         "--kv-cache-blocks",
         "12",
@@ -646,7 +640,7 @@ async fn metric_value(url: &str, name: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn sampling_is_atomic_deterministic_and_unforgeable() {
     let collector = Collector::start().await;
-    let model = tiny_model(&tmpdir("trace-sampling"));
+    let model = tiny_model(&temp_dir("trace-sampling"));
     let (_engine, gateway) = traced_pair(
         &model,
         &collector,
@@ -713,7 +707,7 @@ async fn sampling_is_atomic_deterministic_and_unforgeable() {
 #[tokio::test(flavor = "multi_thread")]
 async fn no_span_or_state_leaks_after_random_disconnects() {
     let collector = Collector::start().await;
-    let model = tiny_model(&tmpdir("trace-leaks"));
+    let model = tiny_model(&temp_dir("trace-leaks"));
     let (engine, gateway) = traced_pair(&model, &collector, &[], &[]);
     let base = format!("http://{}", gateway.addr);
     let mut traces = Vec::new();
@@ -788,7 +782,7 @@ async fn a_dead_collector_costs_nothing_but_spans() {
     let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ep = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
-    let model = tiny_model(&tmpdir("trace-dead"));
+    let model = tiny_model(&temp_dir("trace-dead"));
     let flags = [
         "--enable-journey-tracing",
         "--otlp-traces-endpoint",
@@ -822,7 +816,7 @@ async fn a_dead_collector_costs_nothing_but_spans() {
 #[tokio::test(flavor = "multi_thread")]
 async fn grpcurl_with_a_traceparent_gets_a_child_llm_core() {
     let collector = Collector::start().await;
-    let model = tiny_model(&tmpdir("trace-grpcurl"));
+    let model = tiny_model(&temp_dir("trace-grpcurl"));
     let ep = collector.endpoint();
     let engine = start_engine(
         &model,

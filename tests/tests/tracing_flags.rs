@@ -4,15 +4,11 @@
 use std::process::Command;
 
 use journey_tests::otlp::{Collector, Received, events, hex};
-use journey_tests::{Service, binary, start_engine, start_engine_env, start_gateway, tiny_model};
+use journey_tests::{
+    Service, binary, start_engine, start_engine_env, start_gateway, temp_dir, tiny_model,
+};
 use proto::conventions::{span, step_event};
 use serde_json::json;
-
-fn tmpdir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("journey-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Runs `n` small completions through the gateway.
 async fn traffic(gateway: &Service, n: usize) {
@@ -42,7 +38,7 @@ fn count(spans: &[Received], name: &str) -> usize {
 
 #[test]
 fn bad_flag_values_are_refused_with_clear_errors() {
-    let model = tiny_model(&tmpdir("flags-bad"));
+    let model = tiny_model(&temp_dir("flags-bad"));
     let m = model.to_str().unwrap();
     let cases: [(&str, &[&str], &str); 6] = [
         (
@@ -110,7 +106,7 @@ fn bad_flag_values_are_refused_with_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn journey_flags_change_what_is_exported() {
-    let model = tiny_model(&tmpdir("flags-journey"));
+    let model = tiny_model(&temp_dir("flags-journey"));
 
     // An endpoint alone traces nothing: tracing is off by default.
     let c = Collector::start().await;
@@ -161,7 +157,7 @@ async fn journey_flags_change_what_is_exported() {
     assert!(c.spans().is_empty(), "rate 0 exported spans");
 
     // No endpoint: the embedded default, OTLP-JSON lines in --journey-traces-file.
-    let dir = tmpdir("flags-file");
+    let dir = temp_dir("flags-file");
     let file = dir.join("traces.jsonl");
     let _ = std::fs::remove_file(&file);
     let f = file.to_str().unwrap();
@@ -207,7 +203,7 @@ async fn journey_flags_change_what_is_exported() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn step_flags_change_what_is_exported() {
-    let model = tiny_model(&tmpdir("flags-steps"));
+    let model = tiny_model(&temp_dir("flags-steps"));
     let run = |flags: Vec<&'static str>| {
         let model = model.clone();
         async move {

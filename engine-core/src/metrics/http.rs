@@ -8,16 +8,14 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use proto::telemetry::exposition;
 use tokio::net::TcpListener;
 
 use super::EngineMetrics;
 
 async fn render(State(m): State<Arc<EngineMetrics>>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
         m.render(),
     )
 }

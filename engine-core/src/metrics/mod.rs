@@ -12,6 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use proto::conventions::{buckets, metric};
+use proto::telemetry::exposition::Exposition;
 
 pub use http::serve;
 
@@ -38,7 +39,7 @@ pub struct EngineMetrics {
     kv_usage: Gauge<f64, AtomicU64>,
     iteration_tokens: Histogram,
     batch_size: Histogram,
-    live_spans: Gauge,
+    exposition: Exposition,
 }
 
 impl std::fmt::Debug for EngineMetrics {
@@ -74,7 +75,7 @@ impl EngineMetrics {
             kv_usage: Gauge::default(),
             iteration_tokens: hist(buckets::BATCH),
             batch_size: hist(buckets::BATCH),
-            live_spans: Gauge::default(),
+            exposition: Exposition::default(),
         };
         m.register()
     }
@@ -156,11 +157,7 @@ impl EngineMetrics {
             "Requests per scheduler step",
             self.batch_size.clone(),
         );
-        r.register(
-            metric::TRACING_LIVE_SPANS,
-            "Journey spans and per-request tracing states alive",
-            self.live_spans.clone(),
-        );
+        self.exposition = Exposition::register(r);
         self
     }
 
@@ -214,12 +211,7 @@ impl EngineMetrics {
 
     /// The text exposition.
     pub fn render(&self) -> String {
-        self.live_spans.set(proto::telemetry::live_spans());
-        let mut out = String::new();
-        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
-            out.clear();
-        }
-        out
+        self.exposition.render(&self.registry)
     }
 }
 

@@ -7,6 +7,7 @@
 //! batch processor (its own thread, a bounded queue that drops when full), so a slow or dead
 //! collector costs dropped spans, never a request. [`Telemetry::shutdown`] flushes.
 
+pub mod exposition;
 mod file_export;
 pub mod propagation;
 pub mod sampling;
