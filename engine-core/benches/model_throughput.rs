@@ -126,9 +126,24 @@ fn main() {
         });
     let model = Model::load(&path, CpuBackend::new()).expect("load model");
     let threads = rayon::current_num_threads();
-    let pp512 = pp(&model, 512);
-    let tg128 = decode(&model, 1, 16, 128);
-    let batched16 = decode(&model, 16, 16, 128);
+    // `--only tg` (or `pp`, `batched`) runs one part, for profiling.
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let wants = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let pp512 = if wants("pp") { pp(&model, 512) } else { 0.0 };
+    let tg128 = if wants("tg") {
+        decode(&model, 1, 16, 128)
+    } else {
+        0.0
+    };
+    let batched16 = if wants("batched") {
+        decode(&model, 16, 16, 128)
+    } else {
+        0.0
+    };
     if json {
         println!(
             "{{\"threads\":{threads},\"simd\":\"{}\",\"pp512\":{pp512:.1},\"tg128\":{tg128:.1},\"batched16\":{batched16:.1}}}",

@@ -1,7 +1,7 @@
 //! Quantized matrix products: `out[t, :] = x[t, :] · Wᵀ` for one or several weights side by side.
 //!
-//! Work is split over weight rows; each task unpacks a weight row once and dots it with a tile
-//! of tokens (`quant::vec_dot_multi`, bit-identical to the one-token dot). Each output element
+//! Work is split over weight rows; each task dots its rows with one tile of tokens at a time
+//! (`quant::vec_dot_rows`: each row unpacked once per tile, bit-identical to the one-token dot). Each output element
 //! is therefore computed by one thread with one fixed reduction order.
 
 use rayon::prelude::*;
@@ -74,19 +74,20 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
     let out_ptr = OutPtr(out.data.as_mut_ptr());
     tasks.into_par_iter().for_each(|(wi, r0, r1, col_base)| {
         let w = weights[wi];
-        let mut tile_out = [0.0f32; TOKEN_TILE];
-        for r in r0..r1 {
-            let row = w.row(r);
-            for (ti, tile) in acts.chunks(TOKEN_TILE).enumerate() {
-                let res = &mut tile_out[..tile.len()];
-                quant::vec_dot_multi(w.ty, row, tile, res);
-                for (k, &v) in res.iter().enumerate() {
+        let rows = &w.data[r0 * w.row_bytes..r1 * w.row_bytes];
+        let n = r1 - r0;
+        let mut res = vec![0.0f32; n * TOKEN_TILE.min(t_count)];
+        for (ti, tile) in acts.chunks(TOKEN_TILE).enumerate() {
+            let res = &mut res[..n * tile.len()];
+            quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile, res);
+            for (i, row_out) in res.chunks_exact(tile.len()).enumerate() {
+                for (k, &v) in row_out.iter().enumerate() {
                     let t = ti * TOKEN_TILE + k;
-                    // SAFETY: t < t_count and col_base + r < n_total, so the index is inside
-                    // `out.data`; each (t, col_base + r) pair belongs to exactly one task because
+                    // SAFETY: t < t_count and col_base + r0 + i < n_total, so the index is inside
+                    // `out.data`; each (t, column) pair belongs to exactly one task because
                     // tasks cover disjoint weight rows; `out` is borrowed mutably for the whole
                     // parallel region, so nothing else reads or writes it.
-                    unsafe { *out_ptr.get().add(t * n_total + col_base + r) = v };
+                    unsafe { *out_ptr.get().add(t * n_total + col_base + r0 + i) = v };
                 }
             }
         }

@@ -320,6 +320,35 @@ pub fn vec_dot_multi(ty: GgmlType, w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f
     unsafe { kernels()[ty.index()](w_row, xs, out) }
 }
 
+/// [`vec_dot_multi`] for every row of `w_rows` (consecutive rows of `row_bytes` each):
+/// `out[r * xs.len() + k]` is row `r` dotted with `xs[k]`, bit-identical to one
+/// [`vec_dot_multi`] call per row, with the checks and the dispatch paid once.
+///
+/// # Panics
+/// On the same mismatches as [`vec_dot_multi`], or if `w_rows` is not whole rows or `out`
+/// does not hold one output per row and activation.
+pub fn vec_dot_rows(
+    ty: GgmlType,
+    w_rows: &[u8],
+    row_bytes: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [f32],
+) {
+    assert!(
+        row_bytes > 0 && w_rows.len().is_multiple_of(row_bytes),
+        "vec_dot_rows: {} bytes are not whole rows of {row_bytes}",
+        w_rows.len()
+    );
+    let n_rows = w_rows.len() / row_bytes;
+    assert_eq!(out.len(), n_rows * xs.len(), "vec_dot_rows: output length");
+    if n_rows == 0 || xs.is_empty() {
+        return;
+    }
+    check_dot(ty, &w_rows[..row_bytes], xs, &out[..xs.len()]);
+    // SAFETY: the table is the detected level's; every row has the checked length.
+    unsafe { rows_kernels()[ty.index()](w_rows, row_bytes, xs, out) }
+}
+
 /// Reference: dequantize_row then dot in f64, returned as f32. For tests.
 ///
 /// # Panics
@@ -438,6 +467,25 @@ fn check_dot(ty: GgmlType, w_row: &[u8], xs: &[ActRow<'_>], out: &[f32]) {
 ///
 /// Calling one requires the CPU features of its level and lengths checked by `check_dot`.
 pub(crate) type RowKernel = unsafe fn(&[u8], &[ActRow<'_>], &mut [f32]);
+
+/// A multi-row kernel `(w_rows, row_bytes, xs, out)`: [`RowKernel`] over each row of
+/// `w_rows`, writing `out[r * xs.len()..][..xs.len()]`. Same requirements.
+pub(crate) type RowsKernel = unsafe fn(&[u8], usize, &[ActRow<'_>], &mut [f32]);
+
+/// The multi-row kernels of the detected level.
+#[inline]
+fn rows_kernels() -> &'static [RowsKernel; 8] {
+    static TABLE: OnceLock<&'static [RowsKernel; 8]> = OnceLock::new();
+    TABLE.get_or_init(|| match simd_level_enum() {
+        Level::Scalar => &scalar::ROWS,
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => &x86::avx2::ROWS,
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512Vnni => &x86::vnni::ROWS,
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("only the scalar level exists on this architecture"),
+    })
+}
 
 /// The row kernels of `level`, in [`GgmlType::ALL`] order.
 fn kernel_table(level: Level) -> &'static [RowKernel; 8] {

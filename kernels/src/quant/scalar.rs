@@ -14,7 +14,22 @@ use super::blocks::{
     BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, as_blocks, f16_le,
 };
 use super::reference::{q6k_chunk, q6k_scale_index};
-use super::{ActRow, BlockQ8, GgmlType, RowKernel};
+use super::{ActRow, BlockQ8, GgmlType, RowKernel, RowsKernel};
+
+/// [`TABLE`]'s kernels over consecutive rows.
+pub(crate) const ROWS: [RowsKernel; 8] = [
+    rows::<0>, rows::<1>, rows::<2>, rows::<3>, rows::<4>, rows::<5>, rows::<6>, rows::<7>,
+];
+
+fn rows<const I: usize>(w_rows: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &mut [f32]) {
+    for (w_row, o) in w_rows
+        .chunks_exact(row_bytes)
+        .zip(out.chunks_exact_mut(xs.len()))
+    {
+        // SAFETY: the scalar kernels need no CPU feature; lengths were checked by the caller.
+        unsafe { TABLE[I](w_row, xs, o) }
+    }
+}
 
 /// The scalar row kernels, in [`GgmlType::ALL`] order.
 pub(crate) const TABLE: [RowKernel; 8] = {

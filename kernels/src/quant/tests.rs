@@ -778,3 +778,48 @@ fn bench_vec_dot() {
         }
     }
 }
+
+#[test]
+fn vec_dot_rows_is_bit_identical_to_vec_dot_multi() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for ty in GgmlType::ALL {
+        let n = lengths(ty)[1];
+        let rows: Vec<Vec<u8>> = (0..5)
+            .map(|_| quantized(ty, &test_row(&mut rng, n)))
+            .collect();
+        let row_bytes = rows[0].len();
+        let all: Vec<u8> = rows.concat();
+        let xs: Vec<Vec<f32>> = (0..11).map(|_| test_row(&mut rng, n)).collect();
+        let q8s: Vec<Vec<BlockQ8>> = xs
+            .iter()
+            .map(|x| {
+                if ty.act_kind() == ActKind::Q8 {
+                    act_q8(x)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let acts: Vec<ActRow<'_>> = xs
+            .iter()
+            .zip(&q8s)
+            .map(|(x, q)| ActRow { f32: x, q8: q })
+            .collect();
+        for count in [1, 2, 7, 11] {
+            let batch = &acts[..count];
+            let mut got = vec![f32::NAN; rows.len() * count];
+            vec_dot_rows(ty, &all, row_bytes, batch, &mut got);
+            for (r, row) in rows.iter().enumerate() {
+                let mut want = vec![f32::NAN; count];
+                vec_dot_multi(ty, row, batch, &mut want);
+                for k in 0..count {
+                    assert_eq!(
+                        got[r * count + k].to_bits(),
+                        want[k].to_bits(),
+                        "{ty} row {r} act {k} of {count}"
+                    );
+                }
+            }
+        }
+    }
+}

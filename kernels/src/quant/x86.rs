@@ -23,7 +23,7 @@ use core::arch::x86_64::*;
 use super::blocks::{
     BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, RawBlock, as_blocks, f16_le,
 };
-use super::{ActRow, BlockQ8, RowKernel};
+use super::{ActRow, BlockQ8, RowKernel, RowsKernel};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by both levels (their features are a subset of either level's, so they inline).
@@ -214,6 +214,27 @@ macro_rules! level_kernels {
             /// one requires this level's CPU features and lengths checked by `check_dot`.
             pub(in super::super) const TABLE: [RowKernel; 8] =
                 [run_f32, run_f16, run_q4_0, run_q4_1, run_q8_0, run_q4k, run_q6k, run_bf16];
+
+            /// [`TABLE`]'s kernels over consecutive rows, the loop compiled with this level's
+            /// features so each row's kernel is called directly (or inlined), not per row
+            /// through the dispatch.
+            pub(in super::super) const ROWS: [RowsKernel; 8] = [
+                rows::<0>, rows::<1>, rows::<2>, rows::<3>, rows::<4>, rows::<5>, rows::<6>, rows::<7>,
+            ];
+
+            #[target_feature(enable = $feat)]
+            unsafe fn rows<const I: usize>(
+                w_rows: &[u8],
+                row_bytes: usize,
+                xs: &[ActRow<'_>],
+                out: &mut [f32],
+            ) {
+                for (w_row, o) in w_rows.chunks_exact(row_bytes).zip(out.chunks_exact_mut(xs.len())) {
+                    // SAFETY: the caller checked the lengths for rows of `row_bytes`, and this
+                    // level's features are enabled here as in every `TABLE` kernel.
+                    unsafe { TABLE[I](w_row, xs, o) }
+                }
+            }
 
             #[target_feature(enable = $feat)]
             fn run_f32(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
