@@ -223,6 +223,26 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Asserts the engine at `addr` holds no KV block and has nothing running or waiting (what
+/// every workload must leave behind).
+pub async fn assert_engine_idle(addr: &str) {
+    use proto::engine::GetModelInfoRequest;
+    use proto::engine::engine_client::EngineClient;
+    let mut client = EngineClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect to the engine");
+    let info = client
+        .get_model_info(GetModelInfoRequest {})
+        .await
+        .expect("GetModelInfo")
+        .into_inner();
+    assert_eq!(
+        (info.kv_blocks_used, info.num_running, info.num_waiting),
+        (0, 0, 0),
+        "engine not idle: {info:?}"
+    );
+}
+
 /// Writes the tiny test model to a temp path and returns it.
 pub fn tiny_model(dir: &Path) -> PathBuf {
     let path = dir.join("tiny.gguf");

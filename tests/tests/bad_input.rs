@@ -1,7 +1,7 @@
 //! The bad-input matrix against the real pair: each gets a clear OpenAI-style error with the
 //! right status, and a good request running meanwhile is unaffected.
 
-use journey_tests::{start_engine, start_gateway, tiny_model};
+use journey_tests::{assert_engine_idle, start_engine, start_gateway, tiny_model};
 use serde_json::{Value, json};
 
 async fn post(
@@ -132,6 +132,7 @@ async fn bad_requests_get_clear_errors_and_others_carry_on() {
     let (status, v) = good.await.unwrap();
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["usage"]["completion_tokens"], 200, "{v}");
+    assert_engine_idle(&engine.addr).await;
 
     // Engine gone: 503 with an OpenAI body.
     drop(engine);

@@ -3,26 +3,10 @@
 
 use std::process::Command;
 
-use journey_tests::{grpcurl, python, real_model, root, start_engine, start_gateway, tiny_model};
-use proto::engine::GetModelInfoRequest;
-use proto::engine::engine_client::EngineClient;
+use journey_tests::{
+    assert_engine_idle, grpcurl, python, real_model, root, start_engine, start_gateway, tiny_model,
+};
 use serde_json::Value;
-
-async fn engine_idle(addr: &str) {
-    let mut client = EngineClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    let info = client
-        .get_model_info(GetModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (info.kv_blocks_used, info.num_running, info.num_waiting),
-        (0, 0, 0),
-        "engine not idle: {info:?}"
-    );
-}
 
 fn openai_sdk(base: &str) -> Value {
     let out = Command::new(python())
@@ -74,7 +58,7 @@ async fn openai_sdk_against_the_tiny_model() {
     .unwrap();
     assert_eq!(v["model"], "journey-tiny");
     check_sdk_results(&v);
-    engine_idle(&engine.addr).await;
+    assert_engine_idle(&engine.addr).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -96,7 +80,7 @@ async fn openai_sdk_against_smollm2() {
             .starts_with(" Paris"),
         "{v}"
     );
-    engine_idle(&engine.addr).await;
+    assert_engine_idle(&engine.addr).await;
 }
 
 fn grpc(addr: &str, args: &[&str]) -> String {

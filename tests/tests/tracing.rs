@@ -429,15 +429,7 @@ async fn every_termination_path_yields_one_complete_trace() {
     assert_eq!(finish_status(c[0]), "aborted");
 
     // The engine is idle again: no KV block held, nothing running or waiting.
-    let info = client
-        .get_model_info(proto::engine::GetModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        (info.kv_blocks_used, info.num_running, info.num_waiting),
-        (0, 0, 0)
-    );
+    journey_tests::assert_engine_idle(&engine.addr).await;
 
     // Every span ended exactly once: one copy of each span id.
     let mut seen = HashSet::new();
@@ -765,6 +757,7 @@ async fn no_span_or_state_leaks_after_random_disconnects() {
         metric_value(&engine.metrics_url(), metric::NUM_REQUESTS_RUNNING).await,
         0.0
     );
+    journey_tests::assert_engine_idle(&engine.addr).await;
 }
 
 fn rss_kib(pid: u32) -> u64 {
