@@ -105,6 +105,15 @@ pub trait Backend: Send + Sync {
     /// Short device name for logs and traces (`cpu`, `cuda`).
     fn device_name(&self) -> &'static str;
 
+    /// Runs one whole forward pass `f` over `tokens` tokens. The default runs it in place; the
+    /// CPU backend runs small batches on its worker pool, where each op is so short that a cold
+    /// hand-off per op (a thread wake-up and a blocked caller) would dominate. Scheduling only:
+    /// results do not depend on it.
+    fn run_forward<R: Send>(&self, tokens: usize, f: impl FnOnce() -> R + Send) -> R {
+        let _ = tokens;
+        f()
+    }
+
     /// Uploads a weight stored as `ty`, `rows` rows of `cols` elements.
     fn upload_weight(
         &self,

@@ -34,6 +34,18 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
+    fn run_forward<R: Send>(&self, tokens: usize, f: impl FnOnce() -> R + Send) -> R {
+        // Measured on the 2-core VM, single-stream decode inside the pool: context switches
+        // 53k -> 10k, CPU time -16%, +14% tok/s. Larger batches got slower there (the idle
+        // worker spins beside the busy one), so only decode-sized batches move.
+        const IN_POOL_MAX_TOKENS: usize = 8;
+        if tokens <= IN_POOL_MAX_TOKENS {
+            rayon::scope(|_| f())
+        } else {
+            f()
+        }
+    }
+
     fn upload_weight(
         &self,
         ty: GgmlType,

@@ -68,6 +68,15 @@ impl<B: Backend> Llama<B> {
         kv: &mut B::KvPool,
         batch: &ForwardBatch<'_>,
     ) -> Result<Vec<f32>, ModelError> {
+        self.backend
+            .run_forward(batch.tokens.len(), || self.forward_in_place(kv, batch))
+    }
+
+    fn forward_in_place(
+        &self,
+        kv: &mut B::KvPool,
+        batch: &ForwardBatch<'_>,
+    ) -> Result<Vec<f32>, ModelError> {
         let c = &self.cfg;
         batch.validate(c.vocab_size, self.backend.kv_pool_config(kv).n_blocks)?;
         if batch.block_size != self.backend.kv_pool_config(kv).block_size {
