@@ -284,3 +284,55 @@ async fn step_flags_change_what_is_exported() {
         "{half} of {steps} steps at rate 0.5"
     );
 }
+
+/// One direct gRPC `Generate` with a sampled `traceparent`, run to the end.
+async fn direct_call(engine: &Service, traceparent: &str) {
+    use proto::engine::engine_client::EngineClient;
+    use proto::engine::generate_request::Prompt;
+    use proto::engine::{GenerateRequest, SamplingParams};
+    let mut client = EngineClient::connect(format!("http://{}", engine.addr))
+        .await
+        .unwrap();
+    let mut req = tonic::Request::new(GenerateRequest {
+        request_id: String::new(),
+        prompt: Some(Prompt::Text("direct".into())),
+        sampling: Some(SamplingParams {
+            max_tokens: Some(2),
+            ..Default::default()
+        }),
+        return_prompt_ids: false,
+    });
+    req.metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    let mut stream = client.generate(req).await.unwrap().into_inner();
+    while stream.message().await.unwrap().is_some() {}
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_sample_rate_decides_for_direct_callers() {
+    let model = tiny_model(&temp_dir("flags-engine-rate"));
+    for (rate, want) in [("0", 0), ("1", 3)] {
+        let c = Collector::start().await;
+        let ep = c.endpoint();
+        let mut engine = start_engine(
+            &model,
+            &[
+                "--enable-journey-tracing",
+                "--otlp-traces-endpoint",
+                &ep,
+                "--journey-tracing-sample-rate",
+                rate,
+            ],
+        );
+        for i in 0..3 {
+            let tp = format!("00-{:032x}-{:016x}-01", 0xabc0 + i, 0x77 + i);
+            direct_call(&engine, &tp).await;
+        }
+        assert!(engine.terminate(), "engine did not exit cleanly");
+        assert_eq!(
+            count(&c.spans(), span::LLM_CORE),
+            want,
+            "engine rate {rate}"
+        );
+    }
+}
