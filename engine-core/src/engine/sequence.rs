@@ -233,9 +233,9 @@ impl Sequence {
     }
 
     /// The final event.
-    pub fn finished_event(&mut self, finish: Finish, num_preemptions: u32) -> RequestEvent {
+    pub fn finished_event(&mut self, finish: Finish) -> RequestEvent {
         self.timings.finished = epoch_now();
-        self.timings.num_preemptions = num_preemptions;
+        self.timings.num_preemptions = self.num_preemptions;
         RequestEvent::Finished {
             reason: finish.reason,
             stop_reason: finish.stop_reason,

@@ -172,9 +172,7 @@ impl<B: Backend> EngineLoop<B> {
                 self.by_name.insert(seq.name.clone(), id);
                 self.seqs.insert(id, seq);
             }
-            Err(IgnoredPrompt(msg)) => {
-                self.retire(seq, finish(FinishReason::Ignored, Some(msg)), 0)
-            }
+            Err(IgnoredPrompt(msg)) => self.retire(seq, finish(FinishReason::Ignored, Some(msg))),
         }
     }
 
@@ -386,16 +384,13 @@ impl<B: Backend> EngineLoop<B> {
             return;
         };
         self.by_name.remove(&seq.name);
-        let preemptions = self
-            .sched
-            .finish(id, f.reason)
-            .map_or(0, |r| r.num_preemptions);
-        self.retire(seq, f, preemptions);
+        self.sched.finish(id, f.reason);
+        self.retire(seq, f);
     }
 
     /// The bookkeeping of a request leaving the engine, then its `Finished` event (stats are
     /// published first, so a client that saw it sees the blocks already freed).
-    fn retire(&mut self, mut seq: Sequence, f: Finish, preemptions: u32) {
+    fn retire(&mut self, mut seq: Sequence, f: Finish) {
         self.shared.gate().live.remove(&seq.name);
         if std::mem::take(&mut seq.in_queue) {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
@@ -404,7 +399,7 @@ impl<B: Backend> EngineLoop<B> {
         self.finished_in_step += 1;
         self.publish();
         let reason = f.reason;
-        let event = seq.finished_event(f, preemptions);
+        let event = seq.finished_event(f);
         self.metrics
             .on_finished(reason, &seq.timings, seq.num_prompt, seq.num_output());
         if let Some(span) = seq.journey.take() {

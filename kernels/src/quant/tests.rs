@@ -71,6 +71,27 @@ fn act_q8(x: &[f32]) -> Vec<BlockQ8> {
     q
 }
 
+/// Each row's Q8 blocks when `ty` takes Q8 activations, else empty.
+fn q8_rows(ty: GgmlType, xs: &[Vec<f32>]) -> Vec<Vec<BlockQ8>> {
+    xs.iter()
+        .map(|x| {
+            if ty.act_kind() == ActKind::Q8 {
+                act_q8(x)
+            } else {
+                Vec::new()
+            }
+        })
+        .collect()
+}
+
+/// Activation rows over `xs` and their Q8 blocks.
+fn act_rows<'a>(xs: &'a [Vec<f32>], q8s: &'a [Vec<BlockQ8>]) -> Vec<ActRow<'a>> {
+    xs.iter()
+        .zip(q8s)
+        .map(|(x, q)| ActRow { f32: x, q8: q })
+        .collect()
+}
+
 fn f16_bytes(v: f32) -> [u8; 2] {
     half::f16::from_f32(v).to_bits().to_le_bytes()
 }
@@ -624,21 +645,8 @@ fn vec_dot_multi_is_bit_identical_to_vec_dot() {
         for &n in [ls[0], ls[2], ls[ls.len() - 1]].iter() {
             let w = quantized(ty, &test_row(&mut rng, n));
             let xs: Vec<Vec<f32>> = (0..20).map(|_| test_row(&mut rng, n)).collect();
-            let q8s: Vec<Vec<BlockQ8>> = xs
-                .iter()
-                .map(|x| {
-                    if ty.act_kind() == ActKind::Q8 {
-                        act_q8(x)
-                    } else {
-                        Vec::new()
-                    }
-                })
-                .collect();
-            let acts: Vec<ActRow<'_>> = xs
-                .iter()
-                .zip(&q8s)
-                .map(|(x, q)| ActRow { f32: x, q8: q })
-                .collect();
+            let q8s = q8_rows(ty, &xs);
+            let acts = act_rows(&xs, &q8s);
             for level in levels() {
                 let single: Vec<u32> = acts
                     .iter()
@@ -790,21 +798,8 @@ fn vec_dot_rows_is_bit_identical_to_vec_dot_multi() {
         let row_bytes = rows[0].len();
         let all: Vec<u8> = rows.concat();
         let xs: Vec<Vec<f32>> = (0..11).map(|_| test_row(&mut rng, n)).collect();
-        let q8s: Vec<Vec<BlockQ8>> = xs
-            .iter()
-            .map(|x| {
-                if ty.act_kind() == ActKind::Q8 {
-                    act_q8(x)
-                } else {
-                    Vec::new()
-                }
-            })
-            .collect();
-        let acts: Vec<ActRow<'_>> = xs
-            .iter()
-            .zip(&q8s)
-            .map(|(x, q)| ActRow { f32: x, q8: q })
-            .collect();
+        let q8s = q8_rows(ty, &xs);
+        let acts = act_rows(&xs, &q8s);
         for count in [1, 2, 7, 11] {
             let batch = &acts[..count];
             let mut got = vec![f32::NAN; rows.len() * count];
