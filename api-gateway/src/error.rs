@@ -168,6 +168,22 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
+impl ApiError {
+    /// A status that ended an engine stream midway. One tonic made from a transport error
+    /// (it carries the error as its source; statuses the engine sent have none) means the
+    /// engine went away: UNAVAILABLE, whatever code the broken connection mapped to.
+    pub fn from_stream(status: tonic::Status) -> Self {
+        use std::error::Error;
+        if status.code() != Code::Unavailable && status.source().is_some() {
+            return Self::EngineUnavailable(format!(
+                "the engine's stream broke: {}",
+                status.message()
+            ));
+        }
+        Self::from(status)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +217,18 @@ mod tests {
             "prompt too long",
             "the engine's message reaches the client"
         );
+    }
+
+    #[test]
+    fn a_broken_stream_is_an_unavailable_engine_but_an_engine_status_is_not() {
+        let broken = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        let status = tonic::Status::from_error(Box::new(broken));
+        assert!(matches!(
+            ApiError::from_stream(status),
+            ApiError::EngineUnavailable(_)
+        ));
+        let sent = tonic::Status::internal("bug");
+        assert!(matches!(ApiError::from_stream(sent), ApiError::Internal(_)));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Journey's OpenAI-compatible HTTP gateway. It speaks OpenAI to clients and tokens to the
 //! engine: requests are validated into engine-ready jobs (`openai`), fanned out into gRPC
-//! `Generate` calls (`engine_client`) and answered as JSON or server-sent events
+//! `Generate` calls on one engine of the pool (`engines`) and answered as JSON or server-sent events
 //! (`streaming`). Only this crate knows the OpenAI dialect.
 //!
 //! [`app`] builds the router apart from `main`, so tests drive it directly (the axum
@@ -18,7 +18,7 @@
 
 #![forbid(unsafe_code)]
 
-pub mod engine_client;
+pub mod engines;
 pub mod error;
 pub mod extract;
 pub mod journey;
@@ -31,7 +31,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
-pub use engine_client::Engine;
+pub use engines::Engines;
 pub use error::{ApiError, ApiResult};
 
 /// Default `--max-body-bytes`: 4 MiB.
@@ -40,8 +40,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 4 << 20;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The engine connection.
-    pub engine: Engine,
+    /// The engine pool.
+    pub engines: Engines,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
     /// Request journeys (spans and metrics).

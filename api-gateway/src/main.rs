@@ -1,16 +1,18 @@
-//! `api-gateway`: serves the OpenAI-compatible API in front of a Journey engine. It connects
-//! to the engine lazily, so it may start first, and drains in-flight requests on SIGINT or
-//! SIGTERM.
+//! `api-gateway`: serves the OpenAI-compatible API in front of one or more Journey engines.
+//! It connects to them lazily, so it may start first, balances requests over the ones that
+//! are up, and drains in-flight requests on SIGINT or SIGTERM.
 
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
+use api_gateway::engines::{Backoff, EngineTarget, HealthPolicy};
 use api_gateway::journey::Journey;
 use api_gateway::metrics::GatewayMetrics;
-use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engine, app};
+use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engines, app};
 use clap::Parser;
 use proto::conventions::{scope, service};
 use proto::telemetry::sampling::JourneySampler;
@@ -20,9 +22,25 @@ use proto::telemetry::{Telemetry, TracingArgs};
 #[derive(Debug, Parser)]
 #[command(version, about = "Journey's OpenAI-compatible HTTP gateway")]
 struct Cli {
-    /// gRPC address of the engine.
-    #[arg(long, env = "JOURNEY_ENGINE", default_value = "http://127.0.0.1:50051")]
-    engine: String,
+    /// gRPC address of an engine: `http://host:port`, or `dns:///name:port` for every
+    /// address the name resolves to (re-resolved on each health check). Repeat the flag or
+    /// give a comma list for several engines.
+    #[arg(
+        long,
+        env = "JOURNEY_ENGINE",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:50051"
+    )]
+    engine: Vec<EngineTarget>,
+    /// Milliseconds between health checks of the engines that are up.
+    #[arg(long, env = "JOURNEY_ENGINE_HEALTH_INTERVAL_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    engine_health_interval_ms: u64,
+    /// Longest wait, in milliseconds, between probes of an engine that is down (the wait
+    /// starts at 250 ms and doubles).
+    #[arg(long, env = "JOURNEY_ENGINE_BACKOFF_MAX_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(250..=600_000))]
+    engine_backoff_max_ms: u64,
     /// Address to serve HTTP on.
     #[arg(long, env = "JOURNEY_LISTEN", default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
@@ -39,8 +57,14 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let engine = Engine::connect_lazy(&cli.engine, cli.model_name)
-        .with_context(|| format!("invalid engine address {}", cli.engine))?;
+    let policy = HealthPolicy {
+        interval: Duration::from_millis(cli.engine_health_interval_ms),
+        backoff: Backoff {
+            base: Duration::from_millis(250),
+            max: Duration::from_millis(cli.engine_backoff_max_ms),
+        },
+    };
+    let metrics = Arc::new(GatewayMetrics::new());
     let tracer = if cli.tracing.enable_journey_tracing {
         let dest = cli.tracing.destination();
         eprintln!("api-gateway: tracing to {dest:?}");
@@ -51,17 +75,20 @@ async fn main() -> anyhow::Result<()> {
     };
     let journey = Journey::new(
         tracer.as_ref().map(|t| t.tracer(scope::API)),
-        Arc::new(GatewayMetrics::new()),
+        metrics.clone(),
     );
+    eprintln!("api-gateway: engines {:?}", cli.engine);
+    let engines = Engines::new(cli.engine, cli.model_name, policy, metrics)
+        .await
+        .context("setting up the engine pool")?;
     let state = AppState {
-        engine,
+        engines,
         max_body_bytes: cli.max_body_bytes,
         journey,
     };
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot bind {}", cli.listen))?;
-    eprintln!("api-gateway: engine {}", cli.engine);
     // Tests and scripts read this line (stdout) to learn the bound port.
     println!("api-gateway listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app(state))

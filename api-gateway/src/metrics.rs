@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use proto::conventions::{buckets, metric};
@@ -33,6 +34,10 @@ pub struct GatewayMetrics {
     requests: Family<Labels, Counter>,
     duration: HistogramFamily,
     ttft: HistogramFamily,
+    engine_up: Family<Labels, Gauge>,
+    engine_outstanding: Family<Labels, Gauge>,
+    engine_requests: Family<Labels, Counter>,
+    engine_failures: Family<Labels, Counter>,
     exposition: Exposition,
 }
 
@@ -58,6 +63,10 @@ impl GatewayMetrics {
             requests: Family::default(),
             duration: duration.clone(),
             ttft: ttft.clone(),
+            engine_up: Family::default(),
+            engine_outstanding: Family::default(),
+            engine_requests: Family::default(),
+            engine_failures: Family::default(),
             exposition: Exposition::default(),
         };
         let r = &mut m.registry;
@@ -75,6 +84,26 @@ impl GatewayMetrics {
             metric::API_TIME_TO_FIRST_TOKEN_SECONDS,
             "Arrival at the gateway to the first engine message, seconds",
             ttft,
+        );
+        r.register(
+            metric::GATEWAY_ENGINE_UP,
+            "1 while the gateway sends requests to the engine, 0 while it is taken out",
+            m.engine_up.clone(),
+        );
+        r.register(
+            metric::GATEWAY_ENGINE_OUTSTANDING,
+            "Engine calls in flight, per engine",
+            m.engine_outstanding.clone(),
+        );
+        r.register(
+            metric::GATEWAY_ENGINE_REQUESTS,
+            "Requests routed to each engine",
+            m.engine_requests.clone(),
+        );
+        r.register(
+            metric::GATEWAY_ENGINE_FAILURES,
+            "Failed health probes or calls, per engine",
+            m.engine_failures.clone(),
         );
         m.exposition = Exposition::register(r);
         m
@@ -99,6 +128,38 @@ impl GatewayMetrics {
             .observe(after.as_secs_f64());
     }
 
+    /// The engine at `url` was taken out (`up: false`) or is in use again.
+    pub fn on_engine_health(&self, url: &str, up: bool) {
+        self.engine_up
+            .get_or_create(&engine(url))
+            .set(i64::from(up));
+    }
+
+    /// The engine at `url` has `calls` calls in flight.
+    pub fn on_engine_outstanding(&self, url: &str, calls: usize) {
+        let calls = i64::try_from(calls).unwrap_or(i64::MAX);
+        self.engine_outstanding
+            .get_or_create(&engine(url))
+            .set(calls);
+    }
+
+    /// A request was sent to the engine at `url`.
+    pub fn on_engine_routed(&self, url: &str) {
+        self.engine_requests.get_or_create(&engine(url)).inc();
+    }
+
+    /// A probe or call of the engine at `url` failed.
+    pub fn on_engine_failure(&self, url: &str) {
+        self.engine_failures.get_or_create(&engine(url)).inc();
+    }
+
+    /// The engine at `url` left the pool (its DNS name no longer resolves to it).
+    pub fn forget_engine(&self, url: &str) {
+        let labels = engine(url);
+        self.engine_up.remove(&labels);
+        self.engine_outstanding.remove(&labels);
+    }
+
     /// The text exposition.
     pub fn render(&self) -> String {
         self.exposition.render(&self.registry)
@@ -111,4 +172,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, exposition::CONTENT_TYPE)],
         state.journey.metrics().render(),
     )
+}
+
+fn engine(url: &str) -> Labels {
+    vec![(metric::LABEL_ENGINE, url.to_owned())]
 }

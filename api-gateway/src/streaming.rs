@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use proto::engine::GenerateResponse;
 use serde::Serialize;
 
-use crate::engine_client::Choices;
+use crate::engines::Choices;
 use crate::error::ApiError;
 use crate::journey::RequestJourney;
 

@@ -296,6 +296,14 @@ pub mod attr {
     pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
     /// Failure class.
     pub const ERROR_TYPE: &str = "error.type";
+
+    // --- gateway routing and resources
+    /// The URL of the engine that served the request.
+    pub const JOURNEY_ENGINE: &str = "journey.engine";
+    /// Engines tried for the request (more than 1 when one was unreachable).
+    pub const JOURNEY_ENGINE_ATTEMPTS: &str = "journey.engine.attempts";
+    /// Resource attribute telling replicas of one service apart.
+    pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 }
 
 /// Attribute values that are not free-form.
@@ -350,6 +358,17 @@ pub mod metric {
     /// Histogram: gateway-side arrival to first engine message, s.
     pub const API_TIME_TO_FIRST_TOKEN_SECONDS: &str = "journey:api_time_to_first_token_seconds";
 
+    /// Gauge: 1 while the gateway considers an engine up, label `engine`.
+    pub const GATEWAY_ENGINE_UP: &str = "journey:gateway_engine_up";
+    /// Gauge: engine calls in flight, label `engine`.
+    pub const GATEWAY_ENGINE_OUTSTANDING: &str = "journey:gateway_engine_outstanding";
+    /// Counter: requests routed to an engine, label `engine`.
+    pub const GATEWAY_ENGINE_REQUESTS: &str = "journey:gateway_engine_requests";
+    /// Counter: failed probes or calls of an engine, label `engine`.
+    pub const GATEWAY_ENGINE_FAILURES: &str = "journey:gateway_engine_failures";
+
+    /// Label of the gateway's per-engine metrics: the engine's URL.
+    pub const LABEL_ENGINE: &str = "engine";
     /// Label of [`REQUEST_SUCCESS`].
     pub const LABEL_FINISHED_REASON: &str = "finished_reason";
     /// Label of [`HTTP_REQUESTS`].

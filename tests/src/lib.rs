@@ -210,8 +210,17 @@ pub fn start_engine_env(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> S
 
 /// Starts `api-gateway` in front of `engine`.
 pub fn start_gateway(engine: &str, extra: &[&str]) -> Service {
-    let url = format!("http://{engine}");
-    let mut args = vec!["--engine", url.as_str(), "--listen", "127.0.0.1:0"];
+    start_gateway_over(&[engine], extra)
+}
+
+/// Starts `api-gateway` balancing over every engine of `engines` (`host:port` each).
+pub fn start_gateway_over(engines: &[&str], extra: &[&str]) -> Service {
+    let urls: Vec<String> = engines.iter().map(|e| format!("http://{e}")).collect();
+    let mut args = Vec::new();
+    for url in &urls {
+        args.extend(["--engine", url.as_str()]);
+    }
+    args.extend(["--listen", "127.0.0.1:0"]);
     args.extend_from_slice(extra);
     Service::start(&binary("api-gateway"), &args, "api-gateway listening on")
 }

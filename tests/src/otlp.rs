@@ -23,6 +23,8 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub struct Received {
     /// `service.name` of its resource.
     pub service: String,
+    /// `service.instance.id` of its resource (empty when unset).
+    pub instance: String,
     /// Its instrumentation scope.
     pub scope: String,
     /// The span.
@@ -45,11 +47,19 @@ impl TraceService for Sink {
                 .as_ref()
                 .and_then(|r| string_attr(&r.attributes, "service.name"))
                 .unwrap_or_default();
+            let instance = rs
+                .resource
+                .as_ref()
+                .and_then(|r| {
+                    string_attr(&r.attributes, proto::conventions::attr::SERVICE_INSTANCE_ID)
+                })
+                .unwrap_or_default();
             for ss in rs.scope_spans {
                 let scope = ss.scope.map(|s| s.name).unwrap_or_default();
                 for span in ss.spans {
                     all.push(Received {
                         service: service.clone(),
+                        instance: instance.clone(),
                         scope: scope.clone(),
                         span,
                     });

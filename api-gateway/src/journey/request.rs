@@ -181,6 +181,19 @@ impl RequestJourney {
         l.span.set_attributes(attrs);
     }
 
+    /// The calls went to the engine at `url`, found after `attempts` tries.
+    pub fn set_engine(&mut self, url: &str, attempts: usize) {
+        if let Some(l) = self.live.as_mut() {
+            l.span.set_attributes([
+                KeyValue::new(attr::JOURNEY_ENGINE, url.to_owned()),
+                KeyValue::new(
+                    attr::JOURNEY_ENGINE_ATTEMPTS,
+                    i64::try_from(attempts).unwrap_or(i64::MAX),
+                ),
+            ]);
+        }
+    }
+
     /// The engine accepted the calls at `at` (response headers received).
     pub fn handed_off(&mut self, at: Stamp) {
         if std::mem::replace(&mut self.handed_off, true) {

@@ -10,7 +10,7 @@ use proto::engine::GenerateResponse;
 
 use super::{Reply, ResponseMeta, facts, reply};
 use crate::AppState;
-use crate::engine_client::{ChoiceOutput, fan_out};
+use crate::engines::{ChoiceOutput, fan_out};
 use crate::error::ApiResult;
 use crate::extract::ApiJson;
 use crate::journey::RequestJourney;
@@ -40,13 +40,13 @@ async fn handle(
 ) -> ApiResult<Reply> {
     let ApiJson(request) = ApiJson::<ChatCompletionRequest>::from_request(request, state).await?;
     let job = request.validate()?;
-    let model = state.engine.model_meta().await?;
+    let model = state.engines.model_meta().await?;
     job.common.admit(&model)?;
     let meta = ResponseMeta::new("chatcmpl-", model.name);
     journey.set_request(&facts(&meta, &job.common));
     let n = job.common.n;
     let calls = fan_out(&meta.id, vec![job.prompt], n, &job.common.sampling, false)?;
-    let choices = state.engine.open(calls, journey).await?;
+    let choices = state.engines.open(calls, journey).await?;
     let with_logprobs = job.top_logprobs.is_some();
     match job.common.delivery {
         Delivery::Stream { include_usage } => {

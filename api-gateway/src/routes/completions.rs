@@ -11,7 +11,7 @@ use proto::engine::{GenerateResponse, Logprobs};
 
 use super::{Reply, ResponseMeta, facts, reply};
 use crate::AppState;
-use crate::engine_client::{ChoiceOutput, fan_out};
+use crate::engines::{ChoiceOutput, fan_out};
 use crate::error::ApiResult;
 use crate::extract::ApiJson;
 use crate::journey::RequestJourney;
@@ -41,7 +41,7 @@ async fn handle(
 ) -> ApiResult<Reply> {
     let ApiJson(request) = ApiJson::<CompletionRequest>::from_request(request, state).await?;
     let job = request.validate()?;
-    let model = state.engine.model_meta().await?;
+    let model = state.engines.model_meta().await?;
     job.common.admit(&model)?;
     let meta = ResponseMeta::new("cmpl-", model.name);
     journey.set_request(&facts(&meta, &job.common));
@@ -53,7 +53,7 @@ async fn handle(
         &job.common.sampling,
         return_prompt_ids,
     )?;
-    let choices = state.engine.open(calls, journey).await?;
+    let choices = state.engines.open(calls, journey).await?;
     let render = Render::new(job.clone());
     match job.common.delivery {
         Delivery::Stream { include_usage } => {

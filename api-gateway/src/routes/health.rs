@@ -9,6 +9,6 @@ use crate::error::ApiResult;
 
 /// Probes the engine's health service.
 pub async fn health(State(state): State<AppState>) -> ApiResult<StatusCode> {
-    state.engine.health().await?;
+    state.engines.health().await?;
     Ok(StatusCode::OK)
 }

@@ -35,7 +35,7 @@ pub struct ModelCard {
 
 /// Lists the served model (asks the engine for its name unless `--model-name` was given).
 pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelList>> {
-    let meta = state.engine.model_meta().await?;
+    let meta = state.engines.model_meta().await?;
     let card = ModelCard {
         id: meta.name,
         object: "model",

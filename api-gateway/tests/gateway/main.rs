@@ -9,7 +9,7 @@ mod errors;
 mod fake_engine;
 mod streaming;
 
-use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engine, app};
+use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engines, app};
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -37,9 +37,9 @@ pub async fn gateway() -> Gateway {
 
 /// A router for the engine at `url`.
 pub fn router(url: &str, model_name: Option<&str>, max_body_bytes: usize) -> Router {
-    let engine = Engine::connect_lazy(url, model_name.map(str::to_owned)).unwrap();
+    let engines = Engines::connect_lazy(url, model_name.map(str::to_owned)).unwrap();
     app(AppState {
-        engine,
+        engines,
         max_body_bytes,
         journey: api_gateway::journey::Journey::disabled(),
     })

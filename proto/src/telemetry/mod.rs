@@ -111,6 +111,14 @@ impl Telemetry {
         if std::env::var_os("OTEL_SERVICE_NAME").is_none_or(|v| v.is_empty()) {
             resource = resource.with_service_name(service);
         }
+        let set_by_env = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+            .is_ok_and(|v| v.contains(crate::conventions::attr::SERVICE_INSTANCE_ID));
+        if !set_by_env {
+            resource = resource.with_attribute(opentelemetry::KeyValue::new(
+                crate::conventions::attr::SERVICE_INSTANCE_ID,
+                instance_id(),
+            ));
+        }
         let batch = BatchConfigBuilder::default()
             .with_max_queue_size(8192)
             .with_scheduled_delay(Duration::from_millis(500))
@@ -230,6 +238,21 @@ impl Stamp {
     pub fn mono_secs(&self) -> f64 {
         self.mono_ns as f64 / 1e9
     }
+}
+
+/// `service.instance.id` unless the environment sets one: `<hostname>/<pid>`, distinct for
+/// every replica (a container's hostname is its id).
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "localhost"
+    } else {
+        host.as_str()
+    };
+    format!("{host}/{}", std::process::id())
 }
 
 #[cfg(test)]

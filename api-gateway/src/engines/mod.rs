@@ -1,0 +1,383 @@
+//! The gateway's door to its engines: a pool of engine processes, each a lazily connected
+//! tonic channel, balanced by least outstanding calls, health-checked on a timer, taken out
+//! when a call or probe fails and probed again with backoff until it answers.
+//!
+//! - [`target`]: `--engine` values (fixed URLs, or `dns:///name:port` re-resolved on each
+//!   health tick, for compose replicas and headless services).
+//! - [`health`]: an engine's health state and the backoff between probes of a down one.
+//! - [`balance`]: which engine takes the next request.
+//! - [`replica`]: one engine, and the [`Lease`](replica::Lease) a request holds on it.
+//! - [`choices`]: the fan-out of one OpenAI request into `Generate` calls and the merge of
+//!   their streams.
+//!
+//! All calls of one request go to one engine, so an abort (the dropped streams cancel their
+//! calls) reaches the engine that holds the request. A request whose calls could not be
+//! opened on an engine (UNAVAILABLE before any token) is tried on the next one; a stream that
+//! breaks midway is not retried (tokens already reached the client) and ends with a clean
+//! `engine_unavailable` error. Every engine is assumed to serve the same model.
+
+pub mod balance;
+pub mod choices;
+pub mod health;
+pub mod replica;
+pub mod target;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use proto::engine::{GenerateRequest, GetModelInfoRequest};
+use proto::telemetry::Stamp;
+use tokio::sync::OnceCell;
+
+pub use choices::{ChoiceOutput, Choices, fan_out};
+pub use health::{Backoff, Health, HealthPolicy};
+pub use target::EngineTarget;
+
+use balance::Load;
+use choices::ChoiceStream;
+use replica::Replica;
+
+use crate::error::{ApiError, ApiResult};
+use crate::journey::RequestJourney;
+use crate::metrics::GatewayMetrics;
+use crate::openai::common::ModelMeta;
+
+/// How long `/health`, probes and `GetModelInfo` wait for an engine.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The engine pool; cheap to clone.
+#[derive(Clone)]
+pub struct Engines {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    targets: Vec<EngineTarget>,
+    replicas: RwLock<Vec<Arc<Replica>>>,
+    model_override: Option<String>,
+    meta: OnceCell<ModelMeta>,
+    policy: HealthPolicy,
+    metrics: Arc<GatewayMetrics>,
+    rotation: AtomicUsize,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines")
+            .field("targets", &self.inner.targets)
+            .field("replicas", &self.replicas())
+            .finish()
+    }
+}
+
+impl Engines {
+    /// A pool over `targets`. DNS targets are resolved once here (a failed lookup is retried
+    /// by the health checks); when called inside a Tokio runtime, the health checks start.
+    /// `model_override` replaces the engines' model name as the served id.
+    pub async fn new(
+        targets: Vec<EngineTarget>,
+        model_override: Option<String>,
+        policy: HealthPolicy,
+        metrics: Arc<GatewayMetrics>,
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!targets.is_empty(), "no engine address given");
+        let pool = Self::unresolved(targets, model_override, policy, metrics);
+        for target in &pool.inner.targets {
+            if let EngineTarget::Fixed(url) = target {
+                pool.add(url)?;
+            }
+        }
+        pool.inner.refresh_dns().await;
+        pool.spawn_health_checks();
+        Ok(pool)
+    }
+
+    /// A pool of the one engine at `url`, connected on first use, default policy, fresh
+    /// metrics (tests and tools).
+    pub fn connect_lazy(url: &str, model_override: Option<String>) -> anyhow::Result<Self> {
+        let pool = Self::unresolved(
+            vec![EngineTarget::Fixed(url.to_owned())],
+            model_override,
+            HealthPolicy::default(),
+            Arc::new(GatewayMetrics::new()),
+        );
+        pool.add(url)?;
+        pool.spawn_health_checks();
+        Ok(pool)
+    }
+
+    fn unresolved(
+        targets: Vec<EngineTarget>,
+        model_override: Option<String>,
+        policy: HealthPolicy,
+        metrics: Arc<GatewayMetrics>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                targets,
+                replicas: RwLock::default(),
+                model_override,
+                meta: OnceCell::new(),
+                policy,
+                metrics,
+                rotation: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    fn add(&self, url: &str) -> anyhow::Result<()> {
+        let replica = Replica::new(url, self.inner.policy.backoff, self.inner.metrics.clone())?;
+        self.inner.write().push(Arc::new(replica));
+        Ok(())
+    }
+
+    fn spawn_health_checks(&self) {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(watch(Arc::downgrade(&self.inner)));
+        }
+    }
+
+    /// The engines now in the pool: URL, health, calls in flight.
+    pub fn replicas(&self) -> Vec<(String, Health, usize)> {
+        self.inner
+            .read()
+            .iter()
+            .map(|r| (r.url().to_owned(), r.health(), r.outstanding()))
+            .collect()
+    }
+
+    /// The served model's id and context length, fetched once from an engine; with a
+    /// `--model-name` the name is known even while every engine is down.
+    pub async fn model_meta(&self) -> ApiResult<ModelMeta> {
+        let fetched = self
+            .inner
+            .meta
+            .get_or_try_init(|| async {
+                let replica = self.inner.choose(&[]).ok_or_else(no_engine)?;
+                let mut client = replica.client();
+                let info = tokio::time::timeout(
+                    PROBE_TIMEOUT,
+                    client.get_model_info(GetModelInfoRequest {}),
+                )
+                .await
+                .map_err(|_| ApiError::EngineUnavailable("GetModelInfo timed out".into()))?
+                .map_err(|status| {
+                    let error = ApiError::from(status);
+                    if let ApiError::EngineUnavailable(why) = &error {
+                        replica.failed(why);
+                    }
+                    error
+                })?
+                .into_inner();
+                let name = self.inner.model_override.clone().unwrap_or(info.model_name);
+                Ok::<_, ApiError>(ModelMeta {
+                    name,
+                    context_length: info.context_length,
+                })
+            })
+            .await;
+        match (fetched, &self.inner.model_override) {
+            (Ok(meta), _) => Ok(meta.clone()),
+            (Err(_), Some(name)) => Ok(ModelMeta {
+                name: name.clone(),
+                context_length: 0,
+            }),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    /// Probes every engine now; Ok when at least one reports SERVING.
+    pub async fn health(&self) -> ApiResult<()> {
+        let replicas = self.inner.read().clone();
+        let probes = replicas.iter().map(|r| r.probe(PROBE_TIMEOUT));
+        let outcomes = futures::future::join_all(probes).await;
+        let mut last = Err(no_engine());
+        for outcome in outcomes {
+            if outcome.is_ok() {
+                return Ok(());
+            }
+            last = outcome;
+        }
+        last
+    }
+
+    /// Starts every call of a fan-out on one engine, with the journey's trace metadata, and
+    /// reads each one's first message, failing as a whole if any call is refused. When an
+    /// engine is unreachable the whole fan-out moves to the next one. The journey records
+    /// the engine, the earliest hand-off (response headers) and the earliest first message.
+    pub async fn open(
+        &self,
+        requests: Vec<GenerateRequest>,
+        journey: &mut RequestJourney,
+    ) -> ApiResult<Choices> {
+        let mut tried: Vec<Arc<Replica>> = Vec::new();
+        let mut last_error = no_engine();
+        while let Some(replica) = self.inner.choose(&tried) {
+            let lease = replica.lease(requests.len());
+            match open_on(&replica, requests.clone(), journey).await {
+                Ok(opened) => {
+                    replica.succeeded();
+                    journey.set_engine(replica.url(), tried.len() + 1);
+                    record_arrivals(&opened, journey);
+                    let streams = opened.into_iter().map(|o| o.stream).collect();
+                    return Ok(Choices { streams, lease });
+                }
+                Err(error @ ApiError::EngineUnavailable(_)) => {
+                    replica.failed(&error.to_string());
+                    last_error = error;
+                    tried.push(replica);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error)
+    }
+}
+
+/// One opened call: its stream (first message read), when its headers and first message came.
+struct Opened {
+    stream: ChoiceStream,
+    accepted: Stamp,
+    first_at: (Stamp, Instant),
+}
+
+async fn open_on(
+    replica: &Replica,
+    requests: Vec<GenerateRequest>,
+    journey: &RequestJourney,
+) -> ApiResult<Vec<Opened>> {
+    let metadata = journey.metadata();
+    let calls = requests.into_iter().map(|request| {
+        let mut client = replica.client();
+        let mut request = tonic::Request::new(request);
+        *request.metadata_mut() = metadata.clone();
+        async move {
+            let mut rest = client.generate(request).await?.into_inner();
+            let accepted = Stamp::now();
+            let first = rest.message().await?;
+            let first_at = (Stamp::now(), Instant::now());
+            Ok::<_, ApiError>(Opened {
+                stream: ChoiceStream { first, rest },
+                accepted,
+                first_at,
+            })
+        }
+    });
+    futures::future::try_join_all(calls).await
+}
+
+fn record_arrivals(opened: &[Opened], journey: &mut RequestJourney) {
+    if let Some(at) = opened.iter().map(|o| o.accepted).min_by_key(|s| s.mono_ns) {
+        journey.handed_off(at);
+    }
+    if let Some((at, instant)) = opened.iter().map(|o| o.first_at).min_by_key(|s| s.1) {
+        journey.first_response(at, instant);
+    }
+}
+
+fn no_engine() -> ApiError {
+    ApiError::EngineUnavailable("no engine is serving".into())
+}
+
+impl Inner {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Replica>>> {
+        self.replicas.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Replica>>> {
+        self.replicas.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The engine for the next request, skipping `tried`.
+    fn choose(&self, tried: &[Arc<Replica>]) -> Option<Arc<Replica>> {
+        let replicas = self.read();
+        let loads: Vec<Load> = replicas
+            .iter()
+            .map(|r| Load {
+                outstanding: r.outstanding(),
+                available: r.health().available(),
+                tried: tried.iter().any(|t| Arc::ptr_eq(t, r)),
+            })
+            .collect();
+        let rotation = self.rotation.fetch_add(1, Ordering::Relaxed);
+        balance::pick(&loads, rotation).map(|i| Arc::clone(&replicas[i]))
+    }
+
+    /// Re-resolves the DNS targets: new addresses join the pool, vanished ones leave it
+    /// (requests they hold keep them alive until they end). A failed lookup changes nothing.
+    async fn refresh_dns(&self) {
+        for target in &self.targets {
+            if !matches!(target, EngineTarget::Dns { .. }) {
+                continue;
+            }
+            let urls = match target.resolve().await {
+                Ok(urls) => urls,
+                Err(e) => {
+                    eprintln!("api-gateway: cannot resolve {target:?}: {e}");
+                    continue;
+                }
+            };
+            let fixed: Vec<&str> = self
+                .targets
+                .iter()
+                .filter_map(|t| match t {
+                    EngineTarget::Fixed(url) => Some(url.as_str()),
+                    EngineTarget::Dns { .. } => None,
+                })
+                .collect();
+            let mut replicas = self.write();
+            let before = replicas.len();
+            replicas.retain(|r| {
+                let keep = fixed.contains(&r.url()) || urls.iter().any(|u| u == r.url());
+                if !keep {
+                    self.metrics.forget_engine(r.url());
+                }
+                keep
+            });
+            for url in &urls {
+                if replicas.iter().any(|r| r.url() == url) {
+                    continue;
+                }
+                match Replica::new(url, self.policy.backoff, self.metrics.clone()) {
+                    Ok(r) => replicas.push(Arc::new(r)),
+                    Err(e) => eprintln!("api-gateway: bad engine address {url}: {e}"),
+                }
+            }
+            if replicas.len() != before {
+                let now: Vec<&str> = replicas.iter().map(|r| r.url()).collect();
+                eprintln!("api-gateway: engines now {now:?}");
+            }
+        }
+    }
+}
+
+/// The health checks: every `interval`, re-resolve DNS targets and probe the engines that are
+/// up; probe a down engine when its backoff has passed. Ends when the pool is dropped.
+async fn watch(pool: Weak<Inner>) {
+    loop {
+        let Some(inner) = pool.upgrade() else { return };
+        let interval = inner.policy.interval;
+        let next_tick = Instant::now() + interval;
+        inner.refresh_dns().await;
+        let due: Vec<Arc<Replica>> = inner
+            .read()
+            .iter()
+            .filter(|r| r.health().probe_due(Instant::now()))
+            .cloned()
+            .collect();
+        let timeout = interval.clamp(Duration::from_millis(100), PROBE_TIMEOUT);
+        futures::future::join_all(due.iter().map(|r| r.probe(timeout))).await;
+        // Wake for the next tick, or earlier for a down engine's retry.
+        let wake = inner
+            .read()
+            .iter()
+            .filter_map(|r| match r.health() {
+                Health::Down { retry_at, .. } => Some(retry_at),
+                _ => None,
+            })
+            .fold(next_tick, Instant::min);
+        drop(inner);
+        tokio::time::sleep_until(wake.into()).await;
+    }
+}
