@@ -128,6 +128,16 @@ impl GatewayMetrics {
             .observe(after.as_secs_f64());
     }
 
+    /// The engine at `url` joined the pool: its series start at zero (so rates and alerts
+    /// see them before the first failure), and it counts as up.
+    pub fn on_engine_added(&self, url: &str) {
+        let labels = engine(url);
+        self.engine_requests.get_or_create(&labels).inc_by(0);
+        self.engine_failures.get_or_create(&labels).inc_by(0);
+        self.engine_outstanding.get_or_create(&labels).set(0);
+        self.engine_up.get_or_create(&labels).set(1);
+    }
+
     /// The engine at `url` was taken out (`up: false`) or is in use again.
     pub fn on_engine_health(&self, url: &str, up: bool) {
         self.engine_up
@@ -158,6 +168,8 @@ impl GatewayMetrics {
         let labels = engine(url);
         self.engine_up.remove(&labels);
         self.engine_outstanding.remove(&labels);
+        self.engine_requests.remove(&labels);
+        self.engine_failures.remove(&labels);
     }
 
     /// The text exposition.

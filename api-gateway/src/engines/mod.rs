@@ -147,29 +147,14 @@ impl Engines {
             .collect()
     }
 
-    /// The served model's id and context length, fetched once from an engine; with a
-    /// `--model-name` the name is known even while every engine is down.
+    /// The served model's id and context length, fetched once from the first engine that
+    /// answers; with a `--model-name` the name is known even while every engine is down.
     pub async fn model_meta(&self) -> ApiResult<ModelMeta> {
         let fetched = self
             .inner
             .meta
             .get_or_try_init(|| async {
-                let replica = self.inner.choose(&[]).ok_or_else(no_engine)?;
-                let mut client = replica.client();
-                let info = tokio::time::timeout(
-                    PROBE_TIMEOUT,
-                    client.get_model_info(GetModelInfoRequest {}),
-                )
-                .await
-                .map_err(|_| ApiError::EngineUnavailable("GetModelInfo timed out".into()))?
-                .map_err(|status| {
-                    let error = ApiError::from(status);
-                    if let ApiError::EngineUnavailable(why) = &error {
-                        replica.failed(why);
-                    }
-                    error
-                })?
-                .into_inner();
+                let info = self.model_info().await?;
                 let name = self.inner.model_override.clone().unwrap_or(info.model_name);
                 Ok::<_, ApiError>(ModelMeta {
                     name,
@@ -185,6 +170,29 @@ impl Engines {
             }),
             (Err(e), None) => Err(e),
         }
+    }
+
+    async fn model_info(&self) -> ApiResult<proto::engine::ModelInfo> {
+        let mut tried: Vec<Arc<Replica>> = Vec::new();
+        let mut last_error = no_engine();
+        while let Some(replica) = self.inner.choose(&tried) {
+            let mut client = replica.client();
+            let reply =
+                tokio::time::timeout(PROBE_TIMEOUT, client.get_model_info(GetModelInfoRequest {}))
+                    .await
+                    .map_err(|_| ApiError::EngineUnavailable("GetModelInfo timed out".into()))
+                    .and_then(|r| r.map_err(ApiError::from));
+            match reply {
+                Ok(info) => return Ok(info.into_inner()),
+                Err(error @ ApiError::EngineUnavailable(_)) => {
+                    replica.failed(&error.to_string());
+                    last_error = error;
+                    tried.push(replica);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error)
     }
 
     /// Probes every engine now; Ok when at least one reports SERVING.

@@ -48,8 +48,7 @@ impl Replica {
         let channel = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(CONNECT_TIMEOUT)
             .connect_lazy();
-        metrics.on_engine_health(url, true);
-        metrics.on_engine_outstanding(url, 0);
+        metrics.on_engine_added(url);
         Ok(Self {
             url: url.to_owned(),
             client: EngineClient::new(channel.clone())

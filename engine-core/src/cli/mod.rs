@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod generate;
+mod health;
 mod serve;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Serves the model over gRPC (journey.engine.v1, health, reflection).
     Serve(serve::ServeArgs),
+    /// Checks a running engine's gRPC health (exit 0 when SERVING).
+    Health(health::HealthArgs),
     /// Writes the seeded tiny test model (a random-weight Llama GGUF) to a file.
     WriteTinyModel(TinyArgs),
 }
@@ -65,6 +68,7 @@ pub fn run() -> ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::WriteTinyModel(args) => write_tiny(args),
         Command::Serve(args) => serve::run(args),
+        Command::Health(args) => health::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
