@@ -327,10 +327,12 @@ fn exported_names(text: &str, into: &mut HashSet<String>) {
             for s in suffixes {
                 into.insert(format!("{name}{s}"));
             }
-        } else if !line.starts_with('#') {
-            if let Some(name) = line.split(['{', ' ']).next().filter(|n| !n.is_empty()) {
-                into.insert(name.to_owned());
-            }
+        } else if let Some(name) = line
+            .split(['{', ' '])
+            .next()
+            .filter(|n| !n.is_empty() && !line.starts_with('#'))
+        {
+            into.insert(name.to_owned());
         }
     }
 }
