@@ -128,6 +128,8 @@ pub trait Backend: Send + Sync {
     fn kv_pool_config(&self, pool: &Self::KvPool) -> KvPoolConfig;
     /// A zeroed `[rows, cols]` tensor.
     fn zeros(&self, rows: usize, cols: usize) -> Self::Tensor;
+    /// A `[rows, cols]` tensor holding `data` (row-major), copied to the device.
+    fn upload_tensor(&self, rows: usize, cols: usize, data: &[f32]) -> Self::Tensor;
     /// Copies a tensor to the host, row-major.
     fn to_host(&self, t: &Self::Tensor) -> Vec<f32>;
 

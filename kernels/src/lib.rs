@@ -4,12 +4,15 @@
 //!   Q4_K, Q6_K), each with a plain reference dequantizer and a fast dot product.
 //! - [`backend`]: the op set the Llama forward pass needs, with shapes in its doc comments.
 //! - [`cpu`]: the CPU implementation, the reference for every other device.
+//! - [`cuda`]: the CUDA kernels' sources, launch plans and parameter structs; with the `cuda`
+//!   feature, the CUDA backend that runs them.
 //!
 //! Every op is *batch invariant*: the value computed for one token never depends on which other
 //! tokens share the batch, because each output element is reduced in a fixed order by one thread.
 
 pub mod backend;
 pub mod cpu;
+pub mod cuda;
 pub mod quant;
 
 pub use backend::{AttentionLayout, Backend, BackendError};

@@ -68,6 +68,10 @@ impl Backend for CpuBackend {
         CpuTensor::zeros(rows, cols)
     }
 
+    fn upload_tensor(&self, rows: usize, cols: usize, data: &[f32]) -> CpuTensor {
+        CpuTensor::from_vec(rows, cols, data.to_vec())
+    }
+
     fn to_host(&self, t: &CpuTensor) -> Vec<f32> {
         t.data.clone()
     }
