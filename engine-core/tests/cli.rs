@@ -156,3 +156,32 @@ fn bad_input_fails_cleanly() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("outside the vocabulary"));
 }
+
+#[test]
+fn serve_on_cuda_without_a_gpu_fails_cleanly_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny.gguf");
+    write_tiny_model(&model, &TinySpec::default()).unwrap();
+    let out = engine()
+        .args(["serve", "--device", "cuda", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0", "--model"])
+        .arg(&model)
+        .output()
+        .expect("run engine-core");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if cfg!(feature = "cuda") && std::path::Path::new("/dev/nvidiactl").exists() {
+        eprintln!("skipped: this machine has an NVIDIA device; the no-GPU error is not reachable");
+        return;
+    }
+    assert!(
+        !out.status.success(),
+        "serve --device cuda started without a GPU"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let expected = if cfg!(feature = "cuda") {
+        "no NVIDIA driver"
+    } else {
+        "built without CUDA support"
+    };
+    assert!(stderr.contains(expected), "{stderr}");
+}

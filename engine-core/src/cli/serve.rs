@@ -14,7 +14,7 @@ use engine_core::journey::{CoreTracer, StepTracer};
 use engine_core::metrics::{self, EngineMetrics};
 use engine_core::model::Model;
 use engine_core::server;
-use kernels::CpuBackend;
+use kernels::{Backend, CpuBackend};
 #[cfg(feature = "journey")]
 use proto::conventions::scope;
 use proto::conventions::service;
@@ -91,13 +91,39 @@ pub struct StepTracingArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    if let Device::Cuda = args.device {
-        bail!("--device cuda: this build has no CUDA backend (build with the `cuda` feature)");
-    }
     if args.block_size == 0 || args.max_num_batched_tokens == 0 || args.max_num_seqs == 0 {
         bail!("--block-size, --max-num-batched-tokens and --max-num-seqs must be positive");
     }
-    let model = Model::load(&args.model, CpuBackend::new())
+    match args.device {
+        Device::Cpu => serve_on(args, CpuBackend::new()),
+        Device::Cuda => serve_on_cuda(args),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn serve_on_cuda(args: ServeArgs) -> anyhow::Result<()> {
+    let backend = kernels::cuda::CudaBackend::new(0).context("--device cuda")?;
+    let (free, total) = backend.memory();
+    eprintln!(
+        "engine-core: CUDA device {}, {} of {} MiB free",
+        backend.device(),
+        free >> 20,
+        total >> 20
+    );
+    serve_on(args, backend)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn serve_on_cuda(_args: ServeArgs) -> anyhow::Result<()> {
+    bail!(
+        "--device cuda: this engine-core was built without CUDA support \
+         (rebuild with `cargo build --release -p engine-core --features cuda`)"
+    )
+}
+
+fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result<()> {
+    let device = backend.device_name();
+    let model = Model::load(&args.model, backend)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let per_block = model.llama.kv_pool_config(1, args.block_size).bytes_f32();
     let kv_blocks = args
@@ -114,7 +140,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_waiting: args.max_waiting,
     };
     eprintln!(
-        "engine-core: {} ({} layers, context {}), KV {} blocks x {} tokens, device cpu",
+        "engine-core: {} ({} layers, context {}), KV {} blocks x {} tokens, device {device}",
         args.model.display(),
         model.llama.config().n_layers,
         model.llama.config().context_length,
@@ -133,7 +159,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let (core, steps) = tracers(&args, telemetry.as_ref())?;
+    let (core, steps) = tracers(&args, telemetry.as_ref(), device)?;
     let metrics = Arc::new(EngineMetrics::new());
     let handle = spawn_engine_with(
         model,
@@ -183,6 +209,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn tracers(
     args: &ServeArgs,
     telemetry: Option<&Telemetry>,
+    device: &str,
 ) -> anyhow::Result<(Option<CoreTracer>, Option<StepTracer>)> {
     let core = telemetry
         .filter(|_| args.tracing.enable_journey_tracing)
@@ -201,7 +228,7 @@ fn tracers(
                     sample_rate: args.steps.step_tracing_sample_rate,
                     rich_subsample_rate: args.steps.step_tracing_rich_subsample_rate,
                     closure_interval: args.steps.step_tracing_closure_interval,
-                    kv_device: "cpu".into(),
+                    kv_device: device.into(),
                 },
             )
         });
@@ -213,6 +240,7 @@ fn tracers(
 fn tracers(
     _args: &ServeArgs,
     telemetry: Option<&Telemetry>,
+    _device: &str,
 ) -> anyhow::Result<(Option<CoreTracer>, Option<StepTracer>)> {
     if telemetry.is_some() {
         bail!("this engine-core was built without the `journey` feature: no tracing");

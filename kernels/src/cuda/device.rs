@@ -58,7 +58,8 @@ pub struct CudaKvPool {
     v: CudaSlice<f32>,
 }
 
-/// The CUDA device backend.
+/// The CUDA device backend; clones share the context, stream and loaded kernels.
+#[derive(Clone)]
 pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
