@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
@@ -65,6 +66,7 @@ pub struct CudaBackend {
     stream: Arc<CudaStream>,
     functions: HashMap<String, CudaFunction>,
     name: String,
+    launches: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -116,6 +118,7 @@ impl CudaBackend {
             stream,
             functions,
             name,
+            launches: Arc::default(),
         })
     }
 
@@ -127,6 +130,40 @@ impl CudaBackend {
     /// Free and total device memory, bytes.
     pub fn memory(&self) -> (usize, usize) {
         self.ctx.mem_get_info().unwrap_or((0, 0))
+    }
+
+    /// Kernel launches so far (all clones together), for launch-count benchmarks.
+    pub fn launch_count(&self) -> u64 {
+        self.launches.load(Ordering::Relaxed)
+    }
+
+    /// Peak memory bandwidth from the device's memory clock and bus width, bytes/s.
+    pub fn peak_bandwidth(&self) -> Option<f64> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let clock_khz = self
+            .ctx
+            .attribute(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)
+            .ok()?;
+        let bus_bits = self
+            .ctx
+            .attribute(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)
+            .ok()?;
+        // Double data rate: two transfers per clock.
+        Some(2.0 * f64::from(clock_khz) * 1e3 * f64::from(bus_bits) / 8.0)
+    }
+
+    /// Waits for every queued kernel (benchmarks time whole steps).
+    pub fn synchronize(&self) {
+        if let Err(e) = self.stream.synchronize() {
+            panic!("CUDA stream synchronize: {e}");
+        }
+    }
+
+    fn launched<T, E: std::fmt::Display>(&self, kernel: &str, r: Result<T, E>) {
+        self.launches.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = r {
+            panic!("launch of {kernel} failed: {e}");
+        }
     }
 
     fn function(&self, name: &str) -> &CudaFunction {
@@ -152,12 +189,6 @@ fn config(l: Launch) -> LaunchConfig {
 
 fn ok<T>(r: Result<T, plan::PlanError>) -> T {
     r.unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn launched<T, E: std::fmt::Display>(kernel: &str, r: Result<T, E>) {
-    if let Err(e) = r {
-        panic!("launch of {kernel} failed: {e}");
-    }
 }
 
 fn u32_of(v: usize) -> u32 {
@@ -286,7 +317,7 @@ impl Backend for CudaBackend {
         // SAFETY: embedding_* reads `tokens` ids, `vocab * row_bytes` table bytes (ids were
         // checked below vocab) and writes `tokens * dim` floats of out, whose shape was
         // checked; the argument order and types match the kernel's signature.
-        launched(&kernel, unsafe { b.launch(config(launch)) });
+        self.launched(&kernel, unsafe { b.launch(config(launch)) });
     }
 
     fn rms_norm(&self, x: &CudaTensor, weight: &CudaWeight, eps: f32, out: &mut CudaTensor) {
@@ -310,7 +341,7 @@ impl Backend for CudaBackend {
         // SAFETY: rms_norm_f32 reads rows*cols floats of x and cols floats of the weight
         // (the F32 weight's bytes, 4-byte aligned as every allocation is) and writes
         // rows*cols floats of out; all three shapes were checked above.
-        launched(kernel, unsafe { b.launch(config(launch)) });
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
     fn matmul(&self, x: &CudaTensor, weights: &[&CudaWeight], out: &mut CudaTensor) {
@@ -343,7 +374,7 @@ impl Backend for CudaBackend {
             // SAFETY: matmul_* reads n rows of row_bytes weight bytes and tokens*k floats
             // of x, and writes columns offset..offset+n of tokens rows of out; check_matmul
             // proved k matches and offset+n <= out.cols.
-            launched(&kernel, unsafe { b.launch(config(launch)) });
+            self.launched(&kernel, unsafe { b.launch(config(launch)) });
             offset += w.rows;
         }
     }
@@ -386,7 +417,7 @@ impl Backend for CudaBackend {
         b.arg(&mut x.data).arg(&positions).arg(&p);
         // SAFETY: rope_f32 touches only columns col_offset..col_offset+width of each of
         // the rows rows of x (checked inside a row) and reads one position per row.
-        launched(kernel, unsafe { b.launch(config(launch)) });
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
     fn write_kv(
@@ -432,7 +463,7 @@ impl Backend for CudaBackend {
             .arg(&p);
         // SAFETY: write_kv_f32 writes kv_width floats at slot*kv_width inside the layer's
         // part of each pool (slots and layer checked above) and reads the K/V columns of x.
-        launched(kernel, unsafe { b.launch(config(launch)) });
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
     fn attention(
@@ -507,7 +538,7 @@ impl Backend for CudaBackend {
         // lists, and the blocks were checked inside the pool, so every K/V read is inside
         // the layer's part of the pools; q and out columns were checked against the shapes;
         // shared memory is (head_dim + 128) floats, as the launch plan sized it.
-        launched(kernel, unsafe { b.launch(config(launch)) });
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
     fn swiglu(&self, x: &CudaTensor, out: &mut CudaTensor) {
@@ -525,7 +556,7 @@ impl Backend for CudaBackend {
         let mut b = self.stream.launch_builder(f);
         b.arg(&x.data).arg(&mut out.data).arg(&p);
         // SAFETY: reads tokens*2f floats of x and writes tokens*f of out (shapes checked).
-        launched(kernel, unsafe { b.launch(config(launch)) });
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
     fn add_assign(&self, x: &mut CudaTensor, y: &CudaTensor) {
@@ -541,7 +572,7 @@ impl Backend for CudaBackend {
         let mut b = self.stream.launch_builder(f);
         b.arg(&mut x.data).arg(&y.data).arg(&p);
         // SAFETY: touches len elements of two tensors of len elements each.
-        launched(kernel, unsafe { b.launch(config(launch)) });
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
     fn gather_rows(&self, x: &CudaTensor, rows: &[u32], out: &mut CudaTensor) {
@@ -569,6 +600,6 @@ impl Backend for CudaBackend {
         let mut b = self.stream.launch_builder(f);
         b.arg(&x.data).arg(&rows_dev).arg(&mut out.data).arg(&p);
         // SAFETY: every source row was checked inside x; out has rows.len() rows of cols.
-        launched(kernel, unsafe { b.launch(config(launch)) });
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 }
