@@ -177,6 +177,7 @@ async fn two_engines_share_the_load_and_survive_one_dying() {
         &format!("{}_total", metric::GATEWAY_ENGINE_REQUESTS),
     )
     .await;
+    eprintln!("16 requests routed: {routed:?}");
     assert_eq!(routed.len(), 2, "{routed:?}");
     for (engine, n) in &routed {
         assert!(*n >= 4.0, "{engine} served only {n} of 16: {routed:?}");
@@ -224,6 +225,7 @@ async fn two_engines_share_the_load_and_survive_one_dying() {
         endings.push(s.await.unwrap().0);
     }
     let failed = endings.iter().filter(|e| **e != Ending::Finished).count();
+    eprintln!("streams after the kill: {endings:?}");
     assert!(
         failed >= 1,
         "no stream was on the killed engine: {endings:?}"
