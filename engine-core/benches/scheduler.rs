@@ -41,6 +41,7 @@ fn setup(blocker: Blocker, waiting: usize) -> Scheduler {
         max_model_len: 1 << 20,
         num_kv_blocks,
         block_size: BLOCK,
+        enable_prefix_caching: true,
     });
     for _ in 0..RUNNING {
         s.add_request(PROMPT).expect("fits");

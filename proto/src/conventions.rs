@@ -343,6 +343,10 @@ pub mod metric {
     pub const NUM_REQUESTS_RUNNING: &str = "journey:num_requests_running";
     /// Gauge: waiting requests.
     pub const NUM_REQUESTS_WAITING: &str = "journey:num_requests_waiting";
+    /// Counter: prompt tokens looked up in the prefix cache (at each admission).
+    pub const PREFIX_CACHE_QUERIES: &str = "journey:prefix_cache_queries";
+    /// Counter: of those, tokens found cached.
+    pub const PREFIX_CACHE_HITS: &str = "journey:prefix_cache_hits";
     /// Gauge: used fraction of the KV pool, 0..1.
     pub const KV_CACHE_USAGE_PERC: &str = "journey:kv_cache_usage_perc";
     /// Histogram: tokens per step.

@@ -93,3 +93,60 @@ async fn concurrent_equals_sequential_and_preemption_changes_nothing() {
     );
     assert_eq!((i.kv_blocks_used, i.num_running, i.num_waiting), (0, 0, 0));
 }
+
+/// One `/metrics` counter of the engine.
+async fn counter(engine: &journey_tests::Service, name: &str) -> f64 {
+    let text = reqwest::get(engine.metrics_url())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}_total ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name}_total missing:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_prompt_prefix_changes_no_output() {
+    use proto::conventions::metric;
+    let dir = journey_tests::temp_dir("prefix-cache");
+    let model = tiny_model(&dir);
+    let cached = start_engine(&model, &[]);
+    let uncached = start_engine(&model, &["--enable-prefix-caching", "false"]);
+    let (gw_cached, gw_uncached) = (
+        start_gateway(&cached.addr, &[]),
+        start_gateway(&uncached.addr, &[]),
+    );
+    let client = reqwest::Client::new();
+    // About 70 byte-level tokens: several full blocks of 16 shared by the requests.
+    let prefix = "a long shared system prompt that every request repeats word for word ";
+    let mut outputs = Vec::new();
+    for (gw, tag) in [(&gw_cached, "cached"), (&gw_uncached, "uncached")] {
+        let base = format!("http://{}", gw.addr);
+        for q in ["and then?", "and then?", "what next"] {
+            let text = complete(&client, &base, &format!("{prefix}{q}"), 24).await;
+            outputs.push((tag, q, text));
+        }
+    }
+    for q in ["and then?", "what next"] {
+        let texts: Vec<&String> = outputs.iter().filter(|o| o.1 == q).map(|o| &o.2).collect();
+        assert!(
+            texts.windows(2).all(|w| w[0] == w[1]),
+            "the prefix cache changed the output of {q:?}: {texts:?}"
+        );
+    }
+    let hits = counter(&cached, metric::PREFIX_CACHE_HITS).await;
+    let queries = counter(&cached, metric::PREFIX_CACHE_QUERIES).await;
+    // The repeated prompt finds at least its first four blocks; the other request fewer.
+    assert!(
+        hits >= 64.0 && hits < queries,
+        "hits {hits} of {queries} prompt tokens"
+    );
+    assert_eq!(counter(&uncached, metric::PREFIX_CACHE_HITS).await, 0.0);
+    for e in [&cached, &uncached] {
+        let i = info(&e.addr).await;
+        assert_eq!((i.kv_blocks_used, i.num_running, i.num_waiting), (0, 0, 0));
+    }
+}

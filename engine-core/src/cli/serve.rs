@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// Most requests waiting for admission; more are refused (RESOURCE_EXHAUSTED).
     #[arg(long, default_value_t = 4096)]
     max_waiting: usize,
+    /// Share the KV blocks of common prompt prefixes between requests (vLLM's automatic
+    /// prefix caching); `false` computes every prompt in full.
+    #[arg(long, env = "JOURNEY_ENABLE_PREFIX_CACHING", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    enable_prefix_caching: bool,
     /// Address of the Prometheus `/metrics` endpoint (HTTP/1; port 0 picks a free one).
     #[arg(
         long,
@@ -138,6 +143,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         max_num_batched_tokens: args.max_num_batched_tokens,
         max_num_seqs: args.max_num_seqs,
         max_waiting: args.max_waiting,
+        enable_prefix_caching: args.enable_prefix_caching,
     };
     eprintln!(
         "engine-core: {} ({} layers, context {}), KV {} blocks x {} tokens, device {device}",

@@ -48,6 +48,8 @@ pub struct EngineStats {
     pub kv_blocks_total: usize,
     /// KV blocks held by requests.
     pub kv_blocks_used: usize,
+    /// KV blocks holding a cached prompt prefix (held by requests or free to evict).
+    pub kv_blocks_cached: usize,
     /// Requests running.
     pub num_running: usize,
     /// Requests waiting (preempted ones included).

@@ -53,6 +53,8 @@ pub struct EngineConfig {
     pub max_num_seqs: usize,
     /// Most requests accepted but not yet scheduled; more get [`EngineError::Overloaded`].
     pub max_waiting: usize,
+    /// Share the KV blocks of common prompt prefixes between requests.
+    pub enable_prefix_caching: bool,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +65,7 @@ impl Default for EngineConfig {
             max_num_batched_tokens: 512,
             max_num_seqs: 64,
             max_waiting: 4096,
+            enable_prefix_caching: true,
         }
     }
 }
@@ -176,6 +179,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         max_model_len: c.context_length,
         num_kv_blocks: cfg.kv_blocks,
         block_size: cfg.block_size,
+        enable_prefix_caching: cfg.enable_prefix_caching,
     });
     let shared = Arc::new(Shared {
         facts,

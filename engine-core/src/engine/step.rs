@@ -24,6 +24,7 @@ use crate::journey::{
     CoreSpan, CoreTracer, StepRecord, StepSampling, StepSnapshot, StepTracer, TraceContext,
     Transition,
 };
+use crate::kv_cache::prefix_hashes;
 use crate::metrics::EngineMetrics;
 use crate::model::llama::{ForwardBatch, Llama, ModelError};
 use crate::model::tokenizer::Tokenizer;
@@ -153,6 +154,12 @@ impl<B: Backend> EngineLoop<B> {
     fn add(&mut self, sub: Submitted) {
         let n = sub.prompt.len();
         let cfg = *self.sched.config();
+        // Prompt logprobs need the logits of every prompt position: no cached prefix.
+        let hashes = if cfg.enable_prefix_caching && sub.params.prompt_logprobs.is_none() {
+            prefix_hashes(&sub.prompt, cfg.block_size)
+        } else {
+            Vec::new()
+        };
         let capacity = cfg.num_kv_blocks * cfg.block_size;
         // The last sampled token is never fed back: `n + max_output - 1` slots at most.
         let max_output = (sub.params.max_tokens as usize)
@@ -167,7 +174,7 @@ impl<B: Backend> EngineLoop<B> {
             arrived: sub.arrived,
         });
         start_journey(self.core.as_ref(), &sub.trace, &mut seq, self.sched.step());
-        match self.sched.add_request(n) {
+        match self.sched.add_request_with_prefix(n, hashes) {
             Ok(id) => {
                 self.by_name.insert(seq.name.clone(), id);
                 self.seqs.insert(id, seq);
@@ -236,6 +243,10 @@ impl<B: Backend> EngineLoop<B> {
             seq.prefill_done = seq
                 .prefill_done
                 .max((s.start + s.num_tokens).min(seq.num_prompt));
+            if s.kind != ScheduleKind::Continue {
+                let cached = self.sched.request(s.id).map_or(0, |r| r.num_cached_tokens);
+                self.metrics.on_prefix_lookup(seq.num_prompt, cached);
+            }
             match s.kind {
                 ScheduleKind::New => {
                     seq.timings.scheduled = epoch_now();
@@ -321,6 +332,8 @@ impl<B: Backend> EngineLoop<B> {
                     num_preemptions: seq.num_preemptions,
                     scheduled_tokens: scheduled,
                     blocks_allocated: req.blocks.len(),
+                    blocks_cached: req.num_cached_tokens / self.sched.config().block_size,
+                    num_cached_tokens: req.num_cached_tokens,
                 })
             })
             .collect()
@@ -423,6 +436,7 @@ impl<B: Backend> EngineLoop<B> {
         self.shared.publish(EngineStats {
             kv_blocks_total: self.sched.kv_blocks_total(),
             kv_blocks_used: self.sched.kv_blocks_used(),
+            kv_blocks_cached: self.sched.kv_blocks_cached(),
             num_running: self.sched.num_running(),
             num_waiting: self.sched.num_waiting(),
             num_preemptions_total: self.sched.num_preemptions(),

@@ -22,6 +22,7 @@ fn cfg(block_size: usize, kv_blocks: usize, budget: usize, seqs: usize) -> Engin
         max_num_batched_tokens: budget,
         max_num_seqs: seqs,
         max_waiting: 64,
+        enable_prefix_caching: true,
     }
 }
 
@@ -481,5 +482,36 @@ fn prompt_larger_than_the_kv_cache_is_ignored() {
     );
     assert_eq!((reason(&c), c.token_ids.len()), (FinishReason::Length, 2));
     assert_idle(&handle.stats(), 2);
+    handle.shutdown();
+}
+
+#[test]
+fn a_cached_prefix_gives_the_same_tokens_and_logprobs_as_computing_it() {
+    // Block size 4: the 3 requests share every full block of their common prompt.
+    let handle = spawn_engine(tiny(), cfg(4, 256, 512, 8)).expect("spawn");
+    let prompt = Prompt::Text("the cat and more and more and more hello world".into());
+    let params = SamplingParams {
+        logprobs: Some(3),
+        ..greedy(16, true)
+    };
+    let model = tiny();
+    let mut cached_before = 0;
+    for i in 0..3 {
+        let rx = handle
+            .submit(request(&format!("p{i}"), &prompt, &params))
+            .expect("submit");
+        let got = collect(rx);
+        assert_same(&model, &prompt, &params, &got);
+        let stats = handle.stats();
+        assert!(stats.kv_blocks_cached > 0, "{stats:?}");
+        if i > 0 {
+            assert_eq!(
+                stats.kv_blocks_cached, cached_before,
+                "nothing new to cache"
+            );
+        }
+        cached_before = stats.kv_blocks_cached;
+        assert_eq!(stats.kv_blocks_used, 0, "{stats:?}");
+    }
     handle.shutdown();
 }

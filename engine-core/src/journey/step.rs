@@ -196,8 +196,10 @@ fn snapshot_attributes(step: u64, s: &StepSnapshot) -> Vec<KeyValue> {
         KeyValue::new(attr::REQUEST_NUM_PREEMPTIONS, i64::from(s.num_preemptions)),
         int(attr::REQUEST_SCHEDULED_TOKENS_THIS_STEP, s.scheduled_tokens),
         int(attr::KV_BLOCKS_ALLOCATED_GPU, s.blocks_allocated),
-        // No prefix cache yet: nothing is ever cached, the whole prompt is computed.
-        int(attr::KV_BLOCKS_CACHED_GPU, 0),
-        int(attr::REQUEST_EFFECTIVE_PROMPT_LEN, s.num_prompt_tokens),
+        int(attr::KV_BLOCKS_CACHED_GPU, s.blocks_cached),
+        int(
+            attr::REQUEST_EFFECTIVE_PROMPT_LEN,
+            s.num_prompt_tokens - s.num_cached_tokens.min(s.num_prompt_tokens),
+        ),
     ]
 }

@@ -36,6 +36,10 @@ pub struct StepSnapshot {
     pub scheduled_tokens: usize,
     /// KV blocks it holds.
     pub blocks_allocated: usize,
+    /// Of those, blocks found in the prefix cache when it was admitted.
+    pub blocks_cached: usize,
+    /// Prompt tokens found in the prefix cache when it was admitted.
+    pub num_cached_tokens: usize,
 }
 
 /// What one step did.

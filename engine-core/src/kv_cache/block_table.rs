@@ -31,6 +31,18 @@ impl BlockTable {
         Ok(())
     }
 
+    /// Starts an empty table with `blocks` (a cached prefix, already referenced).
+    pub fn adopt(&mut self, blocks: Vec<BlockId>) {
+        debug_assert!(self.blocks.is_empty(), "adopting into a non-empty table");
+        self.raw.extend(blocks.iter().map(|b| b.0));
+        self.blocks.extend(blocks);
+    }
+
+    /// The block ids, in position order.
+    pub fn blocks(&self) -> &[BlockId] {
+        &self.blocks
+    }
+
     /// Blocks needed beyond the current ones to hold `n_tokens`.
     pub fn missing_blocks(&self, alloc: &BlockAllocator, n_tokens: usize) -> usize {
         alloc.blocks_for(n_tokens).saturating_sub(self.blocks.len())

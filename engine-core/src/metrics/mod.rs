@@ -31,6 +31,8 @@ pub struct EngineMetrics {
     prefill: Histogram,
     decode: Histogram,
     preemptions: Counter,
+    prefix_queries: Counter,
+    prefix_hits: Counter,
     finished: Family<Labels, Counter>,
     prompt_tokens: Counter,
     generation_tokens: Counter,
@@ -67,6 +69,8 @@ impl EngineMetrics {
             prefill: hist(buckets::REQUEST_DURATION),
             decode: hist(buckets::REQUEST_DURATION),
             preemptions: Counter::default(),
+            prefix_queries: Counter::default(),
+            prefix_hits: Counter::default(),
             finished: Family::default(),
             prompt_tokens: Counter::default(),
             generation_tokens: Counter::default(),
@@ -116,6 +120,16 @@ impl EngineMetrics {
             metric::NUM_PREEMPTIONS,
             "Preemptions",
             self.preemptions.clone(),
+        );
+        r.register(
+            metric::PREFIX_CACHE_QUERIES,
+            "Prompt tokens looked up in the prefix cache",
+            self.prefix_queries.clone(),
+        );
+        r.register(
+            metric::PREFIX_CACHE_HITS,
+            "Prompt tokens found in the prefix cache",
+            self.prefix_hits.clone(),
         );
         r.register(
             metric::REQUEST_SUCCESS,
@@ -174,6 +188,12 @@ impl EngineMetrics {
     /// A request was preempted.
     pub fn on_preempted(&self) {
         self.preemptions.inc();
+    }
+
+    /// A request was admitted with `hit` of its `queried` prompt tokens cached.
+    pub fn on_prefix_lookup(&self, queried: usize, hit: usize) {
+        self.prefix_queries.inc_by(queried as u64);
+        self.prefix_hits.inc_by(hit as u64);
     }
 
     /// A request left the engine.

@@ -12,6 +12,14 @@
 //! are freed and it goes back to the *front* of the waiting queue. A waiting request is admitted
 //! only if its blocks fit, and admission stops at the first one that does not, so a step only
 //! ever looks at the head of the waiting queue and its cost does not grow with the queue.
+//!
+//! With prefix caching (vLLM's automatic prefix caching, on by default there too), a request
+//! is admitted with the cached blocks of the longest prefix of full prompt blocks it shares
+//! with earlier requests: those tokens count as computed and cost no budget. A prompt block is
+//! registered once it is scheduled (its keys and values are written in that step's forward,
+//! before any attention of that step reads them). At least the last prompt token is always
+//! computed, since its logits give the first sample. The forward is batch and chunk invariant,
+//! so a cached block holds exactly what recomputing it would give.
 
 mod output;
 mod request;
@@ -23,7 +31,7 @@ use std::collections::{HashMap, VecDeque};
 pub use output::{BatchStats, ScheduleKind, ScheduledRequest, SchedulerOutput};
 pub use request::{FinishReason, RequestId, RequestState, SchedRequest};
 
-use crate::kv_cache::BlockAllocator;
+use crate::kv_cache::{BlockAllocator, BlockHash};
 
 /// Limits of the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +46,8 @@ pub struct SchedulerConfig {
     pub num_kv_blocks: usize,
     /// Token slots per KV block.
     pub block_size: usize,
+    /// Reuse the KV blocks of common prompt prefixes.
+    pub enable_prefix_caching: bool,
 }
 
 /// A prompt that can never run; the request is finished as [`FinishReason::Ignored`].
@@ -83,6 +93,16 @@ impl Scheduler {
     /// Queues a request with a prompt of `num_prompt_tokens` tokens, or refuses a prompt that
     /// could never run (empty, as long as the context, or larger than the whole KV cache).
     pub fn add_request(&mut self, num_prompt_tokens: usize) -> Result<RequestId, IgnoredPrompt> {
+        self.add_request_with_prefix(num_prompt_tokens, Vec::new())
+    }
+
+    /// [`add_request`](Self::add_request) with the chain hashes of the prompt's full blocks
+    /// ([`crate::kv_cache::prefix_hashes`]), for prefix caching.
+    pub fn add_request_with_prefix(
+        &mut self,
+        num_prompt_tokens: usize,
+        prompt_hashes: Vec<BlockHash>,
+    ) -> Result<RequestId, IgnoredPrompt> {
         let n = num_prompt_tokens;
         let capacity = self.cfg.num_kv_blocks * self.cfg.block_size;
         if n == 0 {
@@ -101,7 +121,11 @@ impl Scheduler {
         }
         let id = RequestId(self.next_id);
         self.next_id += 1;
-        self.requests.insert(id, SchedRequest::new(id, n));
+        let mut req = SchedRequest::new(id, n);
+        if self.cfg.enable_prefix_caching {
+            req.prompt_hashes = prompt_hashes;
+        }
+        self.requests.insert(id, req);
         self.waiting.push_back(id);
         Ok(id)
     }
@@ -126,6 +150,12 @@ impl Scheduler {
             RequestState::Running => self.running.retain(|&r| r != id),
             RequestState::Waiting | RequestState::Preempted => self.waiting.retain(|&r| r != id),
             RequestState::Finished(_) => {}
+        }
+        if reason == FinishReason::Error {
+            // The failed step may have left its blocks half written.
+            for &b in req.blocks.blocks() {
+                self.alloc.unregister(b);
+            }
         }
         req.blocks.release(&mut self.alloc);
         req.state = RequestState::Finished(reason);
@@ -175,6 +205,11 @@ impl Scheduler {
     /// KV blocks held by requests.
     pub fn kv_blocks_used(&self) -> usize {
         self.alloc.num_used()
+    }
+
+    /// KV blocks holding a cached prefix (held by requests or not).
+    pub fn kv_blocks_cached(&self) -> usize {
+        self.alloc.num_cached()
     }
 
     /// The number the next [`schedule`](Self::schedule) call will carry.
@@ -246,6 +281,8 @@ impl Scheduler {
         if let Some(req) = self.requests.get_mut(&id) {
             req.blocks.release(&mut self.alloc);
             req.num_computed_tokens = 0;
+            req.num_cached_tokens = 0;
+            req.num_registered_blocks = 0;
             req.num_preemptions += 1;
             req.state = RequestState::Preempted;
             self.num_preemptions += 1;
@@ -262,8 +299,27 @@ impl Scheduler {
             let Some(req) = self.requests.get_mut(&id) else {
                 break;
             };
+            if req.blocks.is_empty() && !req.prompt_hashes.is_empty() {
+                // Leave the last known token to compute: its logits give the next sample.
+                let bs = self.cfg.block_size;
+                let most = ((req.num_tokens - 1) / bs).min(req.prompt_hashes.len());
+                let hits = self.alloc.lookup(&req.prompt_hashes[..most]);
+                req.num_computed_tokens = hits.len() * bs;
+                req.num_cached_tokens = req.num_computed_tokens;
+                req.num_registered_blocks = hits.len();
+                req.blocks.adopt(hits);
+            }
             let n = req.num_uncomputed().min(*budget);
-            if req.blocks.reserve(&mut self.alloc, n).is_err() {
+            if req
+                .blocks
+                .reserve(&mut self.alloc, req.num_computed_tokens + n)
+                .is_err()
+            {
+                // Give the cached blocks back until its turn comes again.
+                req.blocks.release(&mut self.alloc);
+                req.num_computed_tokens = 0;
+                req.num_cached_tokens = 0;
+                req.num_registered_blocks = 0;
                 break; // FCFS: nobody overtakes the head
             }
             let kind = match req.state {
@@ -285,6 +341,14 @@ impl Scheduler {
         };
         let start = req.num_computed_tokens;
         req.num_computed_tokens += n;
+        // Full prompt blocks scheduled now are written this step: later requests may share them.
+        let full = (req.num_computed_tokens.min(req.num_prompt_tokens) / self.cfg.block_size)
+            .min(req.prompt_hashes.len());
+        for j in req.num_registered_blocks..full {
+            self.alloc
+                .register(req.blocks.blocks()[j], req.prompt_hashes[j]);
+        }
+        req.num_registered_blocks = req.num_registered_blocks.max(full);
         let samples = req.num_computed_tokens == req.num_tokens;
         // A decode computes the one newest token of a request past its prompt that was not
         // just re-admitted (a resumed request recomputes, which is prefill work).

@@ -4,7 +4,7 @@
 //! tokens are known (`num_tokens`: prompt plus generated) and how many of them already have
 //! their keys and values in the cache (`num_computed_tokens`).
 
-use crate::kv_cache::BlockTable;
+use crate::kv_cache::{BlockHash, BlockTable};
 
 /// The scheduler's id of a request; ids grow with arrival order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -55,6 +55,12 @@ pub struct SchedRequest {
     pub num_preemptions: u32,
     /// The blocks holding its keys and values.
     pub blocks: BlockTable,
+    /// Chain hashes of the prompt's full blocks (empty without prefix caching).
+    pub prompt_hashes: Vec<BlockHash>,
+    /// Prompt tokens found in the prefix cache at its last admission.
+    pub num_cached_tokens: usize,
+    /// Leading blocks already registered in the prefix cache.
+    pub num_registered_blocks: usize,
 }
 
 impl SchedRequest {
@@ -68,6 +74,9 @@ impl SchedRequest {
             num_computed_tokens: 0,
             num_preemptions: 0,
             blocks: BlockTable::new(),
+            prompt_hashes: Vec::new(),
+            num_cached_tokens: 0,
+            num_registered_blocks: 0,
         }
     }
 

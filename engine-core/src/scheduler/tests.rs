@@ -9,6 +9,7 @@ fn cfg(budget: usize, seqs: usize, blocks: usize) -> SchedulerConfig {
         max_model_len: 1024,
         num_kv_blocks: blocks,
         block_size: 4,
+        enable_prefix_caching: true,
     }
 }
 
@@ -176,4 +177,108 @@ fn step_counter_counts_every_call() {
     assert_eq!(s.schedule().step, 0);
     assert_eq!(s.schedule().step, 1);
     assert_eq!(s.step(), 2);
+}
+
+/// Chain hashes of a prompt of `n` tokens drawn from `salt` (same salt, same prefix).
+fn hashes(salt: u32, n: usize) -> Vec<BlockHash> {
+    let tokens: Vec<u32> = (0..n as u32).map(|i| i * 31 + salt).collect();
+    crate::kv_cache::prefix_hashes(&tokens, 4)
+}
+
+fn run_to_end(s: &mut Scheduler, id: RequestId) {
+    let out = s.schedule();
+    sample_all(s, &out);
+    s.finish(id, FinishReason::Length);
+}
+
+#[test]
+fn a_shared_prefix_is_not_recomputed() {
+    let mut s = Scheduler::new(cfg(64, 4, 16));
+    let a = s.add_request_with_prefix(10, hashes(0, 10)).unwrap();
+    let out = s.schedule();
+    assert_eq!(chunks(&out), vec![(a.0, 0, 10)]);
+    sample_all(&mut s, &out);
+    assert_eq!(s.kv_blocks_cached(), 2, "two full blocks of 4");
+    // The same 10-token prompt: 8 tokens come from the cache, 2 are computed.
+    let b = s.add_request_with_prefix(10, hashes(0, 10)).unwrap();
+    let out = s.schedule();
+    assert_eq!(chunks(&out), vec![(a.0, 10, 1), (b.0, 8, 2)]);
+    assert_eq!(s.request(b).unwrap().num_cached_tokens, 8);
+    assert_eq!(out.stats.prefill_tokens, 2, "cached tokens cost no budget");
+    // A and B share their first two blocks.
+    assert_eq!(
+        s.block_table(a).unwrap()[..2],
+        s.block_table(b).unwrap()[..2]
+    );
+    assert_eq!(s.kv_blocks_used(), 3 + 1);
+    s.finish(a, FinishReason::Length);
+    s.finish(b, FinishReason::Length);
+    assert_eq!(s.kv_blocks_used(), 0);
+    assert_eq!(s.kv_blocks_cached(), 2, "the prefix outlives its requests");
+}
+
+#[test]
+fn a_fully_cached_prompt_still_computes_its_last_token() {
+    let mut s = Scheduler::new(cfg(64, 4, 16));
+    let a = s.add_request_with_prefix(8, hashes(1, 8)).unwrap();
+    run_to_end(&mut s, a);
+    let b = s.add_request_with_prefix(8, hashes(1, 8)).unwrap();
+    let out = s.schedule();
+    // Only the first block may come from the cache: the last token's logits are needed.
+    assert_eq!(chunks(&out), vec![(b.0, 4, 4)]);
+    assert!(out.scheduled[0].samples);
+}
+
+#[test]
+fn different_prefixes_share_nothing_and_cached_blocks_yield_to_new_requests() {
+    let mut s = Scheduler::new(cfg(64, 4, 4));
+    let a = s.add_request_with_prefix(12, hashes(2, 12)).unwrap();
+    run_to_end(&mut s, a);
+    assert_eq!(s.kv_blocks_cached(), 3);
+    // Another prefix needs all 4 blocks: the cached ones are evicted for it.
+    let b = s.add_request_with_prefix(15, hashes(3, 15)).unwrap();
+    let out = s.schedule();
+    assert_eq!(chunks(&out), vec![(b.0, 0, 15)]);
+    assert_eq!(s.kv_blocks_used(), 4);
+    assert_eq!(s.kv_blocks_cached(), 3, "b's own three full blocks");
+}
+
+#[test]
+fn a_preempted_request_resumes_from_its_cached_prefix() {
+    // 6 blocks of 4: a and b fill them, a's growth preempts b.
+    let mut s = Scheduler::new(cfg(64, 4, 6));
+    let a = s.add_request_with_prefix(11, hashes(4, 11)).unwrap();
+    let b = s.add_request_with_prefix(11, hashes(5, 11)).unwrap();
+    let mut preempted = false;
+    for _ in 0..4 {
+        let out = s.schedule();
+        preempted |= out.preempted.contains(&b);
+        if preempted {
+            break;
+        }
+        sample_all(&mut s, &out);
+    }
+    assert!(preempted, "b was never preempted");
+    s.finish(a, FinishReason::Length);
+    let out = s.schedule();
+    let resumed = out.scheduled.iter().find(|r| r.id == b).expect("b resumes");
+    assert_eq!(resumed.kind, ScheduleKind::Resumed);
+    assert_eq!(
+        resumed.start, 8,
+        "its two full prompt blocks were still cached"
+    );
+}
+
+#[test]
+fn without_prefix_caching_nothing_is_shared() {
+    let mut s = Scheduler::new(SchedulerConfig {
+        enable_prefix_caching: false,
+        ..cfg(64, 4, 16)
+    });
+    let a = s.add_request_with_prefix(10, hashes(0, 10)).unwrap();
+    run_to_end(&mut s, a);
+    let b = s.add_request_with_prefix(10, hashes(0, 10)).unwrap();
+    let out = s.schedule();
+    assert_eq!(chunks(&out), vec![(b.0, 0, 10)]);
+    assert_eq!(s.kv_blocks_cached(), 0);
 }
