@@ -259,23 +259,8 @@ async fn gateway_overhead(n: usize) -> (f64, f64) {
     (p50(grpc), p50(rest))
 }
 
-#[tokio::main]
-async fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("journey-load-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let traces = dir.join("traces.jsonl");
-    let traces = traces.to_str().unwrap();
-    println!(
-        "SmolLM2-135M Q4_1, {MAX_TOKENS} tokens per request, {PER_STREAM} requests per stream"
-    );
-    println!(
-        "{:46} {:>13} {:>9} {:>9} {:>9}",
-        "", "aggregate", "TTFT p50", "TTFT p99", "ITL"
-    );
-
+/// Tracing off vs on at 8 streams, alternated `ROUNDS` times.
+async fn tracing_overhead(traces: &str) {
     let on = ["--enable-journey-tracing"];
     let steps_low = [
         "--enable-journey-tracing",
@@ -312,13 +297,39 @@ async fn main() {
         everything,
         off,
     );
+}
 
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("journey-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let traces = dir.join("traces.jsonl");
+    let traces = traces.to_str().unwrap();
+    println!(
+        "SmolLM2-135M Q4_1, {MAX_TOKENS} tokens per request, {PER_STREAM} requests per stream"
+    );
+    println!(
+        "{:46} {:>13} {:>9} {:>9} {:>9}",
+        "", "aggregate", "TTFT p50", "TTFT p99", "ITL"
+    );
+
+    // `JOURNEY_LOAD_SKIP_TRACING=1` skips the tracing comparison (the throughput table only).
+    if std::env::var_os("JOURNEY_LOAD_SKIP_TRACING").is_none() {
+        tracing_overhead(traces).await;
+    }
     if std::env::var_os("JOURNEY_LOAD_TRACING_ONLY").is_some() {
         return;
     }
     let llama = std::env::var("LLAMA_SERVER").ok();
     for streams in [1, 8, 32] {
         let ours = journey(&[], &[], streams, traces).await;
+        // llama-server reuses each slot's cached prompt prefix (`cache_prompt`); this row
+        // shows what our prefix cache contributes.
+        let no_cache = ["--enable-prefix-caching", "false"];
+        let uncached = journey(&no_cache, &[], streams, traces).await;
         match &llama {
             Some(bin) => {
                 let theirs = llama_server(bin, streams).await;
@@ -332,8 +343,20 @@ async fn main() {
                     ours,
                     theirs,
                 );
+                row(
+                    &format!("{streams} streams, journey, no prefix cache"),
+                    uncached,
+                    theirs,
+                );
             }
-            None => row(&format!("{streams} streams, journey"), ours, ours),
+            None => {
+                row(&format!("{streams} streams, journey"), ours, ours);
+                row(
+                    &format!("{streams} streams, no prefix cache"),
+                    uncached,
+                    ours,
+                );
+            }
         }
     }
     if llama.is_none() {
