@@ -212,7 +212,9 @@ async fn gateway_overhead(n: usize) -> (f64, f64) {
     use proto::engine::engine_client::EngineClient;
     use proto::engine::generate_request::Prompt;
     use proto::engine::{ChatMessage, ChatPrompt, GenerateRequest, SamplingParams};
-    let engine = start_engine(&real_model(), &[]);
+    // Without the prefix cache: the REST requests, sent after the gRPC ones with the same
+    // prompts, would otherwise find them cached and look faster than the direct calls.
+    let engine = start_engine(&real_model(), &["--enable-prefix-caching", "false"]);
     let gateway = start_gateway(&engine.addr, &[]);
     let mut client = EngineClient::connect(format!("http://{}", engine.addr))
         .await
