@@ -138,13 +138,21 @@ fn f16_round_up(x: f32) -> f16 {
     }
 }
 
-/// `round(v)` clamped to `lo..=hi`, as an i32 (NaN gives `lo`).
+/// `round(v)` (half away from zero) clamped to `lo..=hi`, as an i32 (NaN gives `lo`).
+///
+/// Written without `f32::round`, which is a libm call on the baseline x86_64 target (7% of the
+/// engine's time in a 32-stream load profile, through the activation quantizer): clamping
+/// first keeps `v` small, so truncation, the fraction and the correction are exact and
+/// vectorize. Same results as `(v.round() as i32).clamp(lo, hi)` (a unit test compares).
 #[inline]
 fn round_clamp(v: f32, lo: i32, hi: i32) -> i32 {
     if v.is_nan() {
         return lo;
     }
-    (v.round() as i32).clamp(lo, hi)
+    let v = v.clamp(lo as f32, hi as f32);
+    let t = v as i32;
+    let frac = v - t as f32;
+    t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)
 }
 
 /// Quantizes `src` into whole blocks of `ty` in `dst`; lengths were checked by the caller.
@@ -380,5 +388,57 @@ pub(crate) fn quantize_act(x: &[f32], out: &mut [BlockQ8]) {
         // llama.cpp's own noise (the quants above use the unrounded scale, as ggml does).
         b.d = half::f16::from_f32(d).to_f32();
         b.s = b.d * sum as f32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::round_clamp;
+
+    #[test]
+    fn round_clamp_is_round_half_away_then_clamp() {
+        let mut cases = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            126.5,
+            -126.5,
+            127.0,
+            127.49,
+            127.5,
+            128.0,
+            -127.5,
+            -128.0,
+            1e9,
+            -1e9,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MIN_POSITIVE,
+            8388607.5,
+        ];
+        // A dense sweep around every half-integer in range, and random-looking values.
+        let mut x = -130.0f32;
+        while x <= 130.0 {
+            cases.extend([
+                x,
+                f32::from_bits(x.to_bits() + 1),
+                f32::from_bits(x.to_bits().wrapping_sub(1)),
+            ]);
+            x += 0.25;
+        }
+        for v in cases.into_iter().filter(|v| !v.is_nan()) {
+            for (lo, hi) in [(-127, 127), (0, 15), (-8, 7), (0, 63)] {
+                let want = (v.round() as i32).clamp(lo, hi);
+                assert_eq!(round_clamp(v, lo, hi), want, "{v} in {lo}..={hi}");
+            }
+        }
+        assert_eq!(round_clamp(f32::NAN, -127, 127), -127);
     }
 }
