@@ -80,9 +80,12 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
         for (ti, tile) in acts.chunks(TOKEN_TILE).enumerate() {
             let res = &mut res[..n * tile.len()];
             quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile, res);
-            for (i, row_out) in res.chunks_exact(tile.len()).enumerate() {
-                for (k, &v) in row_out.iter().enumerate() {
-                    let t = ti * TOKEN_TILE + k;
+            // Token-major, so each token's columns are written contiguously (the results are
+            // row-major in `res`, a few KiB that stay in L1).
+            let m = tile.len();
+            for k in 0..m {
+                let t = ti * TOKEN_TILE + k;
+                for (i, &v) in res.iter().skip(k).step_by(m).enumerate() {
                     // SAFETY: t < t_count and col_base + r0 + i < n_total, so the index is inside
                     // `out.data`; each (t, column) pair belongs to exactly one task because
                     // tasks cover disjoint weight rows; `out` is borrowed mutably for the whole
