@@ -49,6 +49,16 @@ pub struct KvPoolConfig {
 }
 
 impl KvPoolConfig {
+    /// Elements of one of the two pools (K or V): `[layer][slot][kv head * head_dim]`, or an
+    /// error when that count overflows.
+    pub fn elements(&self) -> Result<usize, BackendError> {
+        self.n_layers
+            .checked_mul(self.n_blocks)
+            .and_then(|x| x.checked_mul(self.block_size))
+            .and_then(|x| x.checked_mul(self.n_kv_heads * self.head_dim))
+            .ok_or_else(|| BackendError::OutOfMemory(format!("KV pool {self:?} overflows")))
+    }
+
     /// Bytes the pool takes with f32 storage (K and V).
     pub fn bytes_f32(&self) -> usize {
         2 * self.n_layers * self.n_blocks * self.block_size * self.n_kv_heads * self.head_dim * 4

@@ -111,12 +111,7 @@ pub struct CpuKvPool {
 impl CpuKvPool {
     /// Allocates a zeroed pool.
     pub fn new(cfg: KvPoolConfig) -> Result<Self, BackendError> {
-        let n = cfg
-            .n_layers
-            .checked_mul(cfg.n_blocks)
-            .and_then(|x| x.checked_mul(cfg.block_size))
-            .and_then(|x| x.checked_mul(cfg.n_kv_heads * cfg.head_dim))
-            .ok_or_else(|| BackendError::OutOfMemory(format!("KV pool {cfg:?} overflows")))?;
+        let n = cfg.elements()?;
         let mut k = Vec::new();
         let mut v = Vec::new();
         k.try_reserve_exact(n)

@@ -240,12 +240,7 @@ impl Backend for CudaBackend {
     }
 
     fn alloc_kv_pool(&self, cfg: KvPoolConfig) -> Result<CudaKvPool, BackendError> {
-        let n = cfg
-            .n_layers
-            .checked_mul(cfg.n_blocks)
-            .and_then(|x| x.checked_mul(cfg.block_size))
-            .and_then(|x| x.checked_mul(cfg.n_kv_heads * cfg.head_dim))
-            .ok_or_else(|| BackendError::OutOfMemory(format!("KV pool {cfg:?} overflows")))?;
+        let n = cfg.elements()?;
         let alloc = || {
             self.stream.alloc_zeros::<f32>(n).map_err(|e| {
                 BackendError::OutOfMemory(format!("KV pool of {} bytes: {e}", cfg.bytes_f32()))
