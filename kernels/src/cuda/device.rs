@@ -100,10 +100,9 @@ impl CudaBackend {
         let ctx = CudaContext::new(ordinal).map_err(driver)?;
         let (major, minor) = ctx.compute_capability().map_err(driver)?;
         let arch = format!("sm_{major}{minor}");
-        let arch: &'static str = Box::leak(arch.into_boxed_str());
         let mut functions = HashMap::new();
         for (file, _) in sources::FILES {
-            let compiled = nvrtc::compile(file, arch)?;
+            let compiled = nvrtc::compile(file, &arch)?;
             let cubin = compiled.cubin.unwrap_or_default();
             let module = ctx.load_module(Ptx::from_binary(cubin)).map_err(driver)?;
             for entry in sources::entry_points(&sources::program(file).unwrap_or_default()) {
