@@ -173,26 +173,19 @@ impl Engines {
     }
 
     async fn model_info(&self) -> ApiResult<proto::engine::ModelInfo> {
-        let mut tried: Vec<Arc<Replica>> = Vec::new();
-        let mut last_error = no_engine();
-        while let Some(replica) = self.inner.choose(&tried) {
+        let mut failover = Failover::new(&self.inner);
+        while let Some(replica) = failover.next() {
             let mut client = replica.client();
-            let reply =
-                tokio::time::timeout(PROBE_TIMEOUT, client.get_model_info(GetModelInfoRequest {}))
-                    .await
-                    .map_err(|_| ApiError::EngineUnavailable("GetModelInfo timed out".into()))
-                    .and_then(|r| r.map_err(ApiError::from));
-            match reply {
-                Ok(info) => return Ok(info.into_inner()),
-                Err(error @ ApiError::EngineUnavailable(_)) => {
-                    replica.failed(&error.to_string());
-                    last_error = error;
-                    tried.push(replica);
-                }
-                Err(error) => return Err(error),
+            let call = client.get_model_info(GetModelInfoRequest {});
+            let reply = tokio::time::timeout(PROBE_TIMEOUT, call)
+                .await
+                .map_err(|_| ApiError::EngineUnavailable("GetModelInfo timed out".into()))
+                .and_then(|r| r.map_err(ApiError::from));
+            if let Some(done) = failover.settle(replica, reply) {
+                return done.map(tonic::Response::into_inner);
             }
         }
-        Err(last_error)
+        failover.exhausted()
     }
 
     /// Probes every engine now; Ok when at least one reports SERVING.
@@ -219,27 +212,70 @@ impl Engines {
         requests: Vec<GenerateRequest>,
         journey: &mut RequestJourney,
     ) -> ApiResult<Choices> {
-        let mut tried: Vec<Arc<Replica>> = Vec::new();
-        let mut last_error = no_engine();
-        while let Some(replica) = self.inner.choose(&tried) {
+        let mut failover = Failover::new(&self.inner);
+        while let Some(replica) = failover.next() {
             let lease = replica.lease(requests.len());
-            match open_on(&replica, requests.clone(), journey).await {
-                Ok(opened) => {
-                    replica.succeeded();
-                    journey.set_engine(replica.url(), tried.len() + 1);
-                    record_arrivals(&opened, journey);
-                    let streams = opened.into_iter().map(|o| o.stream).collect();
-                    return Ok(Choices { streams, lease });
-                }
-                Err(error @ ApiError::EngineUnavailable(_)) => {
-                    replica.failed(&error.to_string());
-                    last_error = error;
-                    tried.push(replica);
-                }
-                Err(error) => return Err(error),
+            let opened = open_on(&replica, requests.clone(), journey).await;
+            let attempts = failover.attempts();
+            if let Some(done) = failover.settle(replica, opened) {
+                let opened = done?;
+                journey.set_engine(lease.replica().url(), attempts);
+                record_arrivals(&opened, journey);
+                let streams = opened.into_iter().map(|o| o.stream).collect();
+                return Ok(Choices { streams, lease });
             }
         }
-        Err(last_error)
+        failover.exhausted()
+    }
+}
+
+/// Trying engines in the balancer's order for one call: an unreachable engine
+/// (`EngineUnavailable`) is taken out and the next one tried; any other outcome settles it.
+struct Failover<'a> {
+    pool: &'a Inner,
+    tried: Vec<Arc<Replica>>,
+    last_error: ApiError,
+}
+
+impl<'a> Failover<'a> {
+    fn new(pool: &'a Inner) -> Self {
+        Self {
+            pool,
+            tried: Vec::new(),
+            last_error: no_engine(),
+        }
+    }
+
+    /// The next engine to try, or `None` when all were tried.
+    fn next(&self) -> Option<Arc<Replica>> {
+        self.pool.choose(&self.tried)
+    }
+
+    /// Engines tried, counting the one being tried now.
+    fn attempts(&self) -> usize {
+        self.tried.len() + 1
+    }
+
+    /// Records how `replica`'s attempt went: `None` to try the next engine, else the result.
+    fn settle<T>(&mut self, replica: Arc<Replica>, outcome: ApiResult<T>) -> Option<ApiResult<T>> {
+        match outcome {
+            Ok(done) => {
+                replica.succeeded();
+                Some(Ok(done))
+            }
+            Err(error @ ApiError::EngineUnavailable(_)) => {
+                replica.failed(&error.to_string());
+                self.last_error = error;
+                self.tried.push(replica);
+                None
+            }
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    /// The error once every engine was tried.
+    fn exhausted<T>(self) -> ApiResult<T> {
+        Err(self.last_error)
     }
 }
 
