@@ -279,10 +279,7 @@ impl Scheduler {
 
     fn preempt(&mut self, id: RequestId, out: &mut SchedulerOutput) {
         if let Some(req) = self.requests.get_mut(&id) {
-            req.blocks.release(&mut self.alloc);
-            req.num_computed_tokens = 0;
-            req.num_cached_tokens = 0;
-            req.num_registered_blocks = 0;
+            req.release_kv(&mut self.alloc);
             req.num_preemptions += 1;
             req.state = RequestState::Preempted;
             self.num_preemptions += 1;
@@ -316,10 +313,7 @@ impl Scheduler {
                 .is_err()
             {
                 // Give the cached blocks back until its turn comes again.
-                req.blocks.release(&mut self.alloc);
-                req.num_computed_tokens = 0;
-                req.num_cached_tokens = 0;
-                req.num_registered_blocks = 0;
+                req.release_kv(&mut self.alloc);
                 break; // FCFS: nobody overtakes the head
             }
             let kind = match req.state {

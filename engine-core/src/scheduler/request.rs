@@ -4,7 +4,7 @@
 //! tokens are known (`num_tokens`: prompt plus generated) and how many of them already have
 //! their keys and values in the cache (`num_computed_tokens`).
 
-use crate::kv_cache::{BlockHash, BlockTable};
+use crate::kv_cache::{BlockAllocator, BlockHash, BlockTable};
 
 /// The scheduler's id of a request; ids grow with arrival order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,6 +78,15 @@ impl SchedRequest {
             num_cached_tokens: 0,
             num_registered_blocks: 0,
         }
+    }
+
+    /// Gives every KV block back: nothing is computed any more (preemption, or an admission
+    /// that did not fit after finding its cached prefix).
+    pub fn release_kv(&mut self, alloc: &mut BlockAllocator) {
+        self.blocks.release(alloc);
+        self.num_computed_tokens = 0;
+        self.num_cached_tokens = 0;
+        self.num_registered_blocks = 0;
     }
 
     /// Tokens still to compute before the next token can be sampled.
