@@ -4,6 +4,10 @@
 //! `cargo bench -p engine-core --bench model_throughput [-- --json]`; the model is
 //! `$JOURNEY_MODEL` or `models/SmolLM2-135M-Instruct.Q4_1.gguf`. `scripts/bench_model.sh` runs
 //! this beside llama.cpp in the same run and prints the ratios.
+//!
+//! `-- --layouts` measures the same three rows with the weights in row panels (the default
+//! where the CPU has a panel kernel) and in their GGUF rows, alternated twice, best of each, and
+//! prints the ratios.
 
 use std::path::PathBuf;
 
@@ -24,6 +28,33 @@ fn main() {
         });
     let model = Model::load(&path, CpuBackend::new()).expect("load model");
     let threads = rayon::current_num_threads();
+    if std::env::args().any(|a| a == "--layouts") {
+        let rows = Model::load(&path, CpuBackend::gguf_rows()).expect("load model");
+        let measure =
+            |m: &Model<CpuBackend>| [prefill(m, 512), decode(m, 1, 128), decode(m, 16, 128)];
+        let (mut p, mut r) = ([0.0f64; 3], [0.0f64; 3]);
+        for _ in 0..2 {
+            for (best, got) in p.iter_mut().zip(measure(&model)) {
+                *best = best.max(got);
+            }
+            for (best, got) in r.iter_mut().zip(measure(&rows)) {
+                *best = best.max(got);
+            }
+        }
+        println!(
+            "weights in row panels vs GGUF rows ({threads} threads, {}), best of 2 alternated:",
+            kernels::quant::simd_level()
+        );
+        for (i, name) in ["pp512", "tg128", "batched16"].iter().enumerate() {
+            println!(
+                "  {name:10} {:8.1} vs {:8.1} tok/s  ({:.2}x)",
+                p[i],
+                r[i],
+                p[i] / r[i]
+            );
+        }
+        return;
+    }
     // `--only tg` (or `pp`, `batched`) runs one part, for profiling.
     let args: Vec<String> = std::env::args().collect();
     let only = args

@@ -8,6 +8,8 @@
 //!   `llama-server -np N -cb` on the same GGUF, as ratios (two alternated rounds, best of
 //!   each), plus ours without the prefix cache.
 //!
+//! `JOURNEY_LOAD_STREAMS=8,32` limits the stream counts.
+//!
 //! Each stream sends chat completions of `MAX_TOKENS` greedy tokens (EOS ignored) back to back.
 
 use std::process::{Child, Command, Stdio};
@@ -327,7 +329,16 @@ async fn main() {
         return;
     }
     let llama = std::env::var("LLAMA_SERVER").ok();
-    for streams in [1, 8, 32] {
+    // `JOURNEY_LOAD_STREAMS=8,32` picks the stream counts (default 1, 8 and 32).
+    let counts: Vec<usize> = std::env::var("JOURNEY_LOAD_STREAMS")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .map(|n| n.trim().parse().expect("stream count"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1, 8, 32]);
+    for streams in counts {
         // llama-server reuses each slot's cached prompt prefix (`cache_prompt`); this row
         // shows what our prefix cache contributes.
         let no_cache = ["--enable-prefix-caching", "false"];

@@ -1,12 +1,15 @@
 //! Quantized matrix products: `out[t, :] = x[t, :] · Wᵀ` for one or several weights side by side.
 //!
-//! Work is split over weight rows; each task dots its rows with one tile of tokens at a time
-//! (`quant::vec_dot_rows`: each row unpacked once per tile, bit-identical to the one-token dot). Each output element
-//! is therefore computed by one thread with one fixed reduction order.
+//! Work is split over weight rows; each task dots its rows with one tile of tokens at a time:
+//! rows packed into panels with `quant::panel::dot_panels` (sixteen rows per vector), the others
+//! with `quant::vec_dot_rows` (each row unpacked once per tile). Both are bit-identical to their
+//! one-token dot, so each output element is computed by one thread in one fixed order whatever
+//! the batch.
 
 use rayon::prelude::*;
 
 use super::tensor::{CpuTensor, CpuWeight};
+use crate::quant::panel::PANEL_ROWS;
 use crate::quant::{self, ActKind, ActRow, BlockQ8};
 
 /// Tokens dotted against one unpacked weight row at a time.
@@ -56,9 +59,12 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
         })
         .collect();
 
-    // (weight index, first row) of every task, across all weights.
+    // (weight index, first row, end row, first output column) of every task, across all
+    // weights. Task boundaries fall on panel boundaries.
     let threads = rayon::current_num_threads().max(1);
-    let rows_per_task = (n_total / (threads * 8)).max(MIN_ROWS_PER_TASK);
+    let rows_per_task = (n_total / (threads * 8))
+        .max(MIN_ROWS_PER_TASK)
+        .next_multiple_of(PANEL_ROWS);
     let mut tasks = Vec::new();
     let mut col_base = 0;
     for (wi, w) in weights.iter().enumerate() {
@@ -74,15 +80,24 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
     let out_ptr = OutPtr(out.data.as_mut_ptr());
     tasks.into_par_iter().for_each(|(wi, r0, r1, col_base)| {
         let w = weights[wi];
-        let rows = &w.data[r0 * w.row_bytes..r1 * w.row_bytes];
         let n = r1 - r0;
+        // Rows r0..split are in panels, split..r1 are GGUF rows.
+        let split = w.panel_rows.clamp(r0, r1);
         let mut res = vec![0.0f32; n * TOKEN_TILE.min(t_count)];
         for (ti, tile) in acts.chunks(TOKEN_TILE).enumerate() {
-            let res = &mut res[..n * tile.len()];
-            quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile, res);
+            let m = tile.len();
+            let res = &mut res[..n * m];
+            let (in_panels, in_rows) = res.split_at_mut((split - r0) * m);
+            if split > r0 {
+                let panels = &w.data[r0 * w.row_bytes..split * w.row_bytes];
+                quant::panel::dot_panels(w.ty, panels, w.row_bytes, tile, in_panels);
+            }
+            if r1 > split {
+                let rows = &w.data[split * w.row_bytes..r1 * w.row_bytes];
+                quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile, in_rows);
+            }
             // Token-major, so each token's columns are written contiguously (the results are
             // row-major in `res`, a few KiB that stay in L1).
-            let m = tile.len();
             for k in 0..m {
                 let t = ti * TOKEN_TILE + k;
                 for (i, &v) in res.iter().skip(k).step_by(m).enumerate() {
@@ -121,4 +136,75 @@ fn quantize_activations(x: &CpuTensor, weights: &[&CpuWeight]) -> Vec<BlockQ8> {
         .with_min_len(8)
         .for_each(|(blocks, row)| quant::quantize_act_q8(row, blocks));
     q8
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::quant::GgmlType;
+
+    fn weight(rng: &mut ChaCha8Rng, ty: GgmlType, rows: usize, cols: usize) -> CpuWeight {
+        let row_bytes = ty.row_bytes(cols).unwrap();
+        let mut bytes = vec![0u8; rows * row_bytes];
+        for row in bytes.chunks_exact_mut(row_bytes) {
+            let v: Vec<f32> = (0..cols).map(|_| rng.random_range(-1.0..1.0)).collect();
+            quant::quantize_row(ty, &v, row);
+        }
+        CpuWeight::new(ty, rows, cols, &bytes).unwrap()
+    }
+
+    /// Each token's output row is the same bits whether it is multiplied alone or inside a
+    /// batch, for weights that mix panels and GGUF rows (40 = two panels + 8 rows) and for
+    /// types without panels; and the panel rows agree with the GGUF-row dot of the same row.
+    #[test]
+    fn batched_rows_are_bit_identical_to_single_tokens() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let cols = 256; // one K-quant super-block, eight 32-element chunks
+        for ty in GgmlType::ALL {
+            let a = weight(&mut rng, ty, 40, cols);
+            let b = weight(&mut rng, ty, 16, cols);
+            if quant::panel::packs(ty) {
+                assert_eq!((a.panel_rows, b.panel_rows), (32, 16), "{ty}");
+            }
+            let t = 21; // a full token tile, then a partial one
+            let x = CpuTensor::from_vec(
+                t,
+                cols,
+                (0..t * cols).map(|_| rng.random_range(-2.0..2.0)).collect(),
+            );
+            let mut all = CpuTensor::zeros(t, 56);
+            matmul(&x, &[&a, &b], &mut all);
+            for tok in 0..t {
+                let one = CpuTensor::from_vec(1, cols, x.row(tok).to_vec());
+                let mut y = CpuTensor::zeros(1, 56);
+                matmul(&one, &[&a, &b], &mut y);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(all.row(tok)), bits(y.row(0)), "{ty} token {tok}");
+                // Against the row kernel on the unpacked GGUF row: same math, other order.
+                let mut q8 = vec![BlockQ8::default(); cols / 32];
+                if ty.act_kind() == ActKind::Q8 {
+                    quant::quantize_act_q8(x.row(tok), &mut q8);
+                }
+                let act = ActRow {
+                    f32: x.row(tok),
+                    q8: if ty.act_kind() == ActKind::Q8 {
+                        &q8
+                    } else {
+                        &[]
+                    },
+                };
+                for r in 0..40 {
+                    let want = quant::vec_dot(ty, &a.row(r), &act);
+                    let got = y.row(0)[r];
+                    assert!(
+                        (got - want).abs() <= 1e-5 * want.abs().max(1.0),
+                        "{ty} token {tok} row {r}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
 }

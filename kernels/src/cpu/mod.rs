@@ -15,13 +15,28 @@ use crate::quant::GgmlType;
 pub use tensor::{CpuKvPool, CpuTensor, CpuWeight};
 
 /// The CPU device.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CpuBackend;
+#[derive(Clone, Copy, Debug)]
+pub struct CpuBackend {
+    /// Pack weights into row panels where this CPU has a panel kernel.
+    panels: bool,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl CpuBackend {
     /// The CPU backend, using rayon's global pool.
     pub fn new() -> Self {
-        Self
+        Self { panels: true }
+    }
+
+    /// The CPU backend with every weight kept in its GGUF rows (no panels): the layout of CPUs
+    /// without a panel kernel, for side-by-side benchmarks.
+    pub fn gguf_rows() -> Self {
+        Self { panels: false }
     }
 }
 
@@ -53,7 +68,7 @@ impl Backend for CpuBackend {
         cols: usize,
         bytes: &[u8],
     ) -> Result<CpuWeight, BackendError> {
-        CpuWeight::new(ty, rows, cols, bytes)
+        CpuWeight::with_layout(ty, rows, cols, bytes, self.panels)
     }
 
     fn alloc_kv_pool(&self, cfg: KvPoolConfig) -> Result<CpuKvPool, BackendError> {

@@ -1,7 +1,10 @@
 //! CPU storage: activation matrices, weights and the paged KV pool.
 
 use crate::backend::{BackendError, Cols, KvPoolConfig};
+use std::borrow::Cow;
+
 use crate::quant::GgmlType;
+use crate::quant::panel::{self, PANEL_ROWS};
 
 /// A dense row-major f32 matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +50,10 @@ impl CpuTensor {
 }
 
 /// A weight matrix in its GGUF storage type.
+///
+/// Where this CPU has a panel kernel for the type ([`quant::panel::packs`]), the first
+/// `panel_rows` rows (the whole groups of [`PANEL_ROWS`]) are packed into panels; the rest stay
+/// GGUF rows. Packing only permutes bytes, so `data` is `rows * row_bytes` either way.
 #[derive(Clone, Debug)]
 pub struct CpuWeight {
     /// Storage type.
@@ -57,13 +64,27 @@ pub struct CpuWeight {
     pub cols: usize,
     /// Bytes per row.
     pub row_bytes: usize,
-    /// `rows * row_bytes` bytes.
+    /// Rows held in panels: a multiple of [`PANEL_ROWS`], 0 when the type is not packed.
+    pub panel_rows: usize,
+    /// `rows * row_bytes` bytes: `panel_rows / PANEL_ROWS` panels, then GGUF rows.
     pub data: Vec<u8>,
 }
 
 impl CpuWeight {
-    /// Checks the size and copies the bytes.
+    /// Checks the size and copies the bytes, packing whole groups of rows into panels where
+    /// this CPU has a kernel for them.
     pub fn new(ty: GgmlType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, BackendError> {
+        Self::with_layout(ty, rows, cols, bytes, true)
+    }
+
+    /// As [`CpuWeight::new`], packing into panels only if `panels` (else GGUF rows throughout).
+    pub fn with_layout(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        bytes: &[u8],
+        panels: bool,
+    ) -> Result<Self, BackendError> {
         let row_bytes = ty.row_bytes(cols).ok_or_else(|| {
             BackendError::Device(format!(
                 "row length {cols} is not a multiple of {}'s block",
@@ -79,23 +100,54 @@ impl CpuWeight {
                 got: bytes.len(),
             });
         }
+        let panel_rows = if panels && panel::packs(ty) && row_bytes > 0 {
+            rows / PANEL_ROWS * PANEL_ROWS
+        } else {
+            0
+        };
+        let mut data = bytes.to_vec();
+        let pb = PANEL_ROWS * row_bytes;
+        if panel_rows > 0 {
+            for (src, dst) in bytes[..panel_rows * row_bytes]
+                .chunks_exact(pb)
+                .zip(data.chunks_exact_mut(pb))
+            {
+                panel::pack(ty, src, row_bytes, dst);
+            }
+        }
         Ok(Self {
             ty,
             rows,
             cols,
             row_bytes,
-            data: bytes.to_vec(),
+            panel_rows,
+            data,
         })
     }
 
-    /// The raw bytes of row `r`.
-    pub fn row(&self, r: usize) -> &[u8] {
-        &self.data[r * self.row_bytes..(r + 1) * self.row_bytes]
+    /// The GGUF bytes of row `r` (unpacked from its panel where it sits in one).
+    pub fn row(&self, r: usize) -> Cow<'_, [u8]> {
+        assert!(r < self.rows, "row {r} of {}", self.rows);
+        if r < self.panel_rows {
+            let pb = PANEL_ROWS * self.row_bytes;
+            let p = r / PANEL_ROWS;
+            let mut out = vec![0u8; self.row_bytes];
+            panel::unpack_row(
+                self.ty,
+                &self.data[p * pb..(p + 1) * pb],
+                self.row_bytes,
+                r % PANEL_ROWS,
+                &mut out,
+            );
+            Cow::Owned(out)
+        } else {
+            Cow::Borrowed(&self.data[r * self.row_bytes..(r + 1) * self.row_bytes])
+        }
     }
 
     /// Row `r` dequantized.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        crate::quant::dequantize_row(self.ty, self.row(r), out);
+        crate::quant::dequantize_row(self.ty, &self.row(r), out);
     }
 }
 

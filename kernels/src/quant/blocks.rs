@@ -99,7 +99,7 @@ const _: () = {
     assert!(size_of::<BlockQ8_0>() == 34 && align_of::<BlockQ8_0>() == 1);
     assert!(size_of::<BlockQ4K>() == 144 && align_of::<BlockQ4K>() == 1);
     assert!(size_of::<BlockQ6K>() == 210 && align_of::<BlockQ6K>() == 1);
-    assert!(size_of::<super::BlockQ8>() == 40);
+    assert!(size_of::<super::BlockQ8>() == 44);
 };
 
 impl BlockQ4K {

@@ -36,6 +36,7 @@
 //! differ in the last bits.
 
 pub mod blocks;
+pub mod panel;
 mod reference;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -211,7 +212,7 @@ pub fn ggml_type_name(id: u32) -> Option<&'static str> {
 }
 
 /// An activation block quantized for integer dot products: `x[i] ≈ d * qs[i]`;
-/// `s = d * sum(qs)`.
+/// `sum = Σ qs`, `s = d * sum`.
 ///
 /// The fast paths assume `qs` in `-127..=127` (never -128), which [`quantize_act_q8`] guarantees.
 #[repr(C)]
@@ -219,8 +220,10 @@ pub fn ggml_type_name(id: u32) -> Option<&'static str> {
 pub struct BlockQ8 {
     /// Scale.
     pub d: f32,
-    /// `d * sum(qs)`, used for weight offsets.
+    /// `d * sum`, used for weight offsets.
     pub s: f32,
+    /// `Σ qs`, exact (what a kernel that biases signed weights into unsigned bytes takes back).
+    pub sum: i32,
     /// Quants, in `-127..=127`.
     pub qs: [i8; 32],
 }

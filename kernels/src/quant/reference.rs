@@ -388,6 +388,7 @@ pub(crate) fn quantize_act(x: &[f32], out: &mut [BlockQ8]) {
         // llama.cpp's own noise (the quants above use the unrounded scale, as ggml does).
         b.d = half::f16::from_f32(d).to_f32();
         b.s = b.d * sum as f32;
+        b.sum = sum;
     }
 }
 

@@ -31,7 +31,7 @@ fn gauss(rng: &mut ChaCha8Rng) -> f32 {
 
 /// Test data: gaussian values with a random scale per 32 elements, a few outliers, and some
 /// special 32-element stretches (all zero, constant, all positive, one spike).
-fn test_row(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
+pub(super) fn test_row(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
     for start in (0..n).step_by(32) {
         let len = 32.min(n - start);
@@ -53,19 +53,19 @@ fn test_row(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     v
 }
 
-fn quantized(ty: GgmlType, x: &[f32]) -> Vec<u8> {
+pub(super) fn quantized(ty: GgmlType, x: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; ty.row_bytes(x.len()).unwrap()];
     quantize_row(ty, x, &mut out);
     out
 }
 
-fn dequantized(ty: GgmlType, w: &[u8], n: usize) -> Vec<f32> {
+pub(super) fn dequantized(ty: GgmlType, w: &[u8], n: usize) -> Vec<f32> {
     let mut out = vec![0.0f32; n];
     dequantize_row(ty, w, &mut out);
     out
 }
 
-fn act_q8(x: &[f32]) -> Vec<BlockQ8> {
+pub(super) fn act_q8(x: &[f32]) -> Vec<BlockQ8> {
     let mut q = vec![BlockQ8::default(); x.len() / 32];
     quantize_act_q8(x, &mut q);
     q
@@ -490,7 +490,7 @@ fn quantize_is_deterministic() {
 // ---------------------------------------------------------------------------------------------
 // Dot products.
 
-fn lengths(ty: GgmlType) -> &'static [usize] {
+pub(super) fn lengths(ty: GgmlType) -> &'static [usize] {
     match ty.block_elems() {
         1 => &[1, 3, 7, 8, 9, 31, 32, 33, 40, 64, 100, 576, 1000, 1536],
         32 => &[32, 64, 96, 160, 576, 1536, 4096],
@@ -500,7 +500,7 @@ fn lengths(ty: GgmlType) -> &'static [usize] {
 
 /// Kernel tolerance, relative to `Σ |w_i x_i|`, against the f64 reference on the activation the
 /// kernel actually sees (dequantized q8 for quant types, the f32 activation otherwise).
-const KERNEL_RTOL: f64 = 1e-5;
+pub(super) const KERNEL_RTOL: f64 = 1e-5;
 /// Against the f64 reference on the *unquantized* activation, quant types may also be off by
 /// the activation's own rounding: at most `Σ |w_i| d_i / 2` (`d_i` the scale of x_i's block).
 fn act_rounding_bound(w: &[f32], q8: &[BlockQ8]) -> f64 {
@@ -515,14 +515,14 @@ fn act_rounding_bound(w: &[f32], q8: &[BlockQ8]) -> f64 {
         .sum()
 }
 
-fn abs_dot(w: &[f32], x: &[f32]) -> f64 {
+pub(super) fn abs_dot(w: &[f32], x: &[f32]) -> f64 {
     w.iter()
         .zip(x)
         .map(|(a, b)| f64::from(a.abs()) * f64::from(b.abs()))
         .sum()
 }
 
-fn dequant_q8(q: &[BlockQ8]) -> Vec<f32> {
+pub(super) fn dequant_q8(q: &[BlockQ8]) -> Vec<f32> {
     q.iter()
         .flat_map(|b| b.qs.map(|v| b.d * f32::from(v)))
         .collect()
@@ -619,7 +619,8 @@ fn vec_dot_extreme_quants_are_exact() {
         for (j, q) in blk.qs.iter_mut().enumerate() {
             *q = if (j + b) % 2 == 0 { -127 } else { 127 };
         }
-        blk.s = blk.qs.iter().map(|&v| f32::from(v)).sum();
+        blk.sum = blk.qs.iter().map(|&v| i32::from(v)).sum();
+        blk.s = blk.sum as f32;
     }
     let x = dequant_q8(&q8);
     let expected = vec_dot_reference(GgmlType::Q8_0, &w, &x);

@@ -1,0 +1,228 @@
+//! Row panels: [`PANEL_ROWS`] weight rows interleaved chunk by chunk, so that one AVX-512 vector
+//! holds the same 32-element chunk of sixteen rows and a block dot yields sixteen outputs at once.
+//!
+//! The row kernels ([`vec_dot_rows`](super::vec_dot_rows)) pay an unpack, a float conversion and
+//! a scale per 32 multiply-adds of one row; a panel pays them once per 512 (sixteen rows), with
+//! no horizontal sums: lane `r` of every vector belongs to row `r`. Packing is a permutation of
+//! the bytes of each group of sixteen rows, so a packed weight is exactly as large as its GGUF
+//! rows, and [`unpack_row`] gives any row back.
+//!
+//! # Layout of one panel chunk (rows `0..16`, elements `32c..32c+32`)
+//!
+//! - Q4_1, 320 bytes: four 64-byte groups `p = 0..4`, each holding the `qs[4p..4p+4]` bytes of
+//!   rows 0..16 (row `r` at bytes `4r..4r+4`): low nibbles are elements `4p..4p+4`, high nibbles
+//!   `16+4p..16+4p+4`; then the sixteen fp16 `d`, then the sixteen fp16 `m`.
+//! - Q8_0, 544 bytes: eight 64-byte groups `j = 0..8`, each holding the `qs[4j..4j+4]` bytes of
+//!   rows 0..16 stored `+128` (as unsigned bytes: `vpdpbusd` multiplies unsigned by signed);
+//!   then the sixteen fp16 `d`.
+//!
+//! # Order of operations (per row and activation; it depends only on the row length)
+//!
+//! For each chunk `c` in turn: the exact integer dot `isum` of the chunk with activation block
+//! `c`, then `acc = fma(isum as f32, d * x.d, acc)` and, for Q4_1, `accm = fma(m, x.s, accm)`.
+//! The result is `acc + accm` (Q8_0: `acc`). [`dot_panels_scalar`] is this order written out;
+//! the fast kernel matches it bit for bit, whatever the number of activations or their
+//! position in a batch.
+//!
+//! Panels are used only where the level has a kernel for them ([`packs`]): AVX-512 VNNI, for
+//! Q4_1 and Q8_0. Elsewhere weights keep their GGUF rows.
+
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
+
+use super::blocks::{BlockQ4_1, BlockQ8_0, QK, as_blocks};
+use super::{ActKind, ActRow, GgmlType, Level, simd_level_enum};
+
+pub(crate) use scalar::dot_panels_scalar;
+
+/// Weight rows per panel.
+pub const PANEL_ROWS: usize = 16;
+
+/// Whether weights of `ty` are packed into panels on this CPU: true where the detected level
+/// has a panel kernel for the type.
+pub fn packs(ty: GgmlType) -> bool {
+    simd_level_enum() == Level::Avx512Vnni && has_layout(ty)
+}
+
+/// Whether a panel layout is defined for `ty` (whatever the CPU).
+pub(crate) fn has_layout(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_1 | GgmlType::Q8_0)
+}
+
+/// Bytes of one 64-byte quant group: four bytes of each of the sixteen rows.
+const GROUP: usize = 4 * PANEL_ROWS;
+/// Bytes of the sixteen fp16 scales (or offsets) of a chunk.
+const HALVES: usize = 2 * PANEL_ROWS;
+
+/// Bytes of one panel chunk of `ty` (sixteen GGUF blocks).
+pub(crate) const fn chunk_bytes(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::Q4_1 => 4 * GROUP + 2 * HALVES,
+        GgmlType::Q8_0 => 8 * GROUP + HALVES,
+        _ => 0,
+    }
+}
+
+const _: () = {
+    assert!(chunk_bytes(GgmlType::Q4_1) == PANEL_ROWS * size_of::<BlockQ4_1>());
+    assert!(chunk_bytes(GgmlType::Q8_0) == PANEL_ROWS * size_of::<BlockQ8_0>());
+};
+
+/// Panics unless `ty` has a layout and `panel` is `PANEL_ROWS` rows of `row_bytes`.
+#[track_caller]
+fn check_panel(ty: GgmlType, panel_len: usize, row_bytes: usize) {
+    assert!(has_layout(ty), "no panel layout for {ty}");
+    assert!(
+        row_bytes > 0 && row_bytes.is_multiple_of(ty.block_bytes()),
+        "{ty} row of {row_bytes} bytes is not whole blocks"
+    );
+    assert_eq!(
+        panel_len,
+        PANEL_ROWS * row_bytes,
+        "a {ty} panel is {PANEL_ROWS} rows of {row_bytes} bytes"
+    );
+}
+
+/// Packs `PANEL_ROWS` consecutive GGUF rows of `ty` (`rows`, `row_bytes` each) into one panel.
+///
+/// # Panics
+/// If `ty` has no panel layout or the lengths are not sixteen rows.
+pub fn pack(ty: GgmlType, rows: &[u8], row_bytes: usize, panel: &mut [u8]) {
+    check_panel(ty, rows.len(), row_bytes);
+    assert_eq!(panel.len(), rows.len(), "panel and rows differ in size");
+    let chunks = row_bytes / ty.block_bytes();
+    let cb = chunk_bytes(ty);
+    for (c, out) in panel.chunks_exact_mut(cb).enumerate() {
+        for r in 0..PANEL_ROWS {
+            let row = &rows[r * row_bytes..(r + 1) * row_bytes];
+            match ty {
+                GgmlType::Q4_1 => {
+                    let b = &as_blocks::<BlockQ4_1>(row)[c];
+                    for p in 0..4 {
+                        out[p * GROUP + 4 * r..][..4].copy_from_slice(&b.qs[4 * p..4 * p + 4]);
+                    }
+                    out[4 * GROUP + 2 * r..][..2].copy_from_slice(&b.d);
+                    out[4 * GROUP + HALVES + 2 * r..][..2].copy_from_slice(&b.m);
+                }
+                GgmlType::Q8_0 => {
+                    let b = &as_blocks::<BlockQ8_0>(row)[c];
+                    for j in 0..8 {
+                        for (o, &q) in out[j * GROUP + 4 * r..][..4]
+                            .iter_mut()
+                            .zip(&b.qs[4 * j..4 * j + 4])
+                        {
+                            *o = (q as u8) ^ 0x80;
+                        }
+                    }
+                    out[8 * GROUP + 2 * r..][..2].copy_from_slice(&b.d);
+                }
+                _ => unreachable!("checked by check_panel"),
+            }
+        }
+    }
+    debug_assert_eq!(chunks * cb, panel.len());
+}
+
+/// Row `lane` (`< PANEL_ROWS`) of a panel, back in its GGUF bytes.
+///
+/// # Panics
+/// As [`pack`], or if `lane` or `row.len()` is out of range.
+pub fn unpack_row(ty: GgmlType, panel: &[u8], row_bytes: usize, lane: usize, row: &mut [u8]) {
+    check_panel(ty, panel.len(), row_bytes);
+    assert!(lane < PANEL_ROWS, "lane {lane} of a {PANEL_ROWS}-row panel");
+    assert_eq!(row.len(), row_bytes, "row length");
+    let bb = ty.block_bytes();
+    for (chunk, block) in panel
+        .chunks_exact(chunk_bytes(ty))
+        .zip(row.chunks_exact_mut(bb))
+    {
+        match ty {
+            GgmlType::Q4_1 => {
+                // d, m, qs[16]
+                block[0..2].copy_from_slice(&chunk[4 * GROUP + 2 * lane..][..2]);
+                block[2..4].copy_from_slice(&chunk[4 * GROUP + HALVES + 2 * lane..][..2]);
+                for p in 0..4 {
+                    block[4 + 4 * p..][..4].copy_from_slice(&chunk[p * GROUP + 4 * lane..][..4]);
+                }
+            }
+            GgmlType::Q8_0 => {
+                // d, qs[32]
+                block[0..2].copy_from_slice(&chunk[8 * GROUP + 2 * lane..][..2]);
+                for j in 0..8 {
+                    for (o, &u) in block[2 + 4 * j..][..4]
+                        .iter_mut()
+                        .zip(&chunk[j * GROUP + 4 * lane..][..4])
+                    {
+                        *o = u ^ 0x80;
+                    }
+                }
+            }
+            _ => unreachable!("checked by check_panel"),
+        }
+    }
+}
+
+/// Every panel of `panels` (each `PANEL_ROWS` rows of `row_bytes`) dotted with every activation:
+/// `out[r * xs.len() + k]` is row `r` (counted across panels) with `xs[k]`, as
+/// [`vec_dot_rows`](super::vec_dot_rows) lays it out. Where [`packs`] is false this runs the
+/// scalar order (bit-identical, but slow: weights are packed only where the fast kernel exists).
+///
+/// # Panics
+/// If `ty` has no panel layout, the panels are not whole, an activation is not one Q8 block per
+/// chunk, or `out` has the wrong length.
+pub fn dot_panels(
+    ty: GgmlType,
+    panels: &[u8],
+    row_bytes: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [f32],
+) {
+    if !packs(ty) {
+        return dot_panels_scalar(ty, panels, row_bytes, xs, out);
+    }
+    check_dots(ty, panels, row_bytes, xs, out);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `packs` is true only at the AVX-512 VNNI level, which the kernel requires, and
+    // `check_dots` checked every length.
+    unsafe {
+        x86::dot_panels(ty, panels, row_bytes, xs, out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("packs is false off x86_64");
+}
+
+/// The checks of [`dot_panels`] that do not depend on the CPU.
+#[track_caller]
+fn check_dots(ty: GgmlType, panels: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &[f32]) {
+    assert!(has_layout(ty), "no panel layout for {ty}");
+    assert_eq!(ty.act_kind(), ActKind::Q8);
+    let pb = PANEL_ROWS * row_bytes;
+    assert!(
+        row_bytes > 0 && row_bytes.is_multiple_of(ty.block_bytes()),
+        "{ty} row of {row_bytes} bytes is not whole blocks"
+    );
+    assert!(
+        panels.len().is_multiple_of(pb),
+        "{} bytes are not whole {ty} panels of {pb}",
+        panels.len()
+    );
+    let chunks = row_bytes / ty.block_bytes();
+    for x in xs {
+        assert_eq!(
+            x.q8.len(),
+            chunks,
+            "{ty} rows of {} elements, but {} activations in q8 blocks",
+            chunks * QK,
+            x.q8.len() * QK
+        );
+    }
+    assert_eq!(
+        out.len(),
+        panels.len() / pb * PANEL_ROWS * xs.len(),
+        "dot_panels: output length"
+    );
+}

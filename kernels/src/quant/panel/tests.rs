@@ -1,0 +1,277 @@
+//! Panel tests: the packing is a lossless permutation, the scalar order meets the dot-product
+//! accuracy bound, and the fast kernel matches the scalar order bit for bit at every batch size.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::super::tests::{
+    KERNEL_RTOL, abs_dot, act_q8, dequant_q8, dequantized, quantized, test_row,
+};
+use super::super::{ActRow, BlockQ8, GgmlType, vec_dot_reference};
+use super::*;
+
+const TYPES: [GgmlType; 2] = [GgmlType::Q4_1, GgmlType::Q8_0];
+
+/// `PANEL_ROWS * panels` random rows of `n` elements, as GGUF bytes, and their f32 values.
+fn weight_rows(rng: &mut ChaCha8Rng, ty: GgmlType, panels: usize, n: usize) -> (Vec<u8>, Vec<f32>) {
+    let mut bytes = Vec::new();
+    let mut values = Vec::new();
+    for _ in 0..panels * PANEL_ROWS {
+        let w = quantized(ty, &test_row(rng, n));
+        values.extend(dequantized(ty, &w, n));
+        bytes.extend(w);
+    }
+    (bytes, values)
+}
+
+fn packed(ty: GgmlType, rows: &[u8], row_bytes: usize) -> Vec<u8> {
+    let mut out = vec![0u8; rows.len()];
+    for (src, dst) in rows
+        .chunks_exact(PANEL_ROWS * row_bytes)
+        .zip(out.chunks_exact_mut(PANEL_ROWS * row_bytes))
+    {
+        pack(ty, src, row_bytes, dst);
+    }
+    out
+}
+
+#[test]
+fn pack_then_unpack_gives_every_row_back() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for ty in TYPES {
+        for n in [32, 96, 576] {
+            let row_bytes = ty.row_bytes(n).unwrap();
+            let (rows, _) = weight_rows(&mut rng, ty, 2, n);
+            let panels = packed(ty, &rows, row_bytes);
+            assert_ne!(panels, rows, "{ty}: packing must move bytes");
+            for r in 0..2 * PANEL_ROWS {
+                let (p, lane) = (r / PANEL_ROWS, r % PANEL_ROWS);
+                let mut back = vec![0u8; row_bytes];
+                let panel = &panels[p * PANEL_ROWS * row_bytes..][..PANEL_ROWS * row_bytes];
+                unpack_row(ty, panel, row_bytes, lane, &mut back);
+                assert_eq!(
+                    back,
+                    rows[r * row_bytes..][..row_bytes],
+                    "{ty} n={n} row {r}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn scalar_order_meets_the_dot_product_bound() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    for ty in TYPES {
+        for n in [32, 64, 576, 1536] {
+            let row_bytes = ty.row_bytes(n).unwrap();
+            let (rows, values) = weight_rows(&mut rng, ty, 1, n);
+            let panels = packed(ty, &rows, row_bytes);
+            let xs: Vec<Vec<f32>> = (0..3).map(|_| test_row(&mut rng, n)).collect();
+            let q8s: Vec<Vec<BlockQ8>> = xs.iter().map(|x| act_q8(x)).collect();
+            let acts: Vec<ActRow<'_>> = xs
+                .iter()
+                .zip(&q8s)
+                .map(|(x, q)| ActRow { f32: x, q8: q })
+                .collect();
+            let mut out = vec![0.0f32; PANEL_ROWS * acts.len()];
+            dot_panels_scalar(ty, &panels, row_bytes, &acts, &mut out);
+            for r in 0..PANEL_ROWS {
+                let w = &values[r * n..][..n];
+                for (k, q8) in q8s.iter().enumerate() {
+                    let xk = dequant_q8(q8);
+                    let want = f64::from(vec_dot_reference(
+                        ty,
+                        &rows[r * row_bytes..][..row_bytes],
+                        &xk,
+                    ));
+                    let err = (f64::from(out[r * acts.len() + k]) - want).abs();
+                    let mag = abs_dot(w, &xk).max(1e-30);
+                    assert!(
+                        err / mag <= KERNEL_RTOL,
+                        "{ty} n={n} row {r} act {k}: {:e}",
+                        err / mag
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Extreme quants: Q8_0 weights of -128 and 127 against activations of ±127, and Q4_1 nibbles
+/// of 15, give the exact integer dot.
+#[test]
+fn extreme_quants_are_exact() {
+    for ty in TYPES {
+        let n = 64;
+        let row_bytes = ty.row_bytes(n).unwrap();
+        let mut rows = vec![0u8; PANEL_ROWS * row_bytes];
+        for (r, row) in rows.chunks_exact_mut(row_bytes).enumerate() {
+            for (b, block) in row.chunks_exact_mut(ty.block_bytes()).enumerate() {
+                block[0..2].copy_from_slice(&half::f16::from_f32(1.0).to_bits().to_le_bytes());
+                match ty {
+                    GgmlType::Q4_1 => {
+                        block[2..4].fill(0); // m = 0
+                        block[4..].fill(if (r + b) % 2 == 0 { 0xFF } else { 0xF0 });
+                    }
+                    _ => {
+                        for (j, q) in block[2..].iter_mut().enumerate() {
+                            *q = if (j + r + b) % 3 == 0 { 0x80 } else { 0x7F };
+                        }
+                    }
+                }
+            }
+        }
+        let panels = packed(ty, &rows, row_bytes);
+        let mut q8 = vec![BlockQ8::default(); 2];
+        for (b, blk) in q8.iter_mut().enumerate() {
+            blk.d = 1.0;
+            for (j, q) in blk.qs.iter_mut().enumerate() {
+                *q = if (j + b) % 2 == 0 { -127 } else { 127 };
+            }
+            blk.sum = blk.qs.iter().map(|&v| i32::from(v)).sum();
+            blk.s = blk.sum as f32;
+        }
+        let x = dequant_q8(&q8);
+        let act = [ActRow { f32: &x, q8: &q8 }];
+        let mut want = vec![0.0f32; PANEL_ROWS];
+        dot_panels_scalar(ty, &panels, row_bytes, &act, &mut want);
+        for (r, &w) in want.iter().enumerate() {
+            let exact = vec_dot_reference(ty, &rows[r * row_bytes..][..row_bytes], &x);
+            assert_eq!(w, exact, "{ty} row {r}");
+        }
+        if packs(ty) {
+            let mut got = vec![0.0f32; PANEL_ROWS];
+            dot_panels(ty, &panels, row_bytes, &act, &mut got);
+            assert_eq!(got, want, "{ty}");
+        }
+    }
+}
+
+/// Every batch size from 1 to 20 (groups of eight and every remainder), and each activation
+/// alone: the fast kernel gives the scalar order's bits.
+#[test]
+fn fast_kernel_is_bit_identical_to_the_scalar_order_at_every_batch() {
+    if !TYPES.iter().any(|&t| packs(t)) {
+        eprintln!("skipped: this CPU has no panel kernel (AVX-512 VNNI)");
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for ty in TYPES {
+        for n in [32, 576, 1536] {
+            let row_bytes = ty.row_bytes(n).unwrap();
+            let (rows, _) = weight_rows(&mut rng, ty, 2, n);
+            let panels = packed(ty, &rows, row_bytes);
+            let xs: Vec<Vec<f32>> = (0..20).map(|_| test_row(&mut rng, n)).collect();
+            let q8s: Vec<Vec<BlockQ8>> = xs.iter().map(|x| act_q8(x)).collect();
+            let acts: Vec<ActRow<'_>> = xs
+                .iter()
+                .zip(&q8s)
+                .map(|(x, q)| ActRow { f32: x, q8: q })
+                .collect();
+            let rows_out = 2 * PANEL_ROWS;
+            let mut alone = vec![0.0f32; rows_out * acts.len()];
+            for (k, a) in acts.iter().enumerate() {
+                let mut o = vec![0.0f32; rows_out];
+                dot_panels(ty, &panels, row_bytes, std::slice::from_ref(a), &mut o);
+                let mut s = vec![0.0f32; rows_out];
+                dot_panels_scalar(ty, &panels, row_bytes, std::slice::from_ref(a), &mut s);
+                assert_eq!(bits(&o), bits(&s), "{ty} n={n} act {k} alone");
+                for r in 0..rows_out {
+                    alone[r * acts.len() + k] = o[r];
+                }
+            }
+            for batch in 1..=acts.len() {
+                let start = rng.random_range(0..=acts.len() - batch);
+                let part = &acts[start..start + batch];
+                let mut o = vec![0.0f32; rows_out * batch];
+                dot_panels(ty, &panels, row_bytes, part, &mut o);
+                for r in 0..rows_out {
+                    for k in 0..batch {
+                        assert_eq!(
+                            o[r * batch + k].to_bits(),
+                            alone[r * acts.len() + start + k].to_bits(),
+                            "{ty} n={n} batch {batch} row {r} act {}",
+                            start + k
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+#[test]
+#[should_panic(expected = "panels of")]
+fn rejects_a_partial_panel() {
+    let ty = GgmlType::Q4_1;
+    let row_bytes = ty.row_bytes(32).unwrap();
+    let q8 = [BlockQ8::default()];
+    let act = [ActRow {
+        f32: &[0.0; 32],
+        q8: &q8,
+    }];
+    let mut out = vec![0.0f32; PANEL_ROWS];
+    dot_panels_scalar(ty, &vec![0u8; 15 * row_bytes], row_bytes, &act, &mut out);
+}
+
+/// Panels vs GGUF rows on one process's worth of data (run with `cargo test --release -p kernels
+/// -- --ignored --nocapture bench_panels`): ns per row-dot at 1, 8 and 16 activations, for a
+/// slice that stays in L2 and for a stream of weights past the last-level cache.
+#[test]
+#[ignore = "micro-benchmark; run by hand"]
+fn bench_panels() {
+    use std::hint::black_box;
+    use std::time::Instant;
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    for ty in TYPES {
+        if !packs(ty) {
+            eprintln!("skipped: no panel kernel on this CPU");
+            return;
+        }
+        for (n, rows) in [(576, 256), (576, 65536)] {
+            let rb = ty.row_bytes(n).unwrap();
+            let (wm, _) = weight_rows(&mut rng, ty, rows / PANEL_ROWS, n);
+            let pm = packed(ty, &wm, rb);
+            let xs: Vec<Vec<f32>> = (0..16).map(|_| test_row(&mut rng, n)).collect();
+            let q8s: Vec<Vec<BlockQ8>> = xs.iter().map(|x| act_q8(x)).collect();
+            let acts: Vec<ActRow<'_>> = xs
+                .iter()
+                .zip(&q8s)
+                .map(|(x, q)| ActRow { f32: x, q8: q })
+                .collect();
+            for m in [1, 8, 16] {
+                let mut out = vec![0.0f32; rows * m];
+                let best = |f: &mut dyn FnMut()| {
+                    (0..5)
+                        .map(|_| {
+                            let t = Instant::now();
+                            f();
+                            t.elapsed().as_nanos() as f64
+                        })
+                        .fold(f64::INFINITY, f64::min)
+                };
+                let iters = if rows > 1024 { 1 } else { 50 };
+                let per = (iters * rows * m) as f64;
+                let r = best(&mut || {
+                    for _ in 0..iters {
+                        super::super::vec_dot_rows(ty, black_box(&wm), rb, &acts[..m], &mut out);
+                    }
+                }) / per;
+                let p = best(&mut || {
+                    for _ in 0..iters {
+                        dot_panels(ty, black_box(&pm), rb, &acts[..m], &mut out);
+                    }
+                }) / per;
+                eprintln!(
+                    "{ty:>5} n={n} rows={rows:>6} m={m:>2}: rows {r:6.2} ns, panels {p:6.2} ns per row-dot ({:.2}x)",
+                    r / p
+                );
+            }
+        }
+    }
+}
