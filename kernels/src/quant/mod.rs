@@ -20,6 +20,10 @@
 //! the row stays in L1 between groups); its results are bit-identical to [`vec_dot`] for each
 //! row, whatever the batch.
 //!
+//! [`panel`] holds a second layout for the hottest types: sixteen rows interleaved so that one
+//! AVX-512 vector computes sixteen outputs (the CPU backend packs Q4_1 and Q8_0 weights this
+//! way where the CPU has VNNI). Its order of operations is its own, equally fixed.
+//!
 //! # Accuracy
 //!
 //! Integer block dots are exact; the only rounding is in the f32 scaling and accumulation. The
