@@ -8,7 +8,7 @@
 //!   `llama-server -np N -cb` on the same GGUF, as ratios (two alternated rounds, best of
 //!   each), plus ours without the prefix cache.
 //!
-//! `JOURNEY_LOAD_STREAMS=8,32` limits the stream counts.
+//! `JOURNEY_LOAD_STREAMS=8,32` limits the stream counts (empty: none, the gateway overhead only).
 //!
 //! Each stream sends chat completions of `MAX_TOKENS` greedy tokens (EOS ignored) back to back.
 
@@ -215,14 +215,17 @@ async fn gateway_overhead(n: usize) -> (f64, f64) {
     use proto::engine::engine_client::EngineClient;
     use proto::engine::generate_request::Prompt;
     use proto::engine::{ChatMessage, ChatPrompt, GenerateRequest, SamplingParams};
-    // Without the prefix cache: the REST requests, sent after the gRPC ones with the same
-    // prompts, would otherwise find them cached and look faster than the direct calls.
+    // Without the prefix cache: each prompt goes once over gRPC and once over REST, and the
+    // second would otherwise find it cached.
     let engine = start_engine(&real_model(), &["--enable-prefix-caching", "false"]);
     let gateway = start_gateway(&engine.addr, &[]);
     let mut client = EngineClient::connect(format!("http://{}", engine.addr))
         .await
         .unwrap();
-    let mut grpc = Vec::new();
+    let url = format!("http://{}/v1/chat/completions", gateway.addr);
+    let http = http_client();
+    let (mut grpc, mut rest) = (Vec::new(), Vec::new());
+    // The two paths alternate request by request, so drift on the VM hits both alike.
     for i in 0..n {
         let req = GenerateRequest {
             request_id: String::new(),
@@ -250,11 +253,6 @@ async fn gateway_overhead(n: usize) -> (f64, f64) {
             }
         }
         grpc.push(first.unwrap_or(f64::NAN));
-    }
-    let url = format!("http://{}/v1/chat/completions", gateway.addr);
-    let http = http_client();
-    let mut rest = Vec::new();
-    for i in 0..n {
         rest.push(one(&http, &url, i).await.0);
     }
     let p50 = |mut v: Vec<f64>| {
@@ -329,11 +327,12 @@ async fn main() {
         return;
     }
     let llama = std::env::var("LLAMA_SERVER").ok();
-    // `JOURNEY_LOAD_STREAMS=8,32` picks the stream counts (default 1, 8 and 32).
+    // `JOURNEY_LOAD_STREAMS=8,32` picks the stream counts (default 1, 8 and 32; empty: none).
     let counts: Vec<usize> = std::env::var("JOURNEY_LOAD_STREAMS")
         .ok()
         .map(|v| {
             v.split(',')
+                .filter(|n| !n.trim().is_empty())
                 .map(|n| n.trim().parse().expect("stream count"))
                 .collect()
         })
@@ -385,9 +384,9 @@ async fn main() {
     if llama.is_none() {
         println!("(set LLAMA_SERVER to compare with llama-server)");
     }
-    let (grpc, rest) = gateway_overhead(20).await;
+    let (grpc, rest) = gateway_overhead(30).await;
     println!(
-        "gateway overhead, TTFT p50 of 20 sequential chat requests: gRPC {:.1} ms, REST {:.1} ms ({:.3}x)",
+        "gateway overhead, TTFT p50 of 30 sequential chat requests each, alternated: gRPC {:.1} ms, REST {:.1} ms ({:.3}x)",
         grpc * 1e3,
         rest * 1e3,
         rest / grpc
