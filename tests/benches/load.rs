@@ -22,7 +22,7 @@ use serde_json::json;
 const MAX_TOKENS: u32 = 64;
 const PER_STREAM: usize = 3;
 /// Rounds of the tracing comparison.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 #[derive(Clone, Copy, Debug)]
 struct Stats {
@@ -347,7 +347,7 @@ async fn main() {
                 // Alternate the two servers and keep each one's best round: this VM's speed
                 // drifts by 20% over minutes, more than the difference being measured.
                 let (mut ours, mut theirs) = (None::<Stats>, None::<Stats>);
-                for _ in 0..ROUNDS.min(2) {
+                for _ in 0..2 {
                     let o = journey(&[], &[], streams, traces).await;
                     let t = llama_server(bin, streams).await;
                     ours = Some(ours.filter(|b| b.tok_s >= o.tok_s).unwrap_or(o));

@@ -85,7 +85,7 @@ fn q8_rows(ty: GgmlType, xs: &[Vec<f32>]) -> Vec<Vec<BlockQ8>> {
 }
 
 /// Activation rows over `xs` and their Q8 blocks.
-fn act_rows<'a>(xs: &'a [Vec<f32>], q8s: &'a [Vec<BlockQ8>]) -> Vec<ActRow<'a>> {
+pub(super) fn act_rows<'a>(xs: &'a [Vec<f32>], q8s: &'a [Vec<BlockQ8>]) -> Vec<ActRow<'a>> {
     xs.iter()
         .zip(q8s)
         .map(|(x, q)| ActRow { f32: x, q8: q })
@@ -603,6 +603,21 @@ fn vec_dot_uses_the_detected_level() {
     }
 }
 
+/// `blocks` activation blocks of alternating -127 and 127 (d = 1), the largest magnitudes
+/// [`quantize_act_q8`] produces.
+pub(super) fn extreme_q8(blocks: usize) -> Vec<BlockQ8> {
+    let mut q8 = vec![BlockQ8::default(); blocks];
+    for (b, blk) in q8.iter_mut().enumerate() {
+        blk.d = 1.0;
+        for (j, q) in blk.qs.iter_mut().enumerate() {
+            *q = if (j + b) % 2 == 0 { -127 } else { 127 };
+        }
+        blk.sum = blk.qs.iter().map(|&v| i32::from(v)).sum();
+        blk.s = blk.sum as f32;
+    }
+    q8
+}
+
 /// Extreme quants: Q8_0 weights of -128/127 and activations of ±127 hit the largest pair sums
 /// (2 * 128 * 127) the AVX2 path must not saturate on.
 #[test]
@@ -613,15 +628,7 @@ fn vec_dot_extreme_quants_are_exact() {
         w.extend(f16_bytes(1.0));
         w.extend((0..32).map(|j| if (j + b) % 3 == 0 { 0x80u8 } else { 0x7F }));
     }
-    let mut q8 = vec![BlockQ8::default(); 2];
-    for (b, blk) in q8.iter_mut().enumerate() {
-        blk.d = 1.0;
-        for (j, q) in blk.qs.iter_mut().enumerate() {
-            *q = if (j + b) % 2 == 0 { -127 } else { 127 };
-        }
-        blk.sum = blk.qs.iter().map(|&v| i32::from(v)).sum();
-        blk.s = blk.sum as f32;
-    }
+    let q8 = extreme_q8(2);
     let x = dequant_q8(&q8);
     let expected = vec_dot_reference(GgmlType::Q8_0, &w, &x);
     for level in levels() {

@@ -5,7 +5,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::super::tests::{
-    KERNEL_RTOL, abs_dot, act_q8, dequant_q8, dequantized, quantized, test_row,
+    KERNEL_RTOL, abs_dot, act_q8, act_rows, dequant_q8, dequantized, extreme_q8, quantized,
+    test_row,
 };
 use super::super::{ActRow, BlockQ8, GgmlType, vec_dot_reference};
 use super::*;
@@ -22,6 +23,13 @@ fn weight_rows(rng: &mut ChaCha8Rng, ty: GgmlType, panels: usize, n: usize) -> (
         bytes.extend(w);
     }
     (bytes, values)
+}
+
+/// `count` random activation rows of `n` elements and their Q8 blocks.
+fn activations(rng: &mut ChaCha8Rng, count: usize, n: usize) -> (Vec<Vec<f32>>, Vec<Vec<BlockQ8>>) {
+    let xs: Vec<Vec<f32>> = (0..count).map(|_| test_row(rng, n)).collect();
+    let q8s = xs.iter().map(|x| act_q8(x)).collect();
+    (xs, q8s)
 }
 
 fn packed(ty: GgmlType, rows: &[u8], row_bytes: usize) -> Vec<u8> {
@@ -67,13 +75,8 @@ fn scalar_order_meets_the_dot_product_bound() {
             let row_bytes = ty.row_bytes(n).unwrap();
             let (rows, values) = weight_rows(&mut rng, ty, 1, n);
             let panels = packed(ty, &rows, row_bytes);
-            let xs: Vec<Vec<f32>> = (0..3).map(|_| test_row(&mut rng, n)).collect();
-            let q8s: Vec<Vec<BlockQ8>> = xs.iter().map(|x| act_q8(x)).collect();
-            let acts: Vec<ActRow<'_>> = xs
-                .iter()
-                .zip(&q8s)
-                .map(|(x, q)| ActRow { f32: x, q8: q })
-                .collect();
+            let (xs, q8s) = activations(&mut rng, 3, n);
+            let acts = act_rows(&xs, &q8s);
             let mut out = vec![0.0f32; PANEL_ROWS * acts.len()];
             dot_panels_scalar(ty, &panels, row_bytes, &acts, &mut out);
             for r in 0..PANEL_ROWS {
@@ -123,15 +126,7 @@ fn extreme_quants_are_exact() {
             }
         }
         let panels = packed(ty, &rows, row_bytes);
-        let mut q8 = vec![BlockQ8::default(); 2];
-        for (b, blk) in q8.iter_mut().enumerate() {
-            blk.d = 1.0;
-            for (j, q) in blk.qs.iter_mut().enumerate() {
-                *q = if (j + b) % 2 == 0 { -127 } else { 127 };
-            }
-            blk.sum = blk.qs.iter().map(|&v| i32::from(v)).sum();
-            blk.s = blk.sum as f32;
-        }
+        let q8 = extreme_q8(2);
         let x = dequant_q8(&q8);
         let act = [ActRow { f32: &x, q8: &q8 }];
         let mut want = vec![0.0f32; PANEL_ROWS];
@@ -162,13 +157,8 @@ fn fast_kernel_is_bit_identical_to_the_scalar_order_at_every_batch() {
             let row_bytes = ty.row_bytes(n).unwrap();
             let (rows, _) = weight_rows(&mut rng, ty, 2, n);
             let panels = packed(ty, &rows, row_bytes);
-            let xs: Vec<Vec<f32>> = (0..20).map(|_| test_row(&mut rng, n)).collect();
-            let q8s: Vec<Vec<BlockQ8>> = xs.iter().map(|x| act_q8(x)).collect();
-            let acts: Vec<ActRow<'_>> = xs
-                .iter()
-                .zip(&q8s)
-                .map(|(x, q)| ActRow { f32: x, q8: q })
-                .collect();
+            let (xs, q8s) = activations(&mut rng, 20, n);
+            let acts = act_rows(&xs, &q8s);
             let rows_out = 2 * PANEL_ROWS;
             let mut alone = vec![0.0f32; rows_out * acts.len()];
             for (k, a) in acts.iter().enumerate() {
@@ -237,13 +227,8 @@ fn bench_panels() {
             let rb = ty.row_bytes(n).unwrap();
             let (wm, _) = weight_rows(&mut rng, ty, rows / PANEL_ROWS, n);
             let pm = packed(ty, &wm, rb);
-            let xs: Vec<Vec<f32>> = (0..16).map(|_| test_row(&mut rng, n)).collect();
-            let q8s: Vec<Vec<BlockQ8>> = xs.iter().map(|x| act_q8(x)).collect();
-            let acts: Vec<ActRow<'_>> = xs
-                .iter()
-                .zip(&q8s)
-                .map(|(x, q)| ActRow { f32: x, q8: q })
-                .collect();
+            let (xs, q8s) = activations(&mut rng, 16, n);
+            let acts = act_rows(&xs, &q8s);
             for m in [1, 8, 16] {
                 let mut out = vec![0.0f32; rows * m];
                 let best = |f: &mut dyn FnMut()| {
