@@ -24,8 +24,9 @@
 //! the fast kernel matches it bit for bit, whatever the number of activations or their
 //! position in a batch.
 //!
-//! Panels are used only where the level has a kernel for them ([`packs`]): AVX-512 VNNI, for
-//! Q4_1 and Q8_0. Elsewhere weights keep their GGUF rows.
+//! Panels are used only where the level has a kernel for them ([`packs`]): AVX-512 VNNI for
+//! Q4_1 and Q8_0, AVX2 for Q4_1. Elsewhere weights keep their GGUF rows. Every kernel follows
+//! the same order, so the levels agree bit for bit.
 
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -43,9 +44,22 @@ pub(crate) use scalar::dot_panels_scalar;
 pub const PANEL_ROWS: usize = 16;
 
 /// Whether weights of `ty` are packed into panels on this CPU: true where the detected level
-/// has a panel kernel for the type.
+/// has a panel kernel for the type (AVX-512 VNNI: Q4_1 and Q8_0; AVX2: Q4_1).
 pub fn packs(ty: GgmlType) -> bool {
-    simd_level_enum() == Level::Avx512Vnni && has_layout(ty)
+    has_kernel(simd_level_enum(), ty)
+}
+
+/// Whether `level` has a panel kernel for `ty`.
+fn has_kernel(level: Level, ty: GgmlType) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86::kernel(level, ty).is_some()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (level, ty);
+        false
+    }
 }
 
 /// Whether a panel layout is defined for `ty` (whatever the CPU).
@@ -181,18 +195,57 @@ pub fn dot_panels(
     xs: &[ActRow<'_>],
     out: &mut [f32],
 ) {
-    if !packs(ty) {
-        return dot_panels_scalar(ty, panels, row_bytes, xs, out);
-    }
+    dot_panels_with(simd_level_enum(), ty, panels, row_bytes, xs, out);
+}
+
+/// [`dot_panels`] with `level`'s kernel (the scalar order where it has none).
+fn dot_panels_with(
+    level: Level,
+    ty: GgmlType,
+    panels: &[u8],
+    row_bytes: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [f32],
+) {
     check_dots(ty, panels, row_bytes, xs, out);
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `packs` is true only at the AVX-512 VNNI level, which the kernel requires, and
-    // `check_dots` checked every length.
-    unsafe {
-        x86::dot_panels(ty, panels, row_bytes, xs, out)
+    if let Some(kernel) = x86::kernel(level, ty) {
+        assert!(
+            level <= simd_level_enum(),
+            "{level:?} is not supported by this CPU"
+        );
+        // SAFETY: the CPU supports `level` (asserted; `dot_panels` passes the detected one),
+        // and `check_dots` checked every length.
+        return unsafe { x86::dot_panels(kernel, panels, row_bytes, xs, out) };
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    unreachable!("packs is false off x86_64");
+    let _ = level;
+    dot_panels_scalar(ty, panels, row_bytes, xs, out);
+}
+
+/// [`dot_panels`] at an explicit level, for tests. Panics if the CPU does not support `level`.
+#[cfg(test)]
+pub(crate) fn dot_panels_at(
+    level: Level,
+    ty: GgmlType,
+    panels: &[u8],
+    row_bytes: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [f32],
+) {
+    assert!(
+        level <= simd_level_enum(),
+        "{level:?} is not supported by this CPU"
+    );
+    dot_panels_with(level, ty, panels, row_bytes, xs, out);
+}
+
+/// The levels with a panel kernel for `ty` that this CPU supports.
+#[cfg(test)]
+pub(crate) fn kernel_levels(ty: GgmlType) -> Vec<Level> {
+    [Level::Avx2, Level::Avx512Vnni]
+        .into_iter()
+        .filter(|&l| l <= simd_level_enum() && has_kernel(l, ty))
+        .collect()
 }
 
 /// The checks of [`dot_panels`] that do not depend on the CPU.

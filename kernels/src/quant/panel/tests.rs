@@ -8,7 +8,7 @@ use super::super::tests::{
     KERNEL_RTOL, abs_dot, act_q8, act_rows, dequant_q8, dequantized, extreme_q8, quantized,
     test_row,
 };
-use super::super::{ActRow, BlockQ8, GgmlType, vec_dot_reference};
+use super::super::{ActRow, BlockQ8, GgmlType, vec_dot_multi_at, vec_dot_reference};
 use super::*;
 
 const TYPES: [GgmlType; 2] = [GgmlType::Q4_1, GgmlType::Q8_0];
@@ -135,20 +135,20 @@ fn extreme_quants_are_exact() {
             let exact = vec_dot_reference(ty, &rows[r * row_bytes..][..row_bytes], &x);
             assert_eq!(w, exact, "{ty} row {r}");
         }
-        if packs(ty) {
+        for level in kernel_levels(ty) {
             let mut got = vec![0.0f32; PANEL_ROWS];
-            dot_panels(ty, &panels, row_bytes, &act, &mut got);
-            assert_eq!(got, want, "{ty}");
+            dot_panels_at(level, ty, &panels, row_bytes, &act, &mut got);
+            assert_eq!(got, want, "{ty} {level:?}");
         }
     }
 }
 
-/// Every batch size from 1 to 20 (groups of eight and every remainder), and each activation
-/// alone: the fast kernel gives the scalar order's bits.
+/// Every batch size from 1 to 20 (the kernels' groups and every remainder), and each
+/// activation alone: every fast kernel this CPU runs gives the scalar order's bits.
 #[test]
-fn fast_kernel_is_bit_identical_to_the_scalar_order_at_every_batch() {
-    if !TYPES.iter().any(|&t| packs(t)) {
-        eprintln!("skipped: this CPU has no panel kernel (AVX-512 VNNI)");
+fn fast_kernels_are_bit_identical_to_the_scalar_order_at_every_batch() {
+    if TYPES.iter().all(|&t| kernel_levels(t).is_empty()) {
+        eprintln!("skipped: this CPU has no panel kernel (AVX2 or AVX-512 VNNI)");
         return;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(13);
@@ -162,37 +162,50 @@ fn fast_kernel_is_bit_identical_to_the_scalar_order_at_every_batch() {
             let rows_out = 2 * PANEL_ROWS;
             let mut alone = vec![0.0f32; rows_out * acts.len()];
             for (k, a) in acts.iter().enumerate() {
-                let mut o = vec![0.0f32; rows_out];
-                dot_panels(ty, &panels, row_bytes, std::slice::from_ref(a), &mut o);
                 let mut s = vec![0.0f32; rows_out];
                 dot_panels_scalar(ty, &panels, row_bytes, std::slice::from_ref(a), &mut s);
-                assert_eq!(bits(&o), bits(&s), "{ty} n={n} act {k} alone");
                 for r in 0..rows_out {
-                    alone[r * acts.len() + k] = o[r];
+                    alone[r * acts.len() + k] = s[r];
                 }
             }
-            for batch in 1..=acts.len() {
-                let start = rng.random_range(0..=acts.len() - batch);
-                let part = &acts[start..start + batch];
-                let mut o = vec![0.0f32; rows_out * batch];
-                dot_panels(ty, &panels, row_bytes, part, &mut o);
-                for r in 0..rows_out {
-                    for k in 0..batch {
+            for level in kernel_levels(ty) {
+                for (k, a) in acts.iter().enumerate() {
+                    let mut o = vec![0.0f32; rows_out];
+                    dot_panels_at(
+                        level,
+                        ty,
+                        &panels,
+                        row_bytes,
+                        std::slice::from_ref(a),
+                        &mut o,
+                    );
+                    for r in 0..rows_out {
                         assert_eq!(
-                            o[r * batch + k].to_bits(),
-                            alone[r * acts.len() + start + k].to_bits(),
-                            "{ty} n={n} batch {batch} row {r} act {}",
-                            start + k
+                            o[r].to_bits(),
+                            alone[r * acts.len() + k].to_bits(),
+                            "{ty} {level:?} n={n} act {k} alone, row {r}"
                         );
+                    }
+                }
+                for batch in 1..=acts.len() {
+                    let start = rng.random_range(0..=acts.len() - batch);
+                    let part = &acts[start..start + batch];
+                    let mut o = vec![0.0f32; rows_out * batch];
+                    dot_panels_at(level, ty, &panels, row_bytes, part, &mut o);
+                    for r in 0..rows_out {
+                        for k in 0..batch {
+                            assert_eq!(
+                                o[r * batch + k].to_bits(),
+                                alone[r * acts.len() + start + k].to_bits(),
+                                "{ty} {level:?} n={n} batch {batch} row {r} act {}",
+                                start + k
+                            );
+                        }
                     }
                 }
             }
         }
     }
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 #[test]
@@ -219,9 +232,9 @@ fn bench_panels() {
     use std::time::Instant;
     let mut rng = ChaCha8Rng::seed_from_u64(14);
     for ty in TYPES {
-        if !packs(ty) {
-            eprintln!("skipped: no panel kernel on this CPU");
-            return;
+        if kernel_levels(ty).is_empty() {
+            eprintln!("skipped: no {ty} panel kernel on this CPU");
+            continue;
         }
         for (n, rows) in [(576, 256), (576, 65536)] {
             let rb = ty.row_bytes(n).unwrap();
@@ -242,20 +255,25 @@ fn bench_panels() {
                 };
                 let iters = if rows > 1024 { 1 } else { 50 };
                 let per = (iters * rows * m) as f64;
-                let r = best(&mut || {
-                    for _ in 0..iters {
-                        super::super::vec_dot_rows(ty, black_box(&wm), rb, &acts[..m], &mut out);
-                    }
-                }) / per;
-                let p = best(&mut || {
-                    for _ in 0..iters {
-                        dot_panels(ty, black_box(&pm), rb, &acts[..m], &mut out);
-                    }
-                }) / per;
-                eprintln!(
-                    "{ty:>5} n={n} rows={rows:>6} m={m:>2}: rows {r:6.2} ns, panels {p:6.2} ns per row-dot ({:.2}x)",
-                    r / p
-                );
+                for level in kernel_levels(ty) {
+                    // The row kernels at the same level, one call per row.
+                    let r = best(&mut || {
+                        for _ in 0..iters {
+                            for (w, o) in wm.chunks_exact(rb).zip(out.chunks_exact_mut(m)) {
+                                vec_dot_multi_at(level, ty, black_box(w), &acts[..m], o);
+                            }
+                        }
+                    }) / per;
+                    let p = best(&mut || {
+                        for _ in 0..iters {
+                            dot_panels_at(level, ty, black_box(&pm), rb, &acts[..m], &mut out);
+                        }
+                    }) / per;
+                    eprintln!(
+                        "{ty:>5} n={n} rows={rows:>6} m={m:>2} {level:?}: rows {r:6.2} ns, panels {p:6.2} ns per row-dot ({:.2}x)",
+                        r / p
+                    );
+                }
             }
         }
     }

@@ -1,60 +1,108 @@
-//! The AVX-512 VNNI panel kernels: one `vpdpbusd` per 4 elements of sixteen rows, lane `r` of
-//! every vector belonging to row `r`.
+//! The x86 panel kernels, lane `r` of every vector belonging to row `r`: with AVX-512 VNNI one
+//! `vpdpbusd` per 4 elements of sixteen rows (Q4_1, Q8_0); with AVX2, `vpmaddubsw` + `vpmaddwd`
+//! per 4 elements of eight rows, each half of a panel in turn (Q4_1 only: Q8_0's +128 bytes
+//! would saturate `vpmaddubsw`'s pair sums).
 
 use core::arch::x86_64::*;
 
-use super::super::{ActRow, BlockQ8, GgmlType};
+use super::super::{ActRow, BlockQ8, GgmlType, Level};
 use super::{GROUP, HALVES, PANEL_ROWS, chunk_bytes};
 
-/// Activations dotted with one panel per kernel call: eight accumulator pairs plus the eight
-/// unpacked weight vectors fit the 32 vector registers.
+/// Activations dotted with one panel per AVX-512 kernel call: eight accumulator pairs plus the
+/// eight unpacked weight vectors fit the 32 vector registers.
 const MAX_GROUP: usize = 8;
+/// Activations per AVX2 kernel call: with 16 registers, eight hold half a chunk's weights.
+const AVX2_GROUP: usize = 2;
 
-/// [`dot_panels`](super::dot_panels) at this level.
+/// Dots one panel with up to [`MAX_GROUP`] activations: `res[k][lane]` for activation `k`.
+///
+/// Calling one requires its level's CPU features and lengths checked by `check_dots`.
+type GroupKernel = unsafe fn(&[u8], &[ActRow<'_>], &mut [[f32; PANEL_ROWS]; MAX_GROUP]);
+
+/// The group kernel of `ty` at `level`, and the activations it takes per call; `None` where
+/// there is none.
+pub(super) fn kernel(level: Level, ty: GgmlType) -> Option<(GroupKernel, usize)> {
+    match (level, ty) {
+        (Level::Avx512Vnni, GgmlType::Q4_1) => Some((vnni_q4_1 as GroupKernel, MAX_GROUP)),
+        (Level::Avx512Vnni, GgmlType::Q8_0) => Some((vnni_q8_0 as GroupKernel, MAX_GROUP)),
+        (Level::Avx2, GgmlType::Q4_1) => Some((avx2_q4_1 as GroupKernel, AVX2_GROUP)),
+        _ => None,
+    }
+}
+
+/// [`dot_panels`](super::dot_panels) with one group kernel.
 ///
 /// # Safety
-/// The CPU must support AVX-512 F/BW/VL and VNNI (with AVX2, FMA and F16C), and the lengths
-/// must have passed `check_dots` for a type with a panel layout.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+/// The CPU must support the kernel's level, `group` must not exceed what it takes, and the
+/// lengths must have passed `check_dots`.
 pub(super) unsafe fn dot_panels(
-    ty: GgmlType,
+    (kernel, group): (GroupKernel, usize),
     panels: &[u8],
     row_bytes: usize,
     xs: &[ActRow<'_>],
     out: &mut [f32],
 ) {
+    debug_assert!((1..=MAX_GROUP).contains(&group));
     let n = xs.len();
     let mut res = [[0.0f32; PANEL_ROWS]; MAX_GROUP];
     for (p, panel) in panels.chunks_exact(PANEL_ROWS * row_bytes).enumerate() {
         let mut k0 = 0;
         while k0 < n {
-            let g = (n - k0).min(MAX_GROUP);
-            let xc = &xs[k0..k0 + g];
-            macro_rules! call {
-                ($($n:literal)*) => {
-                    match g {
-                        $($n => {
-                            let v = match ty {
-                                GgmlType::Q4_1 => q4_1::<$n>(panel, rows::<$n>(xc)),
-                                GgmlType::Q8_0 => q8_0::<$n>(panel, rows::<$n>(xc)),
-                                _ => unreachable!("checked by check_dots"),
-                            };
-                            for (r, v) in res.iter_mut().zip(v) {
-                                // SAFETY: `r` is PANEL_ROWS (sixteen) writable f32s.
-                                unsafe { _mm512_storeu_ps(r.as_mut_ptr(), v) };
-                            }
-                        })*
-                        _ => unreachable!("1 <= g <= MAX_GROUP"),
-                    }
-                };
-            }
-            call!(1 2 3 4 5 6 7 8);
+            let g = (n - k0).min(group);
+            // SAFETY: the caller's guarantees, and g <= group activations.
+            unsafe { kernel(panel, &xs[k0..k0 + g], &mut res) };
             for (k, r) in res[..g].iter().enumerate() {
                 for (lane, &v) in r.iter().enumerate() {
                     out[(p * PANEL_ROWS + lane) * n + k0 + k] = v;
                 }
             }
             k0 += g;
+        }
+    }
+}
+
+/// Generates a [`GroupKernel`] over the const-generic AVX-512 kernel `$f` for the listed
+/// activation counts (`1..=MAX_GROUP`).
+macro_rules! vnni_group {
+    ($name:ident, $f:ident, [$($n:literal)*]) => {
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        unsafe fn $name(
+            panel: &[u8],
+            xc: &[ActRow<'_>],
+            res: &mut [[f32; PANEL_ROWS]; MAX_GROUP],
+        ) {
+            match xc.len() {
+                $($n => {
+                    for (r, v) in res.iter_mut().zip($f::<$n>(panel, rows::<$n>(xc))) {
+                        // SAFETY: `r` is PANEL_ROWS (sixteen) writable f32s.
+                        unsafe { _mm512_storeu_ps(r.as_mut_ptr(), v) };
+                    }
+                })*
+                _ => unreachable!("1..=MAX_GROUP activations"),
+            }
+        }
+    };
+}
+
+vnni_group!(vnni_q4_1, q4_1, [1 2 3 4 5 6 7 8]);
+vnni_group!(vnni_q8_0, q8_0, [1 2 3 4 5 6 7 8]);
+
+/// The AVX2 Q4_1 [`GroupKernel`]: each half of the panel (rows 0..8, then 8..16) in turn.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn avx2_q4_1(panel: &[u8], xc: &[ActRow<'_>], res: &mut [[f32; PANEL_ROWS]; MAX_GROUP]) {
+    for half in 0..2 {
+        macro_rules! store {
+            ($v:expr) => {
+                for (r, v) in res.iter_mut().zip($v) {
+                    // SAFETY: lanes 8 * half..8 * half + 8 of `r` are writable.
+                    unsafe { _mm256_storeu_ps(r.as_mut_ptr().add(8 * half), v) };
+                }
+            };
+        }
+        match xc.len() {
+            1 => store!(q4_1_avx2::<1>(panel, half, rows::<1>(xc))),
+            2 => store!(q4_1_avx2::<2>(panel, half, rows::<2>(xc))),
+            _ => unreachable!("1..=AVX2_GROUP activations"),
         }
     }
 }
@@ -168,4 +216,72 @@ fn q8_0<const N: usize>(panel: &[u8], xs: [&[BlockQ8]; N]) -> [__m512; N] {
         }
     }
     acc
+}
+
+/// Bytes `4j..4j+4` of an activation block in every 32-bit lane (AVX2).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn bcast4_256(qs: &[i8; 32], j: usize) -> __m256i {
+    debug_assert!(j < 8);
+    // SAFETY: j < 8, so bytes 4j..4j+4 lie inside the 32; the read is unaligned.
+    _mm256_set1_epi32(unsafe { qs.as_ptr().add(4 * j).cast::<i32>().read_unaligned() })
+}
+
+/// Exact `Σ w[k] * x[k]` over each group of four bytes (`w` nibbles, `x` signed): the i16 pair
+/// sums are at most 2 * 15 * 127, far from saturating.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn dot4_avx2(w: __m256i, x: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+}
+
+/// Q4_1 rows `8 * half..8 * half + 8` of a panel, in the panel order of operations.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline(never)]
+fn q4_1_avx2<const N: usize>(panel: &[u8], half: usize, xs: [&[BlockQ8]; N]) -> [__m256; N] {
+    const CB: usize = chunk_bytes(GgmlType::Q4_1);
+    debug_assert!(half < 2);
+    let mask = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut accm = [_mm256_setzero_ps(); N];
+    for (c, chunk) in panel.chunks_exact(CB).enumerate() {
+        // Rows 8 * half.. start 32 bytes into each group and 16 bytes into each halves array.
+        let p = chunk.as_ptr();
+        let mut lo = [_mm256_setzero_si256(); 4];
+        let mut hi = [_mm256_setzero_si256(); 4];
+        for g in 0..4 {
+            // SAFETY: 32 bytes at offset 32 * half of group g, inside the CB-byte chunk.
+            let raw = unsafe { _mm256_loadu_si256(p.add(g * GROUP + 32 * half).cast()) };
+            lo[g] = _mm256_and_si256(raw, mask);
+            hi[g] = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask);
+        }
+        // SAFETY: 16 bytes (eight halves) at offset 16 * half of the d and m arrays.
+        let (d, m) = unsafe {
+            (
+                _mm256_cvtph_ps(_mm_loadu_si128(p.add(4 * GROUP + 16 * half).cast())),
+                _mm256_cvtph_ps(_mm_loadu_si128(
+                    p.add(4 * GROUP + HALVES + 16 * half).cast(),
+                )),
+            )
+        };
+        for k in 0..N {
+            debug_assert!(c < xs[k].len());
+            // SAFETY: `check_dots` verified one activation block per chunk.
+            let xb = unsafe { xs[k].get_unchecked(c) };
+            let mut s0 = dot4_avx2(lo[0], bcast4_256(&xb.qs, 0));
+            let mut s1 = dot4_avx2(hi[0], bcast4_256(&xb.qs, 4));
+            for g in 1..4 {
+                s0 = _mm256_add_epi32(s0, dot4_avx2(lo[g], bcast4_256(&xb.qs, g)));
+                s1 = _mm256_add_epi32(s1, dot4_avx2(hi[g], bcast4_256(&xb.qs, 4 + g)));
+            }
+            let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+            acc[k] = _mm256_fmadd_ps(isum, _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[k]);
+            accm[k] = _mm256_fmadd_ps(m, _mm256_set1_ps(xb.s), accm[k]);
+        }
+    }
+    let mut r = [_mm256_setzero_ps(); N];
+    for k in 0..N {
+        r[k] = _mm256_add_ps(acc[k], accm[k]);
+    }
+    r
 }
