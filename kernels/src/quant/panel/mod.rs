@@ -12,21 +12,22 @@
 //! - Q4_1, 320 bytes: four 64-byte groups `p = 0..4`, each holding the `qs[4p..4p+4]` bytes of
 //!   rows 0..16 (row `r` at bytes `4r..4r+4`): low nibbles are elements `4p..4p+4`, high nibbles
 //!   `16+4p..16+4p+4`; then the sixteen fp16 `d`, then the sixteen fp16 `m`.
+//! - Q4_0, 288 bytes: the same four groups, then the sixteen fp16 `d`.
 //! - Q8_0, 544 bytes: eight 64-byte groups `j = 0..8`, each holding the `qs[4j..4j+4]` bytes of
 //!   rows 0..16 stored `+128` (as unsigned bytes: `vpdpbusd` multiplies unsigned by signed);
 //!   then the sixteen fp16 `d`.
 //!
 //! # Order of operations (per row and activation; it depends only on the row length)
 //!
-//! For each chunk `c` in turn: the exact integer dot `isum` of the chunk with activation block
-//! `c`, then `acc = fma(isum as f32, d * x.d, acc)` and, for Q4_1, `accm = fma(m, x.s, accm)`.
-//! The result is `acc + accm` (Q8_0: `acc`). [`dot_panels_scalar`] is this order written out;
+//! For each chunk `c` in turn: the exact integer dot `isum` of the chunk's weight quants (Q4_0:
+//! `q - 8`) with activation block `c`, then `acc = fma(isum as f32, d * x.d, acc)` and, for
+//! Q4_1, `accm = fma(m, x.s, accm)`. The result is `acc + accm` (Q4_0 and Q8_0: `acc`). [`dot_panels_scalar`] is this order written out;
 //! the fast kernel matches it bit for bit, whatever the number of activations or their
 //! position in a batch.
 //!
 //! Panels are used only where the level has a kernel for them ([`packs`]): AVX-512 VNNI for
-//! Q4_1 and Q8_0, AVX2 for Q4_1. Elsewhere weights keep their GGUF rows. Every kernel follows
-//! the same order, so the levels agree bit for bit.
+//! Q4_0, Q4_1 and Q8_0, AVX2 for Q4_0 and Q4_1. Elsewhere weights keep their GGUF rows. Every
+//! kernel follows the same order, so the levels agree bit for bit.
 
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -35,7 +36,7 @@ mod x86;
 #[cfg(test)]
 mod tests;
 
-use super::blocks::{BlockQ4_1, BlockQ8_0, QK, as_blocks};
+use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, as_blocks};
 use super::{ActKind, ActRow, GgmlType, Level, simd_level_enum};
 
 pub(crate) use scalar::dot_panels_scalar;
@@ -44,7 +45,7 @@ pub(crate) use scalar::dot_panels_scalar;
 pub const PANEL_ROWS: usize = 16;
 
 /// Whether weights of `ty` are packed into panels on this CPU: true where the detected level
-/// has a panel kernel for the type (AVX-512 VNNI: Q4_1 and Q8_0; AVX2: Q4_1).
+/// has a panel kernel for the type (AVX-512 VNNI: Q4_0, Q4_1 and Q8_0; AVX2: Q4_0 and Q4_1).
 pub fn packs(ty: GgmlType) -> bool {
     has_kernel(simd_level_enum(), ty)
 }
@@ -64,7 +65,7 @@ fn has_kernel(level: Level, ty: GgmlType) -> bool {
 
 /// Whether a panel layout is defined for `ty` (whatever the CPU).
 pub(crate) fn has_layout(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_1 | GgmlType::Q8_0)
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
 }
 
 /// Bytes of one 64-byte quant group: four bytes of each of the sixteen rows.
@@ -75,6 +76,7 @@ const HALVES: usize = 2 * PANEL_ROWS;
 /// Bytes of one panel chunk of `ty` (sixteen GGUF blocks).
 pub(crate) const fn chunk_bytes(ty: GgmlType) -> usize {
     match ty {
+        GgmlType::Q4_0 => 4 * GROUP + HALVES,
         GgmlType::Q4_1 => 4 * GROUP + 2 * HALVES,
         GgmlType::Q8_0 => 8 * GROUP + HALVES,
         _ => 0,
@@ -82,6 +84,7 @@ pub(crate) const fn chunk_bytes(ty: GgmlType) -> usize {
 }
 
 const _: () = {
+    assert!(chunk_bytes(GgmlType::Q4_0) == PANEL_ROWS * size_of::<BlockQ4_0>());
     assert!(chunk_bytes(GgmlType::Q4_1) == PANEL_ROWS * size_of::<BlockQ4_1>());
     assert!(chunk_bytes(GgmlType::Q8_0) == PANEL_ROWS * size_of::<BlockQ8_0>());
 };
@@ -114,6 +117,13 @@ pub fn pack(ty: GgmlType, rows: &[u8], row_bytes: usize, panel: &mut [u8]) {
         for r in 0..PANEL_ROWS {
             let row = &rows[r * row_bytes..(r + 1) * row_bytes];
             match ty {
+                GgmlType::Q4_0 => {
+                    let b = &as_blocks::<BlockQ4_0>(row)[c];
+                    for p in 0..4 {
+                        out[p * GROUP + 4 * r..][..4].copy_from_slice(&b.qs[4 * p..4 * p + 4]);
+                    }
+                    out[4 * GROUP + 2 * r..][..2].copy_from_slice(&b.d);
+                }
                 GgmlType::Q4_1 => {
                     let b = &as_blocks::<BlockQ4_1>(row)[c];
                     for p in 0..4 {
@@ -155,6 +165,13 @@ pub fn unpack_row(ty: GgmlType, panel: &[u8], row_bytes: usize, lane: usize, row
         .zip(row.chunks_exact_mut(bb))
     {
         match ty {
+            GgmlType::Q4_0 => {
+                // d, qs[16]
+                block[0..2].copy_from_slice(&chunk[4 * GROUP + 2 * lane..][..2]);
+                for p in 0..4 {
+                    block[2 + 4 * p..][..4].copy_from_slice(&chunk[p * GROUP + 4 * lane..][..4]);
+                }
+            }
             GgmlType::Q4_1 => {
                 // d, m, qs[16]
                 block[0..2].copy_from_slice(&chunk[4 * GROUP + 2 * lane..][..2]);

@@ -27,6 +27,18 @@ pub(crate) fn dot_panels_scalar(
                 let mut accm = 0.0f32;
                 for (chunk, xb) in panel.chunks_exact(cb).zip(x.q8) {
                     let (isum, d, m) = match ty {
+                        GgmlType::Q4_0 => {
+                            let mut isum = 0i32;
+                            for g in 0..4 {
+                                let bytes = &chunk[g * GROUP + 4 * lane..][..4];
+                                for (b, &q) in bytes.iter().enumerate() {
+                                    let (lo, hi) = (i32::from(q & 0x0F) - 8, i32::from(q >> 4) - 8);
+                                    isum += lo * i32::from(xb.qs[4 * g + b]);
+                                    isum += hi * i32::from(xb.qs[16 + 4 * g + b]);
+                                }
+                            }
+                            (isum, half_at(chunk, 4 * GROUP, lane), None)
+                        }
                         GgmlType::Q4_1 => {
                             let mut isum = 0i32;
                             for g in 0..4 {

@@ -11,7 +11,7 @@ use super::super::tests::{
 use super::super::{ActRow, BlockQ8, GgmlType, vec_dot_multi_at, vec_dot_reference};
 use super::*;
 
-const TYPES: [GgmlType; 2] = [GgmlType::Q4_1, GgmlType::Q8_0];
+const TYPES: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
 
 /// `PANEL_ROWS * panels` random rows of `n` elements, as GGUF bytes, and their f32 values.
 fn weight_rows(rng: &mut ChaCha8Rng, ty: GgmlType, panels: usize, n: usize) -> (Vec<u8>, Vec<f32>) {
@@ -101,8 +101,8 @@ fn scalar_order_meets_the_dot_product_bound() {
     }
 }
 
-/// Extreme quants: Q8_0 weights of -128 and 127 against activations of ±127, and Q4_1 nibbles
-/// of 15, give the exact integer dot.
+/// Extreme quants: Q8_0 weights of -128 and 127 against activations of ±127, Q4_1 nibbles of
+/// 15 and Q4_0's -8 and 7, give the exact integer dot.
 #[test]
 fn extreme_quants_are_exact() {
     for ty in TYPES {
@@ -116,6 +116,9 @@ fn extreme_quants_are_exact() {
                     GgmlType::Q4_1 => {
                         block[2..4].fill(0); // m = 0
                         block[4..].fill(if (r + b) % 2 == 0 { 0xFF } else { 0xF0 });
+                    }
+                    GgmlType::Q4_0 => {
+                        block[2..].fill(if (r + b) % 2 == 0 { 0x0F } else { 0xF0 });
                     }
                     _ => {
                         for (j, q) in block[2..].iter_mut().enumerate() {
