@@ -105,10 +105,13 @@ impl CpuWeight {
         } else {
             0
         };
-        let mut data = bytes.to_vec();
-        let pb = PANEL_ROWS * row_bytes;
+        // The panel part is written once, by `pack`; only the GGUF rows after it are copied.
+        let split = panel_rows * row_bytes;
+        let mut data = vec![0u8; bytes.len()];
+        data[split..].copy_from_slice(&bytes[split..]);
         if panel_rows > 0 {
-            for (src, dst) in bytes[..panel_rows * row_bytes]
+            let pb = PANEL_ROWS * row_bytes;
+            for (src, dst) in bytes[..split]
                 .chunks_exact(pb)
                 .zip(data.chunks_exact_mut(pb))
             {

@@ -36,7 +36,7 @@ mod x86;
 #[cfg(test)]
 mod tests;
 
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK, as_blocks};
+use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
 use super::{ActKind, ActRow, GgmlType, Level, simd_level_enum};
 
 pub(crate) use scalar::dot_panels_scalar;
@@ -63,9 +63,48 @@ fn has_kernel(level: Level, ty: GgmlType) -> bool {
     }
 }
 
-/// Whether a panel layout is defined for `ty` (whatever the CPU).
-pub(crate) fn has_layout(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+/// Where a GGUF block of a panel type keeps its fields. Every one starts with its fp16 `d`.
+#[derive(Clone, Copy)]
+struct Fields {
+    /// Offset of the quant bytes in the block.
+    qs: usize,
+    /// Quant groups of four bytes per block (4 for the 4-bit types, 8 for Q8_0).
+    groups: usize,
+    /// Offset of Q4_1's fp16 `m` (its halves array follows the `d` one in a chunk).
+    m: Option<usize>,
+    /// XORed into each quant byte: Q8_0's `+128` as an unsigned byte.
+    flip: u8,
+    /// What a stored (unsigned) quant exceeds the weight's integer by: Q4_0's 8 (`q - 8`),
+    /// Q8_0's 128 (`flip`).
+    bias: i32,
+}
+
+/// The block fields of `ty`, or `None` if it has no panel layout.
+const fn fields(ty: GgmlType) -> Option<Fields> {
+    match ty {
+        GgmlType::Q4_0 => Some(Fields {
+            qs: 2,
+            groups: 4,
+            m: None,
+            flip: 0,
+            bias: 8,
+        }),
+        GgmlType::Q4_1 => Some(Fields {
+            qs: 4,
+            groups: 4,
+            m: Some(2),
+            flip: 0,
+            bias: 0,
+        }),
+        GgmlType::Q8_0 => Some(Fields {
+            qs: 2,
+            groups: 8,
+            m: None,
+            flip: 0x80,
+            bias: 128,
+        }),
+        _ => None,
+    }
 }
 
 /// Bytes of one 64-byte quant group: four bytes of each of the sixteen rows.
@@ -73,13 +112,12 @@ const GROUP: usize = 4 * PANEL_ROWS;
 /// Bytes of the sixteen fp16 scales (or offsets) of a chunk.
 const HALVES: usize = 2 * PANEL_ROWS;
 
-/// Bytes of one panel chunk of `ty` (sixteen GGUF blocks).
+/// Bytes of one panel chunk of `ty` (sixteen GGUF blocks): the quant groups, then the `d`
+/// halves, then (Q4_1) the `m` halves.
 pub(crate) const fn chunk_bytes(ty: GgmlType) -> usize {
-    match ty {
-        GgmlType::Q4_0 => 4 * GROUP + HALVES,
-        GgmlType::Q4_1 => 4 * GROUP + 2 * HALVES,
-        GgmlType::Q8_0 => 8 * GROUP + HALVES,
-        _ => 0,
+    match fields(ty) {
+        Some(f) => f.groups * GROUP + if f.m.is_some() { 2 } else { 1 } * HALVES,
+        None => 0,
     }
 }
 
@@ -89,19 +127,29 @@ const _: () = {
     assert!(chunk_bytes(GgmlType::Q8_0) == PANEL_ROWS * size_of::<BlockQ8_0>());
 };
 
-/// Panics unless `ty` has a layout and `panel` is `PANEL_ROWS` rows of `row_bytes`.
+/// Panics unless `ty` has a layout and `row_bytes` is whole blocks of it; returns the fields.
 #[track_caller]
-fn check_panel(ty: GgmlType, panel_len: usize, row_bytes: usize) {
-    assert!(has_layout(ty), "no panel layout for {ty}");
+fn check_rows(ty: GgmlType, row_bytes: usize) -> Fields {
+    let Some(f) = fields(ty) else {
+        panic!("no panel layout for {ty}");
+    };
     assert!(
         row_bytes > 0 && row_bytes.is_multiple_of(ty.block_bytes()),
         "{ty} row of {row_bytes} bytes is not whole blocks"
     );
+    f
+}
+
+/// [`check_rows`], and `panel_len` must be `PANEL_ROWS` rows of `row_bytes`.
+#[track_caller]
+fn check_panel(ty: GgmlType, panel_len: usize, row_bytes: usize) -> Fields {
+    let f = check_rows(ty, row_bytes);
     assert_eq!(
         panel_len,
         PANEL_ROWS * row_bytes,
         "a {ty} panel is {PANEL_ROWS} rows of {row_bytes} bytes"
     );
+    f
 }
 
 /// Packs `PANEL_ROWS` consecutive GGUF rows of `ty` (`rows`, `row_bytes` each) into one panel.
@@ -109,46 +157,25 @@ fn check_panel(ty: GgmlType, panel_len: usize, row_bytes: usize) {
 /// # Panics
 /// If `ty` has no panel layout or the lengths are not sixteen rows.
 pub fn pack(ty: GgmlType, rows: &[u8], row_bytes: usize, panel: &mut [u8]) {
-    check_panel(ty, rows.len(), row_bytes);
+    let f = check_panel(ty, rows.len(), row_bytes);
     assert_eq!(panel.len(), rows.len(), "panel and rows differ in size");
-    let chunks = row_bytes / ty.block_bytes();
-    let cb = chunk_bytes(ty);
-    for (c, out) in panel.chunks_exact_mut(cb).enumerate() {
+    let bb = ty.block_bytes();
+    let halves = f.groups * GROUP;
+    for (c, out) in panel.chunks_exact_mut(chunk_bytes(ty)).enumerate() {
         for r in 0..PANEL_ROWS {
-            let row = &rows[r * row_bytes..(r + 1) * row_bytes];
-            match ty {
-                GgmlType::Q4_0 => {
-                    let b = &as_blocks::<BlockQ4_0>(row)[c];
-                    for p in 0..4 {
-                        out[p * GROUP + 4 * r..][..4].copy_from_slice(&b.qs[4 * p..4 * p + 4]);
-                    }
-                    out[4 * GROUP + 2 * r..][..2].copy_from_slice(&b.d);
+            let block = &rows[r * row_bytes + c * bb..][..bb];
+            for g in 0..f.groups {
+                let src = &block[f.qs + 4 * g..][..4];
+                for (o, &q) in out[g * GROUP + 4 * r..][..4].iter_mut().zip(src) {
+                    *o = q ^ f.flip;
                 }
-                GgmlType::Q4_1 => {
-                    let b = &as_blocks::<BlockQ4_1>(row)[c];
-                    for p in 0..4 {
-                        out[p * GROUP + 4 * r..][..4].copy_from_slice(&b.qs[4 * p..4 * p + 4]);
-                    }
-                    out[4 * GROUP + 2 * r..][..2].copy_from_slice(&b.d);
-                    out[4 * GROUP + HALVES + 2 * r..][..2].copy_from_slice(&b.m);
-                }
-                GgmlType::Q8_0 => {
-                    let b = &as_blocks::<BlockQ8_0>(row)[c];
-                    for j in 0..8 {
-                        for (o, &q) in out[j * GROUP + 4 * r..][..4]
-                            .iter_mut()
-                            .zip(&b.qs[4 * j..4 * j + 4])
-                        {
-                            *o = (q as u8) ^ 0x80;
-                        }
-                    }
-                    out[8 * GROUP + 2 * r..][..2].copy_from_slice(&b.d);
-                }
-                _ => unreachable!("checked by check_panel"),
+            }
+            out[halves + 2 * r..][..2].copy_from_slice(&block[..2]);
+            if let Some(m) = f.m {
+                out[halves + HALVES + 2 * r..][..2].copy_from_slice(&block[m..m + 2]);
             }
         }
     }
-    debug_assert_eq!(chunks * cb, panel.len());
 }
 
 /// Row `lane` (`< PANEL_ROWS`) of a panel, back in its GGUF bytes.
@@ -156,43 +183,23 @@ pub fn pack(ty: GgmlType, rows: &[u8], row_bytes: usize, panel: &mut [u8]) {
 /// # Panics
 /// As [`pack`], or if `lane` or `row.len()` is out of range.
 pub fn unpack_row(ty: GgmlType, panel: &[u8], row_bytes: usize, lane: usize, row: &mut [u8]) {
-    check_panel(ty, panel.len(), row_bytes);
+    let f = check_panel(ty, panel.len(), row_bytes);
     assert!(lane < PANEL_ROWS, "lane {lane} of a {PANEL_ROWS}-row panel");
     assert_eq!(row.len(), row_bytes, "row length");
-    let bb = ty.block_bytes();
+    let halves = f.groups * GROUP;
     for (chunk, block) in panel
         .chunks_exact(chunk_bytes(ty))
-        .zip(row.chunks_exact_mut(bb))
+        .zip(row.chunks_exact_mut(ty.block_bytes()))
     {
-        match ty {
-            GgmlType::Q4_0 => {
-                // d, qs[16]
-                block[0..2].copy_from_slice(&chunk[4 * GROUP + 2 * lane..][..2]);
-                for p in 0..4 {
-                    block[2 + 4 * p..][..4].copy_from_slice(&chunk[p * GROUP + 4 * lane..][..4]);
-                }
+        block[..2].copy_from_slice(&chunk[halves + 2 * lane..][..2]);
+        if let Some(m) = f.m {
+            block[m..m + 2].copy_from_slice(&chunk[halves + HALVES + 2 * lane..][..2]);
+        }
+        for g in 0..f.groups {
+            let src = &chunk[g * GROUP + 4 * lane..][..4];
+            for (o, &u) in block[f.qs + 4 * g..][..4].iter_mut().zip(src) {
+                *o = u ^ f.flip;
             }
-            GgmlType::Q4_1 => {
-                // d, m, qs[16]
-                block[0..2].copy_from_slice(&chunk[4 * GROUP + 2 * lane..][..2]);
-                block[2..4].copy_from_slice(&chunk[4 * GROUP + HALVES + 2 * lane..][..2]);
-                for p in 0..4 {
-                    block[4 + 4 * p..][..4].copy_from_slice(&chunk[p * GROUP + 4 * lane..][..4]);
-                }
-            }
-            GgmlType::Q8_0 => {
-                // d, qs[32]
-                block[0..2].copy_from_slice(&chunk[8 * GROUP + 2 * lane..][..2]);
-                for j in 0..8 {
-                    for (o, &u) in block[2 + 4 * j..][..4]
-                        .iter_mut()
-                        .zip(&chunk[j * GROUP + 4 * lane..][..4])
-                    {
-                        *o = u ^ 0x80;
-                    }
-                }
-            }
-            _ => unreachable!("checked by check_panel"),
         }
     }
 }
@@ -224,18 +231,18 @@ fn dot_panels_with(
     xs: &[ActRow<'_>],
     out: &mut [f32],
 ) {
-    check_dots(ty, panels, row_bytes, xs, out);
+    assert!(
+        level <= simd_level_enum(),
+        "{level:?} is not supported by this CPU"
+    );
     #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = x86::kernel(level, ty) {
-        assert!(
-            level <= simd_level_enum(),
-            "{level:?} is not supported by this CPU"
-        );
-        // SAFETY: the CPU supports `level` (asserted; `dot_panels` passes the detected one),
-        // and `check_dots` checked every length.
+        check_dots(ty, panels, row_bytes, xs, out);
+        // SAFETY: the CPU supports `level` (asserted above), and `check_dots` checked every
+        // length.
         return unsafe { x86::dot_panels(kernel, panels, row_bytes, xs, out) };
     }
-    let _ = level;
+    // The scalar order makes the same checks.
     dot_panels_scalar(ty, panels, row_bytes, xs, out);
 }
 
@@ -249,10 +256,6 @@ pub(crate) fn dot_panels_at(
     xs: &[ActRow<'_>],
     out: &mut [f32],
 ) {
-    assert!(
-        level <= simd_level_enum(),
-        "{level:?} is not supported by this CPU"
-    );
     dot_panels_with(level, ty, panels, row_bytes, xs, out);
 }
 
@@ -268,13 +271,9 @@ pub(crate) fn kernel_levels(ty: GgmlType) -> Vec<Level> {
 /// The checks of [`dot_panels`] that do not depend on the CPU.
 #[track_caller]
 fn check_dots(ty: GgmlType, panels: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &[f32]) {
-    assert!(has_layout(ty), "no panel layout for {ty}");
+    check_rows(ty, row_bytes);
     assert_eq!(ty.act_kind(), ActKind::Q8);
     let pb = PANEL_ROWS * row_bytes;
-    assert!(
-        row_bytes > 0 && row_bytes.is_multiple_of(ty.block_bytes()),
-        "{ty} row of {row_bytes} bytes is not whole blocks"
-    );
     assert!(
         panels.len().is_multiple_of(pb),
         "{} bytes are not whole {ty} panels of {pb}",
