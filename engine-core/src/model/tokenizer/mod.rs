@@ -306,7 +306,13 @@ impl Tokenizer {
                     piece_bytes.extend_from_slice(text.as_bytes())
                 }
                 TokenType::Normal if is_spm => {
-                    piece_bytes.extend_from_slice(text.replace(spm::SPACE_MARKER, " ").as_bytes())
+                    // U+2581 back to a space, without an allocation per token.
+                    for (k, part) in text.split(spm::SPACE_MARKER).enumerate() {
+                        if k > 0 {
+                            piece_bytes.push(b' ');
+                        }
+                        piece_bytes.extend_from_slice(part.as_bytes());
+                    }
                 }
                 TokenType::Normal => bytes::decode_into(text, &mut piece_bytes),
                 // llama.cpp reads the byte of `<0xXX>` for both models; a byte-level string

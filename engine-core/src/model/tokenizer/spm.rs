@@ -12,7 +12,10 @@
 //! heap and one linked list; the tests compare it with llama.cpp's own output on real files.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::{Result, TokenizerError};
 
@@ -21,9 +24,14 @@ pub(crate) const SPACE_MARKER: &str = "\u{2581}";
 
 /// The vocabulary data the merge loop needs.
 pub(crate) struct Spm {
-    /// Every token text to its id (llama.cpp's `token_to_id`: merges may form any token, special
-    /// or not, as in llama.cpp).
-    ids: HashMap<Box<str>, u32>,
+    /// Every token text, concatenated; token `i` is `text[ends[i - 1]..ends[i]]`. One buffer
+    /// instead of one allocation per token keeps loading a 262k vocabulary fast.
+    text: String,
+    ends: Vec<usize>,
+    /// Ids by the hash of their text (llama.cpp's `token_to_id`: merges may form any token,
+    /// special or not, as in llama.cpp).
+    ids: HashTable<u32>,
+    hasher: DefaultHashBuilder,
     /// Score of each token (`tokenizer.ggml.scores`, 0 when absent).
     scores: Vec<f32>,
     /// Fallback token of each byte: `<0xXX>`, else the one-byte string, as llama.cpp's
@@ -86,36 +94,47 @@ impl Spm {
     /// Builds the lookup tables. Duplicate token texts are an error: llama.cpp asserts that every
     /// text is unique.
     pub(crate) fn new(tokens: &[String], scores: Vec<f32>, unk: Option<u32>) -> Result<Self> {
-        let mut ids: HashMap<Box<str>, u32> = HashMap::with_capacity(tokens.len());
+        let mut spm = Self {
+            text: String::with_capacity(tokens.iter().map(String::len).sum()),
+            ends: Vec::with_capacity(tokens.len()),
+            ids: HashTable::with_capacity(tokens.len()),
+            hasher: DefaultHashBuilder::default(),
+            scores,
+            byte_ids: [None; 256],
+            unk,
+        };
+        for t in tokens {
+            spm.text.push_str(t);
+            spm.ends.push(spm.text.len());
+        }
         for (i, t) in tokens.iter().enumerate() {
-            if let Some(prev) = ids.insert(t.as_str().into(), i as u32) {
+            let hash = spm.hasher.hash_one(t.as_str());
+            let (text, ends) = (&spm.text, &spm.ends);
+            let token = |id: u32| token_text(text, ends, id);
+            if let Some(&prev) = spm.ids.find(hash, |&id| token(id) == t) {
                 return Err(TokenizerError::Invalid(format!(
                     "tokens {prev} and {i} have the same text {t:?}"
                 )));
             }
+            let hasher = &spm.hasher;
+            spm.ids
+                .insert_unique(hash, i as u32, |&id| hasher.hash_one(token(id)));
         }
-        let mut byte_ids = [None; 256];
-        for (b, slot) in byte_ids.iter_mut().enumerate() {
+        for b in 0..=255u8 {
             let hex = format!("<0x{b:02X}>");
-            *slot = ids.get(hex.as_str()).copied().or_else(|| {
-                // The raw byte as a one-byte string; only ASCII bytes are valid `str`s.
-                let c = char::from(b as u8);
-                (b < 0x80)
-                    .then(|| ids.get(c.encode_utf8(&mut [0; 4]) as &str).copied())
-                    .flatten()
-            });
+            // Else the raw byte as a one-byte string; only ASCII bytes are valid `str`s.
+            let raw = b.is_ascii().then(|| char::from(b).to_string());
+            spm.byte_ids[usize::from(b)] = spm.id(&hex).or_else(|| raw.and_then(|r| spm.id(&r)));
         }
-        Ok(Self {
-            ids,
-            scores,
-            byte_ids,
-            unk,
-        })
+        Ok(spm)
     }
 
     /// The id of a token text.
     pub(crate) fn id(&self, text: &str) -> Option<u32> {
-        self.ids.get(text).copied()
+        let hash = self.hasher.hash_one(text);
+        self.ids
+            .find(hash, |&id| token_text(&self.text, &self.ends, id) == text)
+            .copied()
     }
 
     /// Tokenizes one fragment of text (no special tokens inside); `prefix_space` prepends a space
@@ -156,7 +175,7 @@ impl Spm {
             };
             let (l, r): (&Symbol, &Symbol) = (&symbols[left], &symbols[right]);
             let merged = &text[l.start..l.start + l.len + r.len];
-            if let Some(&id) = self.ids.get(merged) {
+            if let Some(id) = self.id(merged) {
                 heap.push(Bigram {
                     left,
                     right,
@@ -188,8 +207,8 @@ impl Spm {
         while let Some(i) = cur {
             let s = symbols[i];
             let piece = &text[s.start..s.start + s.len];
-            match self.ids.get(piece) {
-                Some(&id) => out.push(id),
+            match self.id(piece) {
+                Some(id) => out.push(id),
                 // Every merged symbol is a token, so only a single character lands here.
                 None => {
                     for &b in piece.as_bytes() {
@@ -206,6 +225,13 @@ impl Spm {
         }
         Ok(())
     }
+}
+
+/// Token `id`'s text in the concatenated buffer.
+fn token_text<'a>(text: &'a str, ends: &[usize], id: u32) -> &'a str {
+    let i = id as usize;
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &text[start..ends[i]]
 }
 
 /// The byte of a byte token `<0xXX>`, read as llama.cpp's `token_to_byte` does (`strtol` of the
