@@ -39,16 +39,16 @@ use std::fmt;
 
 use tokenizers::models::bpe::{BPE, Vocab};
 
-/// Whether SentencePiece prepends a space to the text (not in `gguf::keys`, which belongs to
-/// the model loaders).
-const ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
-
 use super::gguf::keys::tokenizer as keys;
 use super::gguf::{GgufError, GgufFile, MetadataValue};
 
 pub use incremental::IncrementalDecoder;
 pub use pretok::{PreTokenizerConfig, PreTokenizerKind};
 pub use special::TokenType;
+
+/// Whether SentencePiece prepends a space to the text (not in `gguf::keys`, which belongs to
+/// the model loaders).
+const ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
 
 /// Everything that can go wrong building or using a [`Tokenizer`].
 #[derive(Debug, thiserror::Error)]

@@ -395,3 +395,125 @@ fn tokenizer_is_send_and_sync() {
     check::<Tokenizer>();
     check::<IncrementalDecoder>();
 }
+
+/// A small SentencePiece vocabulary: `<unk>`, `<s>`, `</s>`, `<start>` (control), the bytes
+/// 0x00..=0xFF as `<0xXX>`, then pieces with scores.
+fn spm_writer(pieces: &[(&str, f32)]) -> GgufWriter {
+    spm_writer_scores(pieces, true)
+}
+
+/// [`spm_writer`], with `tokenizer.ggml.scores` left out unless `with_scores`.
+fn spm_writer_scores(pieces: &[(&str, f32)], with_scores: bool) -> GgufWriter {
+    let mut tokens: Vec<String> = ["<unk>", "<s>", "</s>", "<start>"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut types = vec![2, CONTROL, CONTROL, CONTROL];
+    let mut scores = vec![0.0f32; 4];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+        scores.push(0.0);
+    }
+    for &(p, s) in pieces {
+        tokens.push(p.to_string());
+        types.push(NORMAL);
+        scores.push(s);
+    }
+    let mut w = GgufWriter::new();
+    w.meta_str(keys::MODEL, "llama")
+        .meta_array(keys::TOKENS, ValueType::String, strings(&tokens))
+        .meta_array(
+            keys::TOKEN_TYPE,
+            ValueType::I32,
+            types.iter().map(|&t| MetadataValue::I32(t)).collect(),
+        );
+    if with_scores {
+        w.meta_array(
+            keys::SCORES,
+            ValueType::F32,
+            scores.iter().map(|&s| MetadataValue::F32(s)).collect(),
+        );
+    }
+    w
+}
+
+#[test]
+fn sentencepiece_defaults_prefix_and_decoding() {
+    let t = load(&spm_writer(&[
+        ("▁", -3.0),
+        ("a", -2.0),
+        ("▁a", -1.0),
+        ("é", -2.0),
+    ]))
+    .unwrap();
+    assert!(t.is_sentencepiece() && t.pre_tokenizer().is_none());
+    // llama.cpp's SPM defaults.
+    assert_eq!(
+        (t.bos_id(), t.eos_id(), t.unk_id()),
+        (Some(1), Some(2), Some(0))
+    );
+    assert!(t.add_bos() && !t.add_eos() && t.add_space_prefix());
+    let sa = id(&t, "▁a");
+    // A space is prepended at the start and after a special token, not after plain text.
+    assert_eq!(
+        t.encode("a<start>a a", true).unwrap(),
+        vec![1, sa, 3, sa, sa]
+    );
+    // Byte fallback: "ü" is no piece, so its two bytes become <0xC3> <0xBC>.
+    let ids = t.encode("aü", false).unwrap();
+    assert_eq!(ids, vec![sa, 4 + 0xC3, 4 + 0xBC]);
+    assert_eq!(t.decode(&ids, false).unwrap(), " aü");
+    // llama_detokenize: the prefix space goes unless a removed BOS came first.
+    assert_eq!(t.detokenize(&ids, true, false).unwrap(), "aü");
+    let mut with_bos = vec![1];
+    with_bos.extend(&ids);
+    assert_eq!(t.detokenize(&with_bos, true, false).unwrap(), " aü");
+    assert_eq!(t.detokenize(&with_bos, false, true).unwrap(), "<s> aü");
+
+    // The file's keys override the defaults.
+    let mut w = spm_writer(&[("a", -1.0)]);
+    w.meta(ADD_SPACE_PREFIX, MetadataValue::Bool(false))
+        .meta(keys::ADD_BOS, MetadataValue::Bool(false))
+        .meta_u32(keys::BOS_ID, 2);
+    let t = load(&w).unwrap();
+    assert!(!t.add_space_prefix() && !t.add_bos());
+    assert_eq!(t.bos_id(), Some(2));
+    assert_eq!(t.encode("a", true).unwrap(), vec![id(&t, "a")]);
+}
+
+#[test]
+fn sentencepiece_metadata_errors() {
+    // Without scores every merge ties and the leftmost wins ("▁aaa" -> "▁" "aa" "a").
+    let t = load(&spm_writer_scores(&[("a", 0.0), ("aa", 0.0)], false)).unwrap();
+    assert_eq!(
+        t.encode("aaa", false).unwrap(),
+        vec![
+            4 + u32::from(b'\xE2'),
+            4 + 0x96,
+            4 + 0x81,
+            id(&t, "aa"),
+            id(&t, "a")
+        ]
+    );
+    // Scores shorter than the vocabulary.
+    let mut w = spm_writer_scores(&[("a", -1.0)], false);
+    w.meta_array(keys::SCORES, ValueType::F32, vec![MetadataValue::F32(0.0)]);
+    assert!(matches!(load(&w).unwrap_err(), TokenizerError::Invalid(_)));
+    // Scores of the wrong type.
+    let mut w = spm_writer_scores(&[], false);
+    w.meta_array(
+        keys::SCORES,
+        ValueType::String,
+        vec![MetadataValue::String("x".into()); 260],
+    );
+    assert!(matches!(load(&w).unwrap_err(), TokenizerError::Invalid(_)));
+    // Two tokens with one text (llama.cpp asserts).
+    let w = spm_writer(&[("a", -1.0), ("a", -2.0)]);
+    let err = load(&w).unwrap_err();
+    assert!(err.to_string().contains("same text"), "{err}");
+    // No merges and no pre-tokenizer are needed; a pre-tokenizer name is ignored as in llama.cpp.
+    let mut w = spm_writer(&[]);
+    w.meta_str(keys::PRE, "no-such-pre");
+    assert!(load(&w).is_ok());
+}
