@@ -439,6 +439,11 @@ TINY_PRES = [
 ]
 
 
+# Pre-tokenizers whose llama_detokenize is recorded: clean_spaces on (llama-bpe, default) and
+# off (qwen2).
+DETOKENIZE_PRES = ["llama-bpe", "default", "qwen2"]
+
+
 def tiny_bpe_kvs(pre):
     alpha = byte_alphabet()
     specials = [("<|endoftext|>", 3), ("<|im_start|>", 3), ("<|im_end|>", 3), ("<tool>", 4)]
@@ -497,7 +502,13 @@ def tiny_spm_kvs():
 
 def tiny(out_path):
     """Tiny vocabularies written as GGUF and tokenized by llama.cpp."""
-    corpus = CORPUS + ["text<ctrl>more <ctrl> and <s> x</s>", "  two leading spaces"]
+    corpus = CORPUS + [
+        "text<ctrl>more <ctrl> and <s> x</s>",
+        "  two leading spaces",
+        # llama_detokenize's clean_spaces rules (BPE): " ?", " ' ", " 's", " 're", ...
+        "a , b . c ! d ? e ' f 's g 're h 've i 'm j 't k 'd l 'll m ' ",
+        " ' x ''  ' . ,",
+    ]
     vocabs = []
     with tempfile.TemporaryDirectory() as tmp:
         specs = [("bpe-" + pre, tiny_bpe_kvs(pre)) for pre in TINY_PRES] + [("spm", tiny_spm_kvs())]
@@ -515,10 +526,14 @@ def tiny(out_path):
                 entry["pre"] = name[4:]
                 # add_special only matters at the ends: one string checks it.
                 entry["hello_add_special"] = llm.tokenize(b"Hello world", add_bos=True, special=True)
-                entry["cases"] = [
-                    {"text": s, "ids": llm.tokenize(s.encode("utf-8"), add_bos=False, special=True)}
-                    for s in corpus
-                ]
+                entry["cases"] = []
+                for s in corpus:
+                    ids = llm.tokenize(s.encode("utf-8"), add_bos=False, special=True)
+                    case = {"text": s, "ids": ids}
+                    # llama_detokenize, with clean_spaces for the names that keep it on.
+                    if entry["pre"] in DETOKENIZE_PRES:
+                        case["detokenize"] = llama_detokenize(vocab, ids, False, False)
+                    entry["cases"].append(case)
             vocabs.append(entry)
         # llama.cpp refuses an unknown pre-tokenizer.
         path = os.path.join(tmp, "unknown.gguf")

@@ -509,6 +509,7 @@ fn tiny_bpe_pre_tokenizers_match_llama_cpp() {
     let bpe: Vec<&TinyVocab> = g.vocabs.iter().filter(|v| v.pre.is_some()).collect();
     assert!(bpe.len() >= 20);
     let mut bad = Vec::new();
+    let mut n_detokenized = 0;
     for v in &bpe {
         let pre = v.pre.as_deref().unwrap();
         let file = gguf_from_kvs(&g.bpe_kvs, Some(pre));
@@ -531,6 +532,16 @@ fn tiny_bpe_pre_tokenizers_match_llama_cpp() {
                 ));
             }
             assert_eq!(tok.decode(&ids, false).unwrap(), c.text, "{pre} round trip");
+            if let Some(want) = &c.detokenize {
+                n_detokenized += 1;
+                let ours = tok.detokenize(&c.ids, false, false).unwrap();
+                if &ours != want {
+                    bad.push(format!(
+                        "{pre}: detokenize {:?}\n  ours:      {ours:?}\n  llama.cpp: {want:?}",
+                        c.text
+                    ));
+                }
+            }
         }
     }
     assert!(
@@ -538,6 +549,11 @@ fn tiny_bpe_pre_tokenizers_match_llama_cpp() {
         "{} mismatches:\n{}",
         bad.len(),
         bad.join("\n")
+    );
+
+    assert!(
+        n_detokenized >= 3 * 45,
+        "only {n_detokenized} detokenize goldens"
     );
 
     // The same file with a name llama.cpp refuses is refused here too.
@@ -550,6 +566,9 @@ fn tiny_bpe_pre_tokenizers_match_llama_cpp() {
 struct Case2 {
     text: String,
     ids: Vec<u32>,
+    /// `llama_detokenize(ids, false, false)`, recorded for a few pre-tokenizers.
+    #[serde(default)]
+    detokenize: Option<String>,
 }
 
 #[test]

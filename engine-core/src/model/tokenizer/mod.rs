@@ -17,8 +17,8 @@
 //! SentencePiece pieces their text with U+2581 turned back into spaces, control tokens their text
 //! unless special tokens are skipped. That is what streaming output is made of, in llama.cpp as
 //! here; [`Tokenizer::detokenize`] adds `llama_detokenize`'s rules for a whole sequence (BOS/EOS
-//! removal and the leading space of `add_space_prefix`). llama.cpp's `clean_spaces` pass of
-//! `llama_detokenize` for some BPE pre-tokenizers is not applied.
+//! removal, the leading space of `add_space_prefix`, and `clean_spaces` for the BPE
+//! pre-tokenizers that keep it).
 //!
 //! Deviations from llama.cpp, all on files that lack metadata a converter normally writes:
 //! - BPE files without `tokenizer.ggml.bos_token_id`/`eos_token_id` give `None`, not id 11;
@@ -434,7 +434,9 @@ impl Tokenizer {
     /// unparse_special)`: with `remove_special` a leading BOS and a trailing EOS are dropped (when
     /// the vocabulary adds them); control tokens are rendered only with `unparse_special`; and
     /// with `add_space_prefix` one leading space of the first piece is removed, except after a
-    /// dropped BOS (llama.cpp's rule). Invalid UTF-8 is replaced by U+FFFD.
+    /// dropped BOS (llama.cpp's rule); for BPE pre-tokenizers with llama.cpp's `clean_spaces`, the
+    /// spaces before `?!.,` and some apostrophes are removed as there. Invalid UTF-8 is replaced
+    /// by U+FFFD.
     pub fn detokenize(
         &self,
         ids: &[u32],
@@ -464,6 +466,9 @@ impl Tokenizer {
             }
             remove_space = false;
             bytes.extend_from_slice(piece);
+        }
+        if self.pre.as_ref().is_some_and(|p| p.clean_spaces) {
+            bytes = clean_spaces(&bytes);
         }
         Ok(match String::from_utf8(bytes) {
             Ok(s) => s,
@@ -637,4 +642,63 @@ fn build_bpe(
     let mut bpe = tokenizers::Tokenizer::new(bpe_model);
     bpe.with_pre_tokenizer(Some(pre.build().map_err(backend)?));
     Ok(bpe)
+}
+
+/// llama.cpp's `clean_spaces` pass of `llama_detokenize`, three passes over the bytes:
+/// 1. a space before `?`, `!`, `.` or `,` goes;
+/// 2. a lone apostrophe between spaces loses both spaces;
+/// 3. a space before the contractions `'s`, `'m`, `'re`, `'ve` goes (not before `'t`, `'d`,
+///    `'ll`).
+///
+/// The first byte is never removed. Each pass looks at its input, not at what it has written.
+fn clean_spaces(text: &[u8]) -> Vec<u8> {
+    let Some((&first, _)) = text.split_first() else {
+        return Vec::new();
+    };
+    // Pass 1.
+    let mut out = vec![first];
+    for i in 1..text.len() {
+        let x = text[i];
+        if text[i - 1] == b' ' && matches!(x, b'?' | b'!' | b'.' | b',') {
+            out.pop();
+        }
+        out.push(x);
+    }
+    // Pass 2: the space after the apostrophe is consumed, and cannot start another match.
+    let t = out;
+    let mut out = vec![t[0]];
+    let mut consumed = usize::MAX;
+    let mut i = 1;
+    while i < t.len() {
+        let x = t[i];
+        let prev_space = t[i - 1] == b' ' && consumed != i - 1;
+        if x == b'\'' && i + 1 < t.len() && prev_space && t[i + 1] == b' ' {
+            out.pop();
+            out.push(x);
+            consumed = i + 1;
+            i += 2;
+            continue;
+        }
+        out.push(x);
+        i += 1;
+    }
+    // Pass 3.
+    let t = out;
+    let mut out = vec![t[0]];
+    for i in 1..t.len() {
+        let x = t[i];
+        if t[i - 1] == b' ' && x == b'\'' && i + 1 < t.len() {
+            let x1 = t[i + 1];
+            let drop = match x1 {
+                b's' | b'm' => true,
+                b't' | b'd' => false,
+                _ => i + 2 < t.len() && matches!((x1, t[i + 2]), (b'r', b'e') | (b'v', b'e')),
+            };
+            if drop {
+                out.pop();
+            }
+        }
+        out.push(x);
+    }
+    out
 }

@@ -126,7 +126,56 @@ pub struct PreTokenizerConfig {
     pub ignore_merges: bool,
     /// Default of `tokenizer.ggml.add_bos_token` for this name when the key is absent.
     pub add_bos_default: bool,
+    /// Whether llama.cpp's `llama_detokenize` removes spaces before `?!.,` and some apostrophes
+    /// (`clean_spaces`: on for BPE unless the name turns it off).
+    pub clean_spaces: bool,
 }
+
+/// Names for which llama.cpp turns `clean_spaces` off.
+const NO_CLEAN_SPACES: &[&str] = &[
+    "deepseek-llm",
+    "deepseek-coder",
+    "deepseek-v3",
+    "spark2_5",
+    "youtu",
+    "sarvam-moe",
+    "command-r",
+    "qwen2",
+    "deepseek-r1-qwen",
+    "kormo",
+    "f2llmv2",
+    "qwen35",
+    "poro-chat",
+    "viking",
+    "tekken",
+    "smollm",
+    "chameleon",
+    "gpt-4o",
+    "llama4",
+    "kanana2",
+    "talkie",
+    "granite-embed-multi-97m",
+    "tiny_aya",
+    "cohere2moe",
+    "superbpe",
+    "trillion",
+    "granite-docling",
+    "bailingmoe",
+    "bailingmoe2",
+    "llada-moe",
+    "seed-coder",
+    "hunyuan",
+    "hunyuan-dense",
+    "hy_v4",
+    "joyai-llm",
+    "kimi-k2",
+    "ufakzeka",
+    "grok-2",
+    "afmoe",
+    "laguna",
+    "minimax-m2",
+    "solar-open",
+];
 
 impl PreTokenizerConfig {
     /// Resolves a `tokenizer.ggml.pre` value (`None`: key absent, which is llama.cpp's
@@ -169,6 +218,7 @@ impl PreTokenizerConfig {
             name: name_str.to_owned(),
             ignore_merges,
             add_bos_default,
+            clean_spaces: !NO_CLEAN_SPACES.contains(&name_str),
         })
     }
 
