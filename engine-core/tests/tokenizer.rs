@@ -1,5 +1,10 @@
-//! The tokenizer and chat template on the real SmolLM2 file, against llama.cpp's goldens
-//! (`tests/data/tokenizer_golden.json`, written by `scripts/gen_tokenizer_goldens.py`).
+//! The tokenizer and chat template against llama.cpp's goldens, all written by
+//! `scripts/gen_tokenizer_goldens.py`: the real SmolLM2 file (`tokenizer_golden.json`, byte-level
+//! BPE) and Gemma 3 270M file (`tokenizer_golden_gemma3.json`, SentencePiece, plus llama.cpp's
+//! built-in Gemma chat format), tiny vocabularies rebuilt here from the metadata the script gave
+//! llama.cpp (`tokenizer_golden_tiny.json`: one BPE file per pre-tokenizer, one SentencePiece
+//! file with default keys), and llama.cpp's official Jinja templates rendered by Jinja2
+//! (`chat_template_golden.json`). The real-model tests fail when the file is missing.
 
 use std::path::PathBuf;
 
