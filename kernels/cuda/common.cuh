@@ -21,22 +21,28 @@ typedef unsigned long long u64;
 struct EmbeddingParams { u32 tokens; u32 dim; u32 vocab; u32 row_bytes; };
 struct RmsNormParams { u32 rows; u32 cols; float eps; u32 pad; };
 struct MatmulParams { u32 tokens; u32 k; u32 n; u32 row_bytes; u32 x_stride; u32 out_stride; u32 out_offset; u32 pad; };
-struct RopeParams { u32 tokens; u32 stride; u32 col_offset; u32 n_heads; u32 head_dim; u32 rot_dim; float base; u32 pad; };
+struct RopeParams { u32 tokens; u32 stride; u32 col_offset; u32 n_heads; u32 head_dim; u32 rot_dim; float base; u32 neox; float freq_scale; u32 has_factors; };
 struct WriteKvParams { u64 layer_offset; u32 tokens; u32 x_stride; u32 k_offset; u32 v_offset; u32 kv_width; u32 pad; };
-struct AttentionParams { u64 layer_offset; u32 tokens; u32 n_heads; u32 n_kv_heads; u32 head_dim; u32 block_size; u32 x_stride; u32 q_offset; u32 out_stride; float scale; u32 pad; };
-struct SwigluParams { u32 tokens; u32 f; };
+struct AttentionParams { u64 layer_offset; u32 tokens; u32 n_heads; u32 n_kv_heads; u32 head_dim; u32 block_size; u32 x_stride; u32 q_offset; u32 out_stride; float scale; u32 window; };
+struct GluParams { u32 tokens; u32 f; u32 gelu; u32 pad; };
 struct AddParams { u64 len; };
 struct GatherParams { u32 rows; u32 cols; u32 src_rows; u32 pad; };
+struct HeadNormParams { u32 rows; u32 stride; u32 col_offset; u32 n_heads; u32 head_dim; float eps; };
+struct BiasParams { u32 rows; u32 stride; u32 col_offset; u32 width; };
+struct ScaleParams { u64 len; float s; u32 pad; };
 
 static_assert(sizeof(EmbeddingParams) == 16, "EmbeddingParams layout");
 static_assert(sizeof(RmsNormParams) == 16, "RmsNormParams layout");
 static_assert(sizeof(MatmulParams) == 32, "MatmulParams layout");
-static_assert(sizeof(RopeParams) == 32, "RopeParams layout");
+static_assert(sizeof(RopeParams) == 40, "RopeParams layout");
 static_assert(sizeof(WriteKvParams) == 32, "WriteKvParams layout");
 static_assert(sizeof(AttentionParams) == 48, "AttentionParams layout");
-static_assert(sizeof(SwigluParams) == 8, "SwigluParams layout");
+static_assert(sizeof(GluParams) == 16, "GluParams layout");
 static_assert(sizeof(AddParams) == 8, "AddParams layout");
 static_assert(sizeof(GatherParams) == 16, "GatherParams layout");
+static_assert(sizeof(HeadNormParams) == 24, "HeadNormParams layout");
+static_assert(sizeof(BiasParams) == 16, "BiasParams layout");
+static_assert(sizeof(ScaleParams) == 16, "ScaleParams layout");
 
 // ---- scalar loads ----
 

@@ -15,6 +15,6 @@ pub mod cpu;
 pub mod cuda;
 pub mod quant;
 
-pub use backend::{AttentionLayout, Backend, BackendError};
+pub use backend::{AttentionLayout, Backend, BackendError, GluActivation, Rope, RopeStyle};
 pub use cpu::CpuBackend;
 pub use quant::GgmlType;

@@ -163,7 +163,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
     let c = llama.config();
     let facts = ModelFacts {
         name: c.name.clone(),
-        architecture: c.arch.clone(),
+        architecture: c.arch.name().to_owned(),
         context_length: c.context_length,
         vocab_size: c.vocab_size,
         has_chat_template: chat_template.is_some(),

@@ -1,6 +1,8 @@
 //! The forward pass: one batch of tokens from any mix of sequences to logits.
 
-use kernels::{AttentionLayout, Backend, backend::Cols};
+use kernels::{AttentionLayout, Backend, Rope, backend::Cols};
+
+use super::config::RopeScaling;
 
 use super::{Llama, ModelError};
 
@@ -89,9 +91,10 @@ impl<B: Backend> Llama<B> {
             return Ok(Vec::new());
         }
         let be = &self.backend;
-        let (d, hd, kvd) = (c.dim, c.head_dim, c.kv_dim());
+        let opts = c.options;
+        let (d, q, hd, kvd) = (c.dim, c.q_dim(), c.head_dim, c.kv_dim());
         let (q_cols, k_cols, v_cols) =
-            (Cols::new(0, d), Cols::new(d, kvd), Cols::new(d + kvd, kvd));
+            (Cols::new(0, q), Cols::new(q, kvd), Cols::new(q + kvd, kvd));
         let slots: Vec<u32> = batch
             .positions
             .iter()
@@ -111,45 +114,69 @@ impl<B: Backend> Llama<B> {
             positions: batch.positions,
             block_tables: batch.block_tables,
             slots: &slots,
+            scale: c.attn_scale,
+            window: None,
+        };
+        let global_rope = Rope {
+            rot_dim: c.rope_dim,
+            base: c.rope_base,
+            style: opts.rope_style,
+            freq_scale: match c.rope_scaling {
+                RopeScaling::Linear(f) => 1.0 / f,
+                RopeScaling::None | RopeScaling::FreqFactors => 1.0,
+            },
+            freq_factors: self.rope_freqs.as_deref(),
+        };
+        // Sliding-window layers keep their own base and are never scaled (llama.cpp's gemma3).
+        let local_rope = Rope {
+            base: c.rope_base_local,
+            freq_scale: 1.0,
+            freq_factors: None,
+            ..global_rope
         };
 
         let mut x = be.zeros(t, d); //          [T, dim] residual stream
-        let mut h = be.zeros(t, d); //          [T, dim] normed input
-        let mut qkv = be.zeros(t, d + 2 * kvd); // [T, q | k | v]
-        let mut attn = be.zeros(t, d); //       [T, n_heads * head_dim]
+        let mut h = be.zeros(t, d); //          [T, dim] normed input (and normed block output)
+        let mut qkv = be.zeros(t, q + 2 * kvd); // [T, q | k | v]
+        let mut attn = be.zeros(t, q); //       [T, n_heads * head_dim]
         let mut proj = be.zeros(t, d); //       [T, dim] block output
         let mut gate_up = be.zeros(t, 2 * c.ffn_dim); // [T, gate | up]
         let mut act = be.zeros(t, c.ffn_dim); // [T, ffn]
         be.embedding(&self.embd, batch.tokens, &mut x);
+        if opts.embed_scale {
+            be.scale(&mut x, (d as f32).sqrt());
+        }
         for (l, w) in self.layers.iter().enumerate() {
+            let window = c.layer_window(l);
+            let rope = if window.is_some() {
+                &local_rope
+            } else {
+                &global_rope
+            };
             be.rms_norm(&x, &w.attn_norm, c.rms_eps, &mut h);
             be.matmul(&h, &[&w.wq, &w.wk, &w.wv], &mut qkv);
-            be.rope(
-                &mut qkv,
-                q_cols,
-                hd,
-                c.rope_dim,
-                batch.positions,
-                c.rope_base,
-            );
-            be.rope(
-                &mut qkv,
-                k_cols,
-                hd,
-                c.rope_dim,
-                batch.positions,
-                c.rope_base,
-            );
+            if let Some([bq, bk, bv]) = &w.qkv_bias {
+                be.add_bias(&mut qkv, q_cols, bq);
+                be.add_bias(&mut qkv, k_cols, bk);
+                be.add_bias(&mut qkv, v_cols, bv);
+            }
+            if let Some([nq, nk]) = &w.qk_norm {
+                be.rms_norm_heads(&mut qkv, q_cols, hd, nq, c.rms_eps);
+                be.rms_norm_heads(&mut qkv, k_cols, hd, nk, c.rms_eps);
+            }
+            be.rope(&mut qkv, q_cols, hd, batch.positions, rope);
+            be.rope(&mut qkv, k_cols, hd, batch.positions, rope);
             be.write_kv(kv, l, &qkv, k_cols, v_cols, &slots);
-            be.attention(&qkv, q_cols, kv, l, &layout, &mut attn);
+            let layer_layout = AttentionLayout { window, ..layout };
+            be.attention(&qkv, q_cols, kv, l, &layer_layout, &mut attn);
             be.matmul(&attn, &[&w.wo], &mut proj);
-            be.add_assign(&mut x, &proj);
+            self.residual(&mut x, &proj, w.post_norms.as_ref().map(|n| &n[0]), &mut h);
 
             be.rms_norm(&x, &w.ffn_norm, c.rms_eps, &mut h);
             be.matmul(&h, &[&w.w_gate, &w.w_up], &mut gate_up);
-            be.swiglu(&gate_up, &mut act);
+            be.glu(opts.activation, &gate_up, &mut act);
             be.matmul(&act, &[&w.w_down], &mut proj);
-            be.add_assign(&mut x, &proj);
+            self.residual(&mut x, &proj, w.post_norms.as_ref().map(|n| &n[1]), &mut h);
         }
         let rows = batch.logits_rows.len();
         let mut last = be.zeros(rows, d); // [R, dim]
@@ -163,5 +190,23 @@ impl<B: Backend> Llama<B> {
             &mut logits,
         );
         Ok(be.to_host(&logits))
+    }
+
+    /// `x += post_norm(out)`, or `x += out` without a post-norm; `scratch` holds the normed
+    /// output.
+    fn residual(
+        &self,
+        x: &mut B::Tensor,
+        out: &B::Tensor,
+        post_norm: Option<&B::Weight>,
+        scratch: &mut B::Tensor,
+    ) {
+        match post_norm {
+            Some(norm) => {
+                self.backend.rms_norm(out, norm, self.cfg.rms_eps, scratch);
+                self.backend.add_assign(x, scratch);
+            }
+            None => self.backend.add_assign(x, out),
+        }
     }
 }
