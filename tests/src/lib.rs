@@ -254,7 +254,8 @@ pub async fn assert_engine_idle(addr: &str) {
 
 /// Writes the tiny test model to a temp path and returns it.
 pub fn tiny_model(dir: &Path) -> PathBuf {
-    let path = dir.join("tiny.gguf");
+    // Named so the engine's default served name (the file name) is the tiny model's.
+    let path = dir.join("journey-tiny.gguf");
     let status = Command::new(binary("engine-core"))
         .args(["write-tiny-model", "--out", path.to_str().expect("utf-8")])
         .status()

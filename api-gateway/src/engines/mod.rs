@@ -148,7 +148,7 @@ impl Engines {
     }
 
     /// The served model's id and context length, fetched once from the first engine that
-    /// answers; with a `--model-name` the name is known even while every engine is down.
+    /// answers; with a `--served-model-name` the name is known even while every engine is down.
     pub async fn model_meta(&self) -> ApiResult<ModelMeta> {
         let fetched = self
             .inner

@@ -33,7 +33,7 @@ pub struct ModelCard {
     pub max_model_len: Option<u32>,
 }
 
-/// Lists the served model (asks the engine for its name unless `--model-name` was given).
+/// Lists the served model (asks the engine for its name unless `--served-model-name` was given).
 pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelList>> {
     let meta = state.engines.model_meta().await?;
     let card = ModelCard {

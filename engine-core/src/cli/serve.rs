@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// GGUF model file.
     #[arg(long, env = "JOURNEY_MODEL")]
     model: PathBuf,
+    /// The model name reported to clients (GetModelInfo, the gateway's /v1/models); default:
+    /// the file name without `.gguf` (vLLM's `--served-model-name`).
+    #[arg(long, env = "JOURNEY_SERVED_MODEL_NAME")]
+    served_model_name: Option<String>,
     /// Address to listen on (port 0 picks a free one; the chosen address is printed).
     #[arg(long, env = "JOURNEY_ENGINE_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
@@ -126,6 +130,15 @@ fn serve_on_cuda(_args: ServeArgs) -> anyhow::Result<()> {
     )
 }
 
+/// `--served-model-name`, else the model file's name without its `.gguf`: what users call
+/// the file, where `general.name` is often generic ("Gemma 3 270m" for every quant).
+fn served_name(args: &ServeArgs) -> String {
+    args.served_model_name.clone().unwrap_or_else(|| {
+        let file = args.model.file_name().unwrap_or_default().to_string_lossy();
+        file.strip_suffix(".gguf").unwrap_or(&file).to_owned()
+    })
+}
+
 fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result<()> {
     let device = backend.device_name();
     let model = Model::load(&args.model, backend)
@@ -144,6 +157,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         max_num_seqs: args.max_num_seqs,
         max_waiting: args.max_waiting,
         enable_prefix_caching: args.enable_prefix_caching,
+        served_model_name: Some(served_name(&args)),
     };
     eprintln!(
         "engine-core: {} ({} layers, context {}), KV {} blocks x {} tokens, device {device}",
@@ -166,6 +180,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         None
     };
     let (core, steps) = tracers(&args, telemetry.as_ref(), device)?;
+    let core = core.map(|t| t.with_model(&served_name(&args), model.llama.config().arch.name()));
     let metrics = Arc::new(EngineMetrics::new());
     let handle = spawn_engine_with(
         model,

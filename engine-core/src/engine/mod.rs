@@ -41,7 +41,7 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use handle::{Gate, Shared};
 
 /// Engine limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
     /// Token slots per KV block.
     pub block_size: usize,
@@ -55,6 +55,8 @@ pub struct EngineConfig {
     pub max_waiting: usize,
     /// Share the KV blocks of common prompt prefixes between requests.
     pub enable_prefix_caching: bool,
+    /// The name clients address the model by; `None` for the file's `general.name`.
+    pub served_model_name: Option<String>,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +68,7 @@ impl Default for EngineConfig {
             max_num_seqs: 64,
             max_waiting: 4096,
             enable_prefix_caching: true,
+            served_model_name: None,
         }
     }
 }
@@ -162,7 +165,10 @@ pub fn spawn_engine_with<B: Backend + 'static>(
     let pool = llama.alloc_kv_pool(cfg.kv_blocks, cfg.block_size)?;
     let c = llama.config();
     let facts = ModelFacts {
-        name: c.name.clone(),
+        name: cfg
+            .served_model_name
+            .clone()
+            .unwrap_or_else(|| c.name.clone()),
         architecture: c.arch.name().to_owned(),
         context_length: c.context_length,
         vocab_size: c.vocab_size,

@@ -23,6 +23,7 @@ fn cfg(block_size: usize, kv_blocks: usize, budget: usize, seqs: usize) -> Engin
         max_num_seqs: seqs,
         max_waiting: 64,
         enable_prefix_caching: true,
+        served_model_name: None,
     }
 }
 
