@@ -64,6 +64,7 @@ __device__ __forceinline__ float bf16_bits_to_float(u16 bits) {
 #define T_F16 1
 #define T_Q4_0 2
 #define T_Q4_1 3
+#define T_Q5_0 6
 #define T_Q8_0 8
 #define T_Q4_K 12
 #define T_Q6_K 14
@@ -119,6 +120,26 @@ __device__ __forceinline__ void chunk32<T_Q4_1>(const u8* row, u32 j, float* v) 
         v[l] = (float)(q & 0x0F) * d + m;
         v[l + 16] = (float)(q >> 4) * d + m;
     }
+}
+
+// Q5_0/Q5_1 quant l (0..32): the Q4_0 nibble plus bit l of the little-endian word qh as bit 4.
+__device__ __forceinline__ int q5_quant(const u8* qs, u32 qh, int l) {
+    const int nib = l < 16 ? (qs[l] & 0x0F) : (qs[l - 16] >> 4);
+    return nib | (int)(((qh >> l) & 1u) << 4);
+}
+
+__device__ __forceinline__ u32 load_u32(const u8* p) {
+    return (u32)p[0] | ((u32)p[1] << 8) | ((u32)p[2] << 16) | ((u32)p[3] << 24);
+}
+
+// Q5_0: 22 bytes = fp16 d, 4 bytes qh, 16 bytes of nibbles; y = (q - 16) d.
+template <>
+__device__ __forceinline__ void chunk32<T_Q5_0>(const u8* row, u32 j, float* v) {
+    const u8* b = row + 22u * j;
+    const float d = load_f16(b);
+    const u32 qh = load_u32(b + 2);
+#pragma unroll
+    for (int l = 0; l < 32; ++l) v[l] = (float)(q5_quant(b + 6, qh, l) - 16) * d;
 }
 
 // Q8_0: 34 bytes = fp16 d, 32 signed bytes; y = q d.

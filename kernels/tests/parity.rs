@@ -21,6 +21,7 @@ const TOLERANCE: &[(&str, f64)] = &[
     ("matmul/Q8_0", 1e-2),
     ("matmul/Q4_0", 2e-2),
     ("matmul/Q4_1", 2e-2),
+    ("matmul/Q5_0", 2e-2),
     ("matmul/Q4_K", 2e-2),
     ("matmul/Q6_K", 2e-2),
     ("rope", 1e-5),

@@ -84,6 +84,7 @@ pub fn dtype_suffix(ty: GgmlType) -> &'static str {
         GgmlType::BF16 => "bf16",
         GgmlType::Q4_0 => "q4_0",
         GgmlType::Q4_1 => "q4_1",
+        GgmlType::Q5_0 => "q5_0",
         GgmlType::Q8_0 => "q8_0",
         GgmlType::Q4_K => "q4_k",
         GgmlType::Q6_K => "q6_k",

@@ -7,11 +7,11 @@
 
 use half::f16;
 
-/// Elements in one block of the 32-element formats (Q4_0, Q4_1, Q8_0) and in one
+/// Elements in one block of the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and in one
 /// [`BlockQ8`](super::BlockQ8) activation block.
 pub const QK: usize = 32;
 
-/// Elements in one K-quant super-block (Q4_K, Q6_K).
+/// Elements in one K-quant super-block (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
 pub const QK_K: usize = 256;
 
 /// Decodes a little-endian IEEE fp16 value.
@@ -41,6 +41,21 @@ pub struct BlockQ4_1 {
     /// Offset (the block minimum), fp16.
     pub m: [u8; 2],
     /// Nibbles: low = elements 0..16, high = elements 16..32.
+    pub qs: [u8; 16],
+}
+
+/// Q5_0: 32 weights `x = (q - 16) * d`, `q` a 5-bit value.
+///
+/// The low four bits of `q` sit in `qs` in Q4_0's nibble order; bit `j` of the little-endian
+/// word `qh` is bit 4 of element `j`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockQ5_0 {
+    /// Scale, fp16.
+    pub d: [u8; 2],
+    /// Bit 4 of each quant: bit `j` (little-endian) for element `j`.
+    pub qh: [u8; 4],
+    /// Low nibbles: low = elements 0..16, high = elements 16..32.
     pub qs: [u8; 16],
 }
 
@@ -96,6 +111,7 @@ pub struct BlockQ6K {
 const _: () = {
     assert!(size_of::<BlockQ4_0>() == 18 && align_of::<BlockQ4_0>() == 1);
     assert!(size_of::<BlockQ4_1>() == 20 && align_of::<BlockQ4_1>() == 1);
+    assert!(size_of::<BlockQ5_0>() == 22 && align_of::<BlockQ5_0>() == 1);
     assert!(size_of::<BlockQ8_0>() == 34 && align_of::<BlockQ8_0>() == 1);
     assert!(size_of::<BlockQ4K>() == 144 && align_of::<BlockQ4K>() == 1);
     assert!(size_of::<BlockQ6K>() == 210 && align_of::<BlockQ6K>() == 1);
@@ -132,6 +148,18 @@ impl BlockQ4K {
     }
 }
 
+/// The 32 unsigned 5-bit quants (0..=31) of a Q5_0 or Q5_1 block, in element order.
+#[inline]
+pub fn q5_quants(qh: [u8; 4], qs: &[u8; 16]) -> [u8; 32] {
+    let h = u32::from_le_bytes(qh);
+    let mut q = [0u8; 32];
+    for (j, &v) in qs.iter().enumerate() {
+        q[j] = (v & 0x0F) | (((h >> j) & 1) << 4) as u8;
+        q[j + 16] = (v >> 4) | (((h >> (j + 16)) & 1) << 4) as u8;
+    }
+    q
+}
+
 /// A plain-bytes block type: `#[repr(C)]`, alignment 1, every bit pattern valid.
 ///
 /// # Safety
@@ -143,6 +171,8 @@ pub(crate) unsafe trait RawBlock: Copy {}
 unsafe impl RawBlock for BlockQ4_0 {}
 // SAFETY: as above.
 unsafe impl RawBlock for BlockQ4_1 {}
+// SAFETY: as above.
+unsafe impl RawBlock for BlockQ5_0 {}
 // SAFETY: as above.
 unsafe impl RawBlock for BlockQ8_0 {}
 // SAFETY: as above.

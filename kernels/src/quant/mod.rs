@@ -1,8 +1,9 @@
 //! ggml tensor formats: block layouts, reference (de)quantizers and fast dot products.
 //!
 //! Supported weight types: [`GgmlType::F32`], [`GgmlType::F16`], [`GgmlType::BF16`],
-//! [`GgmlType::Q4_0`], [`GgmlType::Q4_1`], [`GgmlType::Q8_0`], [`GgmlType::Q4_K`] and
-//! [`GgmlType::Q6_K`], with the byte layouts of ggml/GGUF (see [`blocks`]).
+//! [`GgmlType::Q4_0`], [`GgmlType::Q4_1`], [`GgmlType::Q5_0`], [`GgmlType::Q8_0`],
+//! [`GgmlType::Q4_K`] and [`GgmlType::Q6_K`], with the byte layouts of ggml/GGUF (see
+//! [`blocks`]).
 //!
 //! # Dot products
 //!
@@ -51,6 +52,9 @@ mod tests;
 
 use std::sync::OnceLock;
 
+/// How many weight types are supported (the length of [`GgmlType::ALL`]).
+pub const N_TYPES: usize = 9;
+
 /// ggml tensor types supported. Discriminants are the ggml type ids.
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,6 +68,8 @@ pub enum GgmlType {
     Q4_0 = 2,
     /// 4-bit, 32-element blocks with an fp16 scale and an fp16 offset.
     Q4_1 = 3,
+    /// 5-bit, 32-element blocks with one fp16 scale.
+    Q5_0 = 6,
     /// 8-bit, 32-element blocks with one fp16 scale.
     Q8_0 = 8,
     /// 4-bit K-quant, 256-element super-blocks with 6-bit sub-block scales and mins.
@@ -85,11 +91,12 @@ pub enum ActKind {
 
 impl GgmlType {
     /// Every supported type, in id order.
-    pub const ALL: [GgmlType; 8] = [
+    pub const ALL: [GgmlType; N_TYPES] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
         GgmlType::Q4_1,
+        GgmlType::Q5_0,
         GgmlType::Q8_0,
         GgmlType::Q4_K,
         GgmlType::Q6_K,
@@ -113,6 +120,7 @@ impl GgmlType {
             GgmlType::F16 => "F16",
             GgmlType::Q4_0 => "Q4_0",
             GgmlType::Q4_1 => "Q4_1",
+            GgmlType::Q5_0 => "Q5_0",
             GgmlType::Q8_0 => "Q8_0",
             GgmlType::Q4_K => "Q4_K",
             GgmlType::Q6_K => "Q6_K",
@@ -120,22 +128,24 @@ impl GgmlType {
         }
     }
 
-    /// Elements per block: 1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q8_0, 256 for Q4_K/Q6_K.
+    /// Elements per block: 1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q5_0/Q8_0, 256 for
+    /// Q4_K/Q6_K.
     pub fn block_elems(self) -> usize {
         match self {
             GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 1,
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => blocks::QK,
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0 => blocks::QK,
             GgmlType::Q4_K | GgmlType::Q6_K => blocks::QK_K,
         }
     }
 
-    /// Bytes per block: 4, 2, 18, 20, 34, 144, 210, 2 (in declaration order).
+    /// Bytes per block: 4, 2, 18, 20, 22, 34, 144, 210, 2 (in declaration order).
     pub fn block_bytes(self) -> usize {
         match self {
             GgmlType::F32 => 4,
             GgmlType::F16 | GgmlType::BF16 => 2,
             GgmlType::Q4_0 => size_of::<blocks::BlockQ4_0>(),
             GgmlType::Q4_1 => size_of::<blocks::BlockQ4_1>(),
+            GgmlType::Q5_0 => size_of::<blocks::BlockQ5_0>(),
             GgmlType::Q8_0 => size_of::<blocks::BlockQ8_0>(),
             GgmlType::Q4_K => size_of::<blocks::BlockQ4K>(),
             GgmlType::Q6_K => size_of::<blocks::BlockQ6K>(),
@@ -274,13 +284,14 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
 
 /// Reference quantizer f32 -> `ty` (used to write test models and in tests). Deterministic.
 ///
-/// Q4_0/Q4_1/Q8_0 use ggml's reference scheme (Q4_0: the largest-magnitude value maps to
-/// `-8 d`; Q4_1: `m` = min, `d` = range / 15; Q8_0: `d` = amax / 127) but round each value
-/// against the *stored* fp16 scale, so a few quants can differ by one level from ggml's output.
+/// Q4_0/Q4_1/Q5_0/Q8_0 use ggml's reference scheme (Q4_0: the largest-magnitude value maps to
+/// `-8 d`, Q5_0: to `-16 d`; Q4_1: `m` = min, `d` = range / 15; Q8_0: `d` = amax / 127) but
+/// round each value against the *stored* fp16 scale, so a few quants can differ by one level
+/// from ggml's output.
 /// Q4_K and Q6_K use a simple quantizer of our own, not ggml's iterative search: sub-block
 /// scales (and Q4_K mins) are rounded up so nothing is clipped, then values are rounded to
-/// nearest. Every value lands within half a step of its input, except that Q4_0 and Q6_K may
-/// clip an opposite-sign extreme by up to one step.
+/// nearest. Every value lands within half a step of its input, except that Q4_0, Q5_0 and Q6_K
+/// may clip an opposite-sign extreme by up to one step.
 ///
 /// # Panics
 /// If `dst.len() != ty.row_bytes(src.len())`.
@@ -452,6 +463,7 @@ fn check_dot(ty: GgmlType, w_row: &[u8], xs: &[ActRow<'_>], out: &[f32]) {
         GgmlType::F16 | GgmlType::BF16 => whole(len, 2, 1),
         GgmlType::Q4_0 => whole(len, 18, 32),
         GgmlType::Q4_1 => whole(len, 20, 32),
+        GgmlType::Q5_0 => whole(len, 22, 32),
         GgmlType::Q8_0 => whole(len, 34, 32),
         GgmlType::Q4_K => whole(len, 144, 256),
         GgmlType::Q6_K => whole(len, 210, 256),
@@ -481,8 +493,8 @@ pub(crate) type RowsKernel = unsafe fn(&[u8], usize, &[ActRow<'_>], &mut [f32]);
 
 /// The multi-row kernels of the detected level.
 #[inline]
-fn rows_kernels() -> &'static [RowsKernel; 8] {
-    static TABLE: OnceLock<&'static [RowsKernel; 8]> = OnceLock::new();
+fn rows_kernels() -> &'static [RowsKernel; N_TYPES] {
+    static TABLE: OnceLock<&'static [RowsKernel; N_TYPES]> = OnceLock::new();
     TABLE.get_or_init(|| match simd_level_enum() {
         Level::Scalar => &scalar::ROWS,
         #[cfg(target_arch = "x86_64")]
@@ -495,7 +507,7 @@ fn rows_kernels() -> &'static [RowsKernel; 8] {
 }
 
 /// The row kernels of `level`, in [`GgmlType::ALL`] order.
-fn kernel_table(level: Level) -> &'static [RowKernel; 8] {
+fn kernel_table(level: Level) -> &'static [RowKernel; N_TYPES] {
     match level {
         Level::Scalar => &scalar::TABLE,
         #[cfg(target_arch = "x86_64")]
@@ -509,8 +521,8 @@ fn kernel_table(level: Level) -> &'static [RowKernel; 8] {
 
 /// The row kernels of the detected level.
 #[inline]
-fn kernels() -> &'static [RowKernel; 8] {
-    static TABLE: OnceLock<&'static [RowKernel; 8]> = OnceLock::new();
+fn kernels() -> &'static [RowKernel; N_TYPES] {
+    static TABLE: OnceLock<&'static [RowKernel; N_TYPES]> = OnceLock::new();
     TABLE.get_or_init(|| kernel_table(simd_level_enum()))
 }
 
@@ -523,10 +535,11 @@ impl GgmlType {
             GgmlType::F16 => 1,
             GgmlType::Q4_0 => 2,
             GgmlType::Q4_1 => 3,
-            GgmlType::Q8_0 => 4,
-            GgmlType::Q4_K => 5,
-            GgmlType::Q6_K => 6,
-            GgmlType::BF16 => 7,
+            GgmlType::Q5_0 => 4,
+            GgmlType::Q8_0 => 5,
+            GgmlType::Q4_K => 6,
+            GgmlType::Q6_K => 7,
+            GgmlType::BF16 => 8,
         }
     }
 }

@@ -5,7 +5,8 @@
 use half::{bf16, f16};
 
 use super::blocks::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, as_blocks, as_blocks_mut, f16_le,
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, QK, QK_K, as_blocks,
+    as_blocks_mut, f16_le, q5_quants,
 };
 use super::{BlockQ8, GgmlType};
 
@@ -48,6 +49,17 @@ pub(crate) fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
                 for (j, &q) in b.qs.iter().enumerate() {
                     y[j] = f32::from(q & 0x0F) * d + m;
                     y[j + 16] = f32::from(q >> 4) * d + m;
+                }
+            }
+        }
+        GgmlType::Q5_0 => {
+            for (b, y) in as_blocks::<BlockQ5_0>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK))
+            {
+                let d = f16_le(b.d);
+                for (o, q) in y.iter_mut().zip(q5_quants(b.qh, &b.qs)) {
+                    *o = (i32::from(q) - 16) as f32 * d;
                 }
             }
         }
@@ -189,6 +201,14 @@ pub(crate) fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
                 *b = quantize_q4_1(x);
             }
         }
+        GgmlType::Q5_0 => {
+            for (b, x) in as_blocks_mut::<BlockQ5_0>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK))
+            {
+                *b = quantize_q5_0(x);
+            }
+        }
         GgmlType::Q8_0 => {
             for (b, x) in as_blocks_mut::<BlockQ8_0>(dst)
                 .iter_mut()
@@ -256,6 +276,39 @@ fn quantize_q4_1(x: &[f32]) -> BlockQ4_1 {
     BlockQ4_1 {
         d: d.to_bits().to_le_bytes(),
         m: m.to_bits().to_le_bytes(),
+        qs,
+    }
+}
+
+/// Packs 32 unsigned 5-bit quants the way [`q5_quants`] reads them: `(qh, qs)`.
+fn pack_q5(q: &[u8; 32]) -> ([u8; 4], [u8; 16]) {
+    let mut qs = [0u8; 16];
+    let mut h = 0u32;
+    for (j, o) in qs.iter_mut().enumerate() {
+        *o = (q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4);
+    }
+    for (j, &v) in q.iter().enumerate() {
+        h |= u32::from(v >> 4) << j;
+    }
+    (h.to_le_bytes(), qs)
+}
+
+/// Q5_0: as Q4_0 with 32 levels, the element of largest magnitude maps exactly to `-16 d`.
+fn quantize_q5_0(x: &[f32]) -> BlockQ5_0 {
+    let mut max = 0.0f32;
+    for &v in x {
+        if v.abs() > max.abs() {
+            max = v;
+        }
+    }
+    let d = f16::from_f32(max / -16.0);
+    let df = d.to_f32();
+    let id = if df != 0.0 { 1.0 / df } else { 0.0 };
+    let q: [u8; 32] = core::array::from_fn(|j| round_clamp(x[j] * id + 16.0, 0, 31) as u8);
+    let (qh, qs) = pack_q5(&q);
+    BlockQ5_0 {
+        d: d.to_bits().to_le_bytes(),
+        qh,
         qs,
     }
 }

@@ -11,14 +11,16 @@
 use half::f16;
 
 use super::blocks::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, as_blocks, f16_le,
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, QK, QK_K, as_blocks, f16_le,
+    q5_quants,
 };
 use super::reference::{q6k_chunk, q6k_scale_index};
-use super::{ActRow, BlockQ8, GgmlType, RowKernel, RowsKernel};
+use super::{ActRow, BlockQ8, GgmlType, N_TYPES, RowKernel, RowsKernel};
 
 /// [`TABLE`]'s kernels over consecutive rows.
-pub(crate) const ROWS: [RowsKernel; 8] = [
+pub(crate) const ROWS: [RowsKernel; N_TYPES] = [
     rows::<0>, rows::<1>, rows::<2>, rows::<3>, rows::<4>, rows::<5>, rows::<6>, rows::<7>,
+    rows::<8>,
 ];
 
 fn rows<const I: usize>(w_rows: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &mut [f32]) {
@@ -32,7 +34,7 @@ fn rows<const I: usize>(w_rows: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out:
 }
 
 /// The scalar row kernels, in [`GgmlType::ALL`] order.
-pub(crate) const TABLE: [RowKernel; 8] = {
+pub(crate) const TABLE: [RowKernel; N_TYPES] = {
     macro_rules! entry {
         ($ty:ident) => {{
             fn run(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
@@ -46,6 +48,7 @@ pub(crate) const TABLE: [RowKernel; 8] = {
         entry!(F16),
         entry!(Q4_0),
         entry!(Q4_1),
+        entry!(Q5_0),
         entry!(Q8_0),
         entry!(Q4_K),
         entry!(Q6_K),
@@ -108,6 +111,16 @@ fn for_each_chunk(ty: GgmlType, w_row: &[u8], mut f: impl FnMut(usize, &Chunk)) 
                     isc: [1, 1],
                     ds: f16_le(b.d),
                     dm: f16_le(b.m),
+                });
+            }
+        }
+        GgmlType::Q5_0 => {
+            for b in as_blocks::<BlockQ5_0>(w_row) {
+                emit(Chunk {
+                    q: q5_quants(b.qh, &b.qs).map(|v| v as i8 - 16),
+                    isc: [1, 1],
+                    ds: f16_le(b.d),
+                    dm: 0.0,
                 });
             }
         }

@@ -21,9 +21,9 @@
 use core::arch::x86_64::*;
 
 use super::blocks::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, RawBlock, as_blocks, f16_le,
+    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, RawBlock, as_blocks, f16_le,
 };
-use super::{ActRow, BlockQ8, RowKernel, RowsKernel};
+use super::{ActRow, BlockQ8, N_TYPES, RowKernel, RowsKernel};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by both levels (their features are a subset of either level's, so they inline).
@@ -77,6 +77,33 @@ fn nibbles(qs: &[u8; 16]) -> __m256i {
     let raw = load_u8x16(qs);
     let hi = _mm_srli_epi16::<4>(raw);
     _mm256_and_si256(_mm256_set_m128i(hi, raw), _mm256_set1_epi8(0x0F))
+}
+
+/// Bit `i` of the little-endian word `qh` as `0x10` in byte `i` (else 0): the fifth bit of the
+/// Q5_0/Q5_1 quants, in the byte order of [`nibbles`].
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q5_high(qh: [u8; 4]) -> __m256i {
+    let word = _mm256_set1_epi32(i32::from_le_bytes(qh));
+    // Byte i takes byte i / 8 of the word; each 128-bit lane holds the whole word, so the
+    // in-lane shuffle can reach it.
+    let spread = _mm256_shuffle_epi8(
+        word,
+        _mm256_setr_epi8(
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+            3, 3, 3,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+}
+
+/// The 32 unsigned 5-bit quants (0..=31) of a Q5_0/Q5_1 block, in element order.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q5_quants(qh: [u8; 4], qs: &[u8; 16]) -> __m256i {
+    _mm256_or_si256(nibbles(qs), q5_high(qh))
 }
 
 /// The four 32-element chunks of one Q6_K half as unsigned 6-bit values (0..=63).
@@ -212,14 +239,17 @@ macro_rules! level_kernels {
 
             /// The row kernels, in [`GgmlType::ALL`](super::super::GgmlType::ALL) order. Calling
             /// one requires this level's CPU features and lengths checked by `check_dot`.
-            pub(in super::super) const TABLE: [RowKernel; 8] =
-                [run_f32, run_f16, run_q4_0, run_q4_1, run_q8_0, run_q4k, run_q6k, run_bf16];
+            pub(in super::super) const TABLE: [RowKernel; N_TYPES] = [
+                run_f32, run_f16, run_q4_0, run_q4_1, run_q5_0, run_q8_0, run_q4k, run_q6k,
+                run_bf16,
+            ];
 
             /// [`TABLE`]'s kernels over consecutive rows, the loop compiled with this level's
             /// features so each row's kernel is called directly (or inlined), not per row
             /// through the dispatch.
-            pub(in super::super) const ROWS: [RowsKernel; 8] = [
+            pub(in super::super) const ROWS: [RowsKernel; N_TYPES] = [
                 rows::<0>, rows::<1>, rows::<2>, rows::<3>, rows::<4>, rows::<5>, rows::<6>, rows::<7>,
+                rows::<8>,
             ];
 
             #[target_feature(enable = $feat)]
@@ -261,6 +291,12 @@ macro_rules! level_kernels {
             fn run_q4_1(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
                 let w = as_blocks::<BlockQ4_1>(w_row);
                 per_chunk!([$($qn)*], xs, out, |N, xc| q4_1_n::<N>(w, q8_rows::<N>(xc)))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn run_q5_0(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
+                let w = as_blocks::<BlockQ5_0>(w_row);
+                per_chunk!([$($qn)*], xs, out, |N, xc| q5_0_n::<N>(w, q8_rows::<N>(xc)))
             }
 
             #[target_feature(enable = $feat)]
@@ -420,6 +456,28 @@ macro_rules! level_kernels {
                     step_u(nibbles(&b.qs), d, m, &xs, c, &mut acc0, &mut accm0);
                 }
                 finish_m(&acc0, &acc1, &accm0, &accm1)
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline(never)]
+            fn q5_0_n<const N: usize>(w: &[BlockQ5_0], xs: [&[BlockQ8]; N]) -> [f32; N] {
+                let mut acc0 = [_mm256_setzero_ps(); N];
+                let mut acc1 = [_mm256_setzero_ps(); N];
+                let sixteen = _mm256_set1_epi8(16);
+                let (pairs, rest) = w.as_chunks::<2>();
+                let mut c = 0;
+                for [b0, b1] in pairs {
+                    let q0 = _mm256_sub_epi8(q5_quants(b0.qh, &b0.qs), sixteen);
+                    step_s(q0, f16_to_f32(b0.d), &xs, c, &mut acc0);
+                    let q1 = _mm256_sub_epi8(q5_quants(b1.qh, &b1.qs), sixteen);
+                    step_s(q1, f16_to_f32(b1.d), &xs, c + 1, &mut acc1);
+                    c += 2;
+                }
+                if let [b] = rest {
+                    let q = _mm256_sub_epi8(q5_quants(b.qh, &b.qs), sixteen);
+                    step_s(q, f16_to_f32(b.d), &xs, c, &mut acc0);
+                }
+                finish(&acc0, &acc1)
             }
 
             #[target_feature(enable = $feat)]
