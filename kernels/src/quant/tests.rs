@@ -3,7 +3,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::blocks::{BlockQ4K, QK_K};
+use super::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, QK_K};
 use super::*;
 
 /// Every supported block-quantized type.
@@ -104,8 +104,12 @@ fn ids_names_and_sizes() {
         (GgmlType::Q4_0, 2, "Q4_0", 32, 18),
         (GgmlType::Q4_1, 3, "Q4_1", 32, 20),
         (GgmlType::Q5_0, 6, "Q5_0", 32, 22),
+        (GgmlType::Q5_1, 7, "Q5_1", 32, 24),
         (GgmlType::Q8_0, 8, "Q8_0", 32, 34),
+        (GgmlType::Q2_K, 10, "Q2_K", 256, 84),
+        (GgmlType::Q3_K, 11, "Q3_K", 256, 110),
         (GgmlType::Q4_K, 12, "Q4_K", 256, 144),
+        (GgmlType::Q5_K, 13, "Q5_K", 256, 176),
         (GgmlType::Q6_K, 14, "Q6_K", 256, 210),
         (GgmlType::BF16, 30, "BF16", 1, 2),
     ];
@@ -125,26 +129,7 @@ fn ids_names_and_sizes() {
         assert_eq!(ty.act_kind(), expected_kind);
     }
     assert_eq!(GgmlType::ALL.len(), table.len());
-    for id in [
-        4,
-        5,
-        7,
-        9,
-        10,
-        11,
-        13,
-        15,
-        16,
-        23,
-        24,
-        28,
-        29,
-        31,
-        39,
-        40,
-        1000,
-        u32::MAX,
-    ] {
+    for id in [4, 5, 9, 15, 16, 23, 24, 28, 29, 31, 39, 40, 1000, u32::MAX] {
         assert_eq!(GgmlType::from_id(id), None, "id {id}");
     }
     assert_eq!(ggml_type_name(6), Some("Q5_0"));
@@ -163,6 +148,17 @@ fn ids_names_and_sizes() {
 }
 
 #[test]
+fn all_is_in_id_order_and_indexes_the_tables() {
+    for (i, ty) in GgmlType::ALL.into_iter().enumerate() {
+        assert_eq!(ty.index(), i, "{ty}");
+        if i > 0 {
+            assert!(GgmlType::ALL[i - 1].id() < ty.id(), "{ty}");
+        }
+    }
+    assert_eq!(N_TYPES, GgmlType::ALL.len());
+}
+
+#[test]
 fn row_bytes() {
     assert_eq!(GgmlType::F32.row_bytes(7), Some(28));
     assert_eq!(GgmlType::F16.row_bytes(7), Some(14));
@@ -173,7 +169,12 @@ fn row_bytes() {
     assert_eq!(GgmlType::Q4_1.row_bytes(33), None);
     assert_eq!(GgmlType::Q5_0.row_bytes(64), Some(44));
     assert_eq!(GgmlType::Q5_0.row_bytes(48), None);
+    assert_eq!(GgmlType::Q5_1.row_bytes(96), Some(72));
     assert_eq!(GgmlType::Q8_0.row_bytes(576), Some(612));
+    assert_eq!(GgmlType::Q2_K.row_bytes(512), Some(168));
+    assert_eq!(GgmlType::Q3_K.row_bytes(768), Some(330));
+    assert_eq!(GgmlType::Q3_K.row_bytes(32), None);
+    assert_eq!(GgmlType::Q5_K.row_bytes(256), Some(176));
     assert_eq!(GgmlType::Q4_K.row_bytes(512), Some(288));
     assert_eq!(GgmlType::Q4_K.row_bytes(576), None);
     assert_eq!(GgmlType::Q6_K.row_bytes(256), Some(210));
@@ -396,7 +397,9 @@ fn round_trip_error_bounds() {
             GgmlType::BF16 => 3e-3,
             GgmlType::Q8_0 => 0.01,
             GgmlType::Q6_K => 0.04,
-            GgmlType::Q5_0 => 0.08,
+            GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q5_K => 0.08,
+            GgmlType::Q3_K => 0.3,
+            GgmlType::Q2_K => 0.6,
             GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4_K => 0.15,
         };
         eprintln!("{ty}: relative RMS round-trip error {rel:.5} (bound {bound})");
@@ -423,7 +426,7 @@ fn check_elementwise(ty: GgmlType, w: &[u8], x: &[f32], y: &[f32]) {
                 );
             }
         }
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0 => {
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
             let bb = ty.block_bytes();
             for ((blk, xs), ys) in w.chunks(bb).zip(x.chunks(32)).zip(y.chunks(32)) {
                 let d = blocks::f16_le([blk[0], blk[1]]).abs();
@@ -443,23 +446,65 @@ fn check_elementwise(ty: GgmlType, w: &[u8], x: &[f32], y: &[f32]) {
                 }
             }
         }
-        GgmlType::Q4_K => {
-            for ((blk, xs), ys) in w.chunks(144).zip(x.chunks(256)).zip(y.chunks(256)) {
-                let b = blocks::as_blocks::<BlockQ4K>(blk)[0];
-                let d = blocks::f16_le(b.d);
-                let r_all = xs.chunks(32).fold(0.0f32, |a, s| a.max(range_q4k(s)));
-                for (j, (xs, ys)) in xs.chunks(32).zip(ys.chunks(32)).enumerate() {
-                    let step = d * f32::from(b.scale_min(j).0);
-                    // The step is close to optimal for the sub-block range...
-                    let best = range_q4k(xs) / 15.0;
+        GgmlType::Q2_K | GgmlType::Q4_K | GgmlType::Q5_K => {
+            // Sub-block length, quant levels - 1, largest integer scale.
+            let (sub, levels, smax) = match ty {
+                GgmlType::Q2_K => (16, 3.0, 15.0),
+                GgmlType::Q4_K => (32, 15.0, 63.0),
+                _ => (32, 31.0, 63.0),
+            };
+            let bb = ty.block_bytes();
+            for ((blk, xs), ys) in w.chunks(bb).zip(x.chunks(256)).zip(y.chunks(256)) {
+                let step_of = |j: usize| match ty {
+                    GgmlType::Q2_K => {
+                        let b = blocks::as_blocks::<BlockQ2K>(blk)[0];
+                        blocks::f16_le(b.d) * f32::from(b.scales[j] & 0x0F)
+                    }
+                    GgmlType::Q4_K => {
+                        let b = blocks::as_blocks::<BlockQ4K>(blk)[0];
+                        blocks::f16_le(b.d) * f32::from(b.scale_min(j).0)
+                    }
+                    _ => {
+                        let b = blocks::as_blocks::<BlockQ5K>(blk)[0];
+                        blocks::f16_le(b.d) * f32::from(b.scale_min(j).0)
+                    }
+                };
+                let r_all = xs.chunks(sub).fold(0.0f32, |a, s| a.max(range_q4k(s)));
+                for (j, (xs, ys)) in xs.chunks(sub).zip(ys.chunks(sub)).enumerate() {
+                    let step = step_of(j);
+                    // The step is close to optimal for the sub-block range (off by at most the
+                    // rounding up of the scale and of the min)...
+                    let best = range_q4k(xs) / levels;
                     assert!(
-                        step <= best + 2.1 * r_all / (15.0 * 63.0) + 1e-30,
+                        step <= best + 2.1 * r_all / (levels * smax) + 1e-30,
                         "{ty}: step {step} vs {best}"
                     );
                     // ...and nothing is clipped.
                     for (a, v) in xs.iter().zip(ys) {
                         assert!(
                             (a - v).abs() <= 0.5 * step * 1.001 + 1e-6 * r_all + 1e-30,
+                            "{ty}: {a} -> {v}"
+                        );
+                    }
+                }
+            }
+        }
+        GgmlType::Q3_K => {
+            for ((blk, xs), ys) in w.chunks(110).zip(x.chunks(256)).zip(y.chunks(256)) {
+                let b = blocks::as_blocks::<BlockQ3K>(blk)[0];
+                let d = blocks::f16_le(b.d);
+                let a_all = amax_of(xs);
+                for (j, (xs, ys)) in xs.chunks(16).zip(ys.chunks(16)).enumerate() {
+                    let step = (d * f32::from(b.scale(j))).abs();
+                    let best = amax_of(xs) / 4.0;
+                    assert!(
+                        step <= best + 1.01 * a_all / (4.0 * 31.0) + 1e-30,
+                        "{ty}: step {step} vs {best}"
+                    );
+                    // The extreme maps to -4 steps; the other side may clip by one step.
+                    for (a, v) in xs.iter().zip(ys) {
+                        assert!(
+                            (a - v).abs() <= step * 1.001 + 1e-6 * a_all + 1e-30,
                             "{ty}: {a} -> {v}"
                         );
                     }
@@ -728,7 +773,9 @@ fn f16_fields(ty: GgmlType) -> &'static [usize] {
     match ty {
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => &[],
         GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
-        GgmlType::Q4_1 | GgmlType::Q4_K => &[0, 2],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
         GgmlType::Q6_K => &[208],
     }
 }
@@ -828,6 +875,10 @@ fn bench_vec_dot() {
         GgmlType::F16,
         GgmlType::Q4_K,
         GgmlType::Q6_K,
+        GgmlType::Q5_1,
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q5_K,
     ] {
         let ns: &[usize] = if ty.block_elems() == 256 {
             &[512, 1536]
