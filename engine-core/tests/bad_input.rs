@@ -93,7 +93,8 @@ fn unknown_architecture() {
 #[test]
 fn unsupported_tensor_type() {
     let mut bytes = tiny_model_bytes(&TinySpec::with_type(GgmlType::Q8_0));
-    // Rewrite the type id of every Q8_0 tensor to Q5_K (13): find them through the parsed infos.
+    // Rewrite the type id of the first Q8_0 tensor to Q8_K (15, ggml's activation-only type, which
+    // Journey does not load): find it through the parsed infos.
     let file = GgufFile::from_bytes(bytes.clone()).unwrap();
     let name = &file.tensors[0].name;
     let needle: Vec<u8> = [&(name.len() as u64).to_le_bytes()[..], name.as_bytes()].concat();
@@ -103,11 +104,11 @@ fn unsupported_tensor_type() {
         .unwrap();
     let type_at = at + needle.len() + 4 + 8 * file.tensors[0].dims.len();
     assert_eq!(bytes[type_at], GgmlType::Q8_0.id() as u8);
-    bytes[type_at] = 13;
+    bytes[type_at] = 15;
     let err = load_err(bytes);
     assert!(
         err.contains(&format!(
-            "tensor {name:?} has type Q5_K, which Journey does not support"
+            "tensor {name:?} has type Q8_K, which Journey does not support"
         )),
         "{err}"
     );

@@ -175,16 +175,7 @@ fn tiny_model_is_batch_invariant_for_every_weight_type_and_architecture() {
     assert!(a.len() > TINY_SLIDING_WINDOW);
     let b: Vec<u32> = (0..9).map(|i| (i * 11 + 5) % 250 + 3).collect();
     let c: Vec<u32> = (0..12).map(|i| (i * 13 + 1) % 250 + 3).collect();
-    for ty in [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::BF16,
-        GgmlType::Q8_0,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-    ] {
+    for ty in GgmlType::ALL {
         for arch in Arch::ALL {
             check_invariance(&tiny(arch, ty), &a, &b, &c);
         }

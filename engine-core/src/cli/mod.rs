@@ -38,7 +38,8 @@ struct TinyArgs {
     /// Output path.
     #[arg(long)]
     out: std::path::PathBuf,
-    /// Weight type of the matrices (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K).
+    /// Weight type of the matrices (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K,
+    /// Q4_K, Q5_K, Q6_K).
     #[arg(long, default_value = "F32")]
     weight_type: String,
     /// Context length recorded in the file.
