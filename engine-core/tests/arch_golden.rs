@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::golden::{Case, GAP, check_teacher_forcing};
+use common::golden::{Case, GAP, check_teacher_forcing, dequantized_copy, errors_against_exact};
 use engine_core::generate::{Prompt, tokenize_prompt};
 use engine_core::model::Model;
 use engine_core::model::gguf::GgufFile;
@@ -83,19 +83,21 @@ fn every_tiny_architecture_agrees_with_llama_cpp() {
     );
 }
 
+fn gemma_path() -> std::path::PathBuf {
+    common::models_path("gemma-3-270m-q4_k_m.gguf", "gemma3")
+}
+
 fn gemma() -> Model<CpuBackend> {
-    Model::load(
-        common::models_path("gemma-3-270m-q4_k_m.gguf", "gemma3"),
-        CpuBackend::new(),
-    )
-    .expect("load Gemma 3")
+    Model::load(gemma_path(), CpuBackend::new()).expect("load Gemma 3")
 }
 
 #[test]
 fn gemma3_agrees_with_llama_cpp_past_its_sliding_window() {
     let golden: Golden = read("gemma3_golden.json");
-    let model = gemma();
-    let config = model.llama.config();
+    // The network alone: the goldens give llama.cpp's prompt ids.
+    let file = GgufFile::open(gemma_path()).unwrap();
+    let llama = Llama::load(&file, CpuBackend::new()).expect("load Gemma 3");
+    let config = llama.config();
     assert_eq!(config.arch, Arch::Gemma3);
     let window = config.sliding_window.expect("Gemma 3 has a sliding window");
     assert!(
@@ -103,18 +105,47 @@ fn gemma3_agrees_with_llama_cpp_past_its_sliding_window() {
         "no prompt is longer than the {window}-token window"
     );
     assert!(golden.cases.len() >= 8, "at least 8 prompts");
-    let (checked, failures) = check_teacher_forcing(&model.llama, &golden.cases);
+    let (checked, disagreements) = check_teacher_forcing(&llama, &golden.cases);
     eprintln!(
         "gemma3 teacher forcing: {} steps exact (gap > {GAP}), {} in top-2",
         checked.exact, checked.top2
     );
+    assert!(checked.exact > 60, "too few decisive steps: {checked:?}");
+    // Gemma's activations have large outliers, where llama.cpp's 256-element activation blocks
+    // (Q8_K, for K-quant weights) and its fp16 GELU table round more than we do. A step where we
+    // disagree is excused only when the same network without any quantization (the dequantized
+    // weights in F32) sides with us: our relative logits closer to it than llama.cpp's.
+    if disagreements.is_empty() {
+        return;
+    }
+    let exact = Llama::load(&dequantized_copy(&file), CpuBackend::new()).unwrap();
+    let mut steps: Vec<(usize, usize)> = disagreements.iter().map(|d| (d.case, d.step)).collect();
+    steps.dedup();
+    let mut failures = Vec::new();
+    for (case, step) in &steps {
+        let (ours, theirs) = errors_against_exact(&llama, &exact, &golden.cases[*case], *step);
+        let line = format!(
+            "{} step {step}: vs unquantized, ours off by {ours:.3}, llama.cpp by {theirs:.3}",
+            golden.cases[*case].label()
+        );
+        eprintln!("{line}");
+        if ours >= theirs {
+            failures.push(line);
+        }
+    }
+    let messages: Vec<String> = disagreements.iter().map(|d| d.to_string()).collect();
     assert!(
         failures.is_empty(),
-        "{} disagreements:\n{}",
-        failures.len(),
-        failures.join("\n")
+        "disagreements with llama.cpp where it is the closer one:\n{}\nall:\n{}",
+        failures.join("\n"),
+        messages.join("\n")
     );
-    assert!(checked.exact > 60, "too few decisive steps: {checked:?}");
+    assert!(
+        steps.len() <= 2,
+        "{} steps excused: more than llama.cpp's rounding explains\n{}",
+        steps.len(),
+        messages.join("\n")
+    );
 }
 
 #[test]

@@ -65,6 +65,7 @@ fn teacher_forcing_agrees_with_llama_cpp() {
         "teacher forcing: {} steps exact (gap > {GAP}), {} in top-2",
         checked.exact, checked.top2
     );
+    let failures: Vec<String> = failures.iter().map(|d| d.to_string()).collect();
     assert!(
         failures.is_empty(),
         "{} disagreements:\n{}",

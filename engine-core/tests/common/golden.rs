@@ -6,8 +6,10 @@
 //! at the first step, the top-5 logits relative to the top-1 must agree within 0.5.
 
 use engine_core::kv_cache::{BlockAllocator, BlockTable};
+use engine_core::model::gguf::{GgufFile, GgufWriter};
 use engine_core::model::llama::{ForwardBatch, Llama};
-use kernels::CpuBackend;
+use kernels::quant::dequantize_row;
+use kernels::{CpuBackend, GgmlType};
 use serde::Deserialize;
 
 /// Top-1/top-2 gap above which our top-1 must be llama.cpp's.
@@ -91,11 +93,38 @@ pub struct Checked {
     pub top2: usize,
 }
 
+/// One failed check: which case, which step, what.
+#[derive(Debug)]
+pub struct Disagreement {
+    /// Index of the case.
+    pub case: usize,
+    /// Teacher-forcing step (0 = the distribution after the prompt).
+    pub step: usize,
+    /// The message.
+    pub what: String,
+}
+
+impl std::fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
 /// Teacher-forces every case and returns what was checked and every disagreement.
-pub fn check_teacher_forcing(llama: &Llama<CpuBackend>, cases: &[Case]) -> (Checked, Vec<String>) {
+pub fn check_teacher_forcing(
+    llama: &Llama<CpuBackend>,
+    cases: &[Case],
+) -> (Checked, Vec<Disagreement>) {
     let mut checked = Checked::default();
     let mut failures = Vec::new();
-    for case in cases {
+    for (index, case) in cases.iter().enumerate() {
+        let mut fail = |step: usize, what: String| {
+            failures.push(Disagreement {
+                case: index,
+                step,
+                what,
+            })
+        };
         let n = case.greedy_ids.len();
         let logits = teacher_forced_logits(llama, &case.prompt_ids, &case.greedy_ids[..n - 1]);
         for (step, (row, want)) in logits.iter().zip(&case.greedy_ids).enumerate() {
@@ -118,20 +147,26 @@ pub fn check_teacher_forcing(llama: &Llama<CpuBackend>, cases: &[Case]) -> (Chec
             let gap = top[0].1 - top[1].1;
             if gap > GAP {
                 if ours[0] != *want {
-                    failures.push(format!(
-                        "{} step {step}: top-1 {} != llama.cpp's {want} (gap {gap:.3})",
-                        case.label(),
-                        ours[0]
-                    ));
+                    fail(
+                        step,
+                        format!(
+                            "{} step {step}: top-1 {} != llama.cpp's {want} (gap {gap:.3})",
+                            case.label(),
+                            ours[0]
+                        ),
+                    );
                 }
                 checked.exact += 1;
             } else {
                 if !ours[..2].contains(want) {
-                    failures.push(format!(
-                        "{} step {step}: {want} not in our top-2 {:?} (gap {gap:.3})",
-                        case.label(),
-                        &ours[..2]
-                    ));
+                    fail(
+                        step,
+                        format!(
+                            "{} step {step}: {want} not in our top-2 {:?} (gap {gap:.3})",
+                            case.label(),
+                            &ours[..2]
+                        ),
+                    );
                 }
                 checked.top2 += 1;
             }
@@ -142,12 +177,66 @@ pub fn check_teacher_forcing(llama: &Llama<CpuBackend>, cases: &[Case]) -> (Chec
         for &(id, logit) in &case.top5[0] {
             let (ours, theirs) = (row[id as usize] - our_max, logit - case.top5[0][0].1);
             if (ours - theirs).abs() > 0.5 {
-                failures.push(format!(
-                    "{}: token {id} relative logit {ours:.3} vs llama.cpp {theirs:.3}",
-                    case.label()
-                ));
+                fail(
+                    0,
+                    format!(
+                        "{}: token {id} relative logit {ours:.3} vs llama.cpp {theirs:.3}",
+                        case.label()
+                    ),
+                );
             }
         }
     }
     (checked, failures)
+}
+
+/// `file` with every tensor dequantized to F32: the same network computed without weight or
+/// activation quantization (F32 matmuls take f32 activations), the exact reference both
+/// llama.cpp's and our quantized arithmetic approximate.
+pub fn dequantized_copy(file: &GgufFile) -> GgufFile {
+    let mut w = GgufWriter::new();
+    for (k, v) in &file.metadata {
+        w.meta(k, v.clone());
+    }
+    for t in &file.tensors {
+        let ty = t.ggml_type().unwrap();
+        let data = file.tensor_data(t).unwrap();
+        let cols = t.dims[0] as usize;
+        let row_bytes = ty.row_bytes(cols).unwrap();
+        let mut row = vec![0f32; cols];
+        let mut out = Vec::with_capacity(data.len() / row_bytes * cols * 4);
+        for src in data.chunks_exact(row_bytes) {
+            dequantize_row(ty, src, &mut row);
+            out.extend(row.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        w.tensor(&t.name, &t.dims, GgmlType::F32, out);
+    }
+    GgufFile::from_bytes(w.to_bytes()).unwrap()
+}
+
+/// At a step where we disagree with llama.cpp: the largest error, over llama.cpp's top 5, of
+/// (ours, llama.cpp's) logits relative to the top-1, measured against `exact`'s.
+pub fn errors_against_exact(
+    ours: &Llama<CpuBackend>,
+    exact: &Llama<CpuBackend>,
+    case: &Case,
+    step: usize,
+) -> (f32, f32) {
+    let forced = &case.greedy_ids[..step];
+    let row = |m: &Llama<CpuBackend>| {
+        teacher_forced_logits(m, &case.prompt_ids, forced)
+            .pop()
+            .unwrap()
+    };
+    let (q, e) = (row(ours), row(exact));
+    let top = &case.top5[step];
+    let first = top[0].0 as usize;
+    let mut worst = (0f32, 0f32);
+    for &(id, logit) in top {
+        let id = id as usize;
+        let truth = e[id] - e[first];
+        worst.0 = worst.0.max(((q[id] - q[first]) - truth).abs());
+        worst.1 = worst.1.max(((logit - top[0].1) - truth).abs());
+    }
+    worst
 }
