@@ -159,6 +159,7 @@ impl Engines {
                 Ok::<_, ApiError>(ModelMeta {
                     name,
                     context_length: info.context_length,
+                    architecture: info.architecture,
                 })
             })
             .await;
@@ -167,6 +168,7 @@ impl Engines {
             (Err(_), Some(name)) => Ok(ModelMeta {
                 name: name.clone(),
                 context_length: 0,
+                architecture: String::new(),
             }),
             (Err(e), None) => Err(e),
         }
