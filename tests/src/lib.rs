@@ -43,6 +43,17 @@ pub fn real_model() -> PathBuf {
     path
 }
 
+/// Gemma 3 270M Q4_K_M (fetched by `scripts/fetch-model.sh gemma3`).
+pub fn gemma3_model() -> PathBuf {
+    let path = root().join("models/gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.exists(),
+        "missing {}: run scripts/fetch-model.sh gemma3",
+        path.display()
+    );
+    path
+}
+
 /// The Python with the `openai` SDK.
 pub fn python() -> PathBuf {
     let path = root().join(".venv-test/bin/python");
