@@ -23,7 +23,7 @@ struct Harness<'m> {
     model: &'m Model<CpuBackend>,
     alloc: BlockAllocator,
     tables: Vec<BlockTable>,
-    pool: kernels::cpu::CpuKvPool,
+    pool: engine_core::model::llama::KvCache<CpuBackend>,
 }
 
 impl<'m> Harness<'m> {
@@ -56,6 +56,7 @@ impl<'m> Harness<'m> {
             positions: &positions,
             token_seq: &token_seq,
             block_tables: &tables,
+            window_block_tables: None,
             block_size: BLOCK,
             logits_rows: &rows,
         };

@@ -11,6 +11,7 @@ use engine_core::engine::{EngineConfig, EngineTelemetry, spawn_engine_with};
 #[cfg(feature = "journey")]
 use engine_core::journey::StepTracingConfig;
 use engine_core::journey::{CoreTracer, StepTracer};
+use engine_core::kv_cache::KvBudget;
 use engine_core::metrics::{self, EngineMetrics};
 use engine_core::model::Model;
 use engine_core::server;
@@ -143,11 +144,20 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
     let device = backend.device_name();
     let model = Model::load(&args.model, backend)
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let per_block = model.llama.kv_pool_config(1, args.block_size).bytes_f32();
-    let kv_blocks = args
-        .kv_cache_blocks
-        .unwrap_or(args.kv_cache_memory_mb * (1 << 20) / per_block);
-    if kv_blocks == 0 {
+    let (full_block_bytes, window_block_bytes) = model.llama.kv_block_bytes(args.block_size);
+    let budget = KvBudget {
+        full_block_bytes,
+        window_block_bytes,
+        block_size: args.block_size,
+        window: model.llama.kv_window(),
+        max_num_seqs: args.max_num_seqs,
+        max_num_batched_tokens: args.max_num_batched_tokens,
+    };
+    let (kv_blocks, window_kv_blocks) = match args.kv_cache_blocks {
+        Some(n) => budget.with_full_blocks(n),
+        None => budget.split(args.kv_cache_memory_mb * (1 << 20)),
+    };
+    if kv_blocks == 0 || (budget.window.is_some() && window_kv_blocks < 2) {
         bail!("the KV cache holds no block: raise --kv-cache-blocks or --kv-cache-memory-mb");
     }
     let cfg = EngineConfig {
@@ -158,11 +168,20 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         max_waiting: args.max_waiting,
         enable_prefix_caching: args.enable_prefix_caching,
         served_model_name: Some(served_name(&args)),
+        window_kv_blocks: budget.window.map(|_| window_kv_blocks),
+    };
+    let window_note = match budget.window {
+        Some(w) => format!(
+            " (+ {window_kv_blocks} blocks for the {}-key sliding-window layers; prefix caching off)",
+            w
+        ),
+        None => String::new(),
     };
     eprintln!(
-        "engine-core: {} ({} layers, context {}), KV {} blocks x {} tokens, device {device}",
+        "engine-core: {} ({} {} layers, context {}), KV {} blocks x {} tokens{window_note}, device {device}",
         args.model.display(),
         model.llama.config().n_layers,
+        model.llama.config().arch,
         model.llama.config().context_length,
         kv_blocks,
         args.block_size

@@ -37,7 +37,7 @@ use crate::metrics::EngineMetrics;
 use crate::model::Model;
 use crate::model::llama::ModelError;
 use crate::sampling::SamplingParams;
-use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::scheduler::{Scheduler, SchedulerConfig, WindowKv};
 use handle::{Gate, Shared};
 
 /// Engine limits.
@@ -57,6 +57,9 @@ pub struct EngineConfig {
     pub enable_prefix_caching: bool,
     /// The name clients address the model by; `None` for the file's `general.name`.
     pub served_model_name: Option<String>,
+    /// KV blocks of the sliding-window layers' pool, for a model that has some; `None` for
+    /// as many as [`kv_blocks`](Self::kv_blocks).
+    pub window_kv_blocks: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -69,6 +72,7 @@ impl Default for EngineConfig {
             max_waiting: 4096,
             enable_prefix_caching: true,
             served_model_name: None,
+            window_kv_blocks: None,
         }
     }
 }
@@ -162,7 +166,17 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         tokenizer,
         chat_template,
     } = model;
-    let pool = llama.alloc_kv_pool(cfg.kv_blocks, cfg.block_size)?;
+    let window_blocks = cfg.window_kv_blocks.unwrap_or(cfg.kv_blocks);
+    let window = llama.kv_window().map(|window| WindowKv {
+        window,
+        num_blocks: window_blocks,
+    });
+    if window.is_some_and(|w| w.num_blocks < 2) {
+        return Err(SpawnError::InvalidConfig(
+            "the sliding-window KV pool needs 2 blocks at least".into(),
+        ));
+    }
+    let pool = llama.alloc_kv_cache(cfg.kv_blocks, window_blocks, cfg.block_size)?;
     let c = llama.config();
     let facts = ModelFacts {
         name: cfg
@@ -186,6 +200,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         num_kv_blocks: cfg.kv_blocks,
         block_size: cfg.block_size,
         enable_prefix_caching: cfg.enable_prefix_caching,
+        window,
     });
     let shared = Arc::new(Shared {
         facts,

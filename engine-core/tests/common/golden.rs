@@ -67,6 +67,7 @@ pub fn teacher_forced_logits(
         positions: &positions,
         token_seq: &vec![0; tokens.len()],
         block_tables: &tables,
+        window_block_tables: None,
         block_size,
         logits_rows: &rows,
     };

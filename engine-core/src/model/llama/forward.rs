@@ -3,8 +3,7 @@
 use kernels::{AttentionLayout, Backend, Rope, backend::Cols};
 
 use super::config::RopeScaling;
-
-use super::{Llama, ModelError};
+use super::{KvCache, KvGroup, Llama, ModelError};
 
 /// One step's tokens and where they sit.
 #[derive(Clone, Copy, Debug)]
@@ -15,8 +14,13 @@ pub struct ForwardBatch<'a> {
     pub positions: &'a [u32],
     /// `[T]` index into `block_tables` of each token's sequence.
     pub token_seq: &'a [u32],
-    /// Per sequence in the batch: its block table (must cover every position it uses).
+    /// Per sequence in the batch: its block table (must cover every position it uses) in the
+    /// full-attention pool.
     pub block_tables: &'a [&'a [u32]],
+    /// Per sequence: its block table in the sliding-window pool, whose entries before a
+    /// token's window are never read (they may name any block of that pool); `None` to use
+    /// `block_tables` there too.
+    pub window_block_tables: Option<&'a [&'a [u32]]>,
     /// KV block size.
     pub block_size: usize,
     /// Batch rows whose logits are wanted, in output order.
@@ -24,7 +28,7 @@ pub struct ForwardBatch<'a> {
 }
 
 impl ForwardBatch<'_> {
-    fn validate(&self, vocab: usize, n_blocks: usize) -> Result<(), ModelError> {
+    fn validate(&self, vocab: usize, n_blocks: (usize, usize)) -> Result<(), ModelError> {
         let t = self.tokens.len();
         let bad = |m: String| Err(ModelError::InvalidBatch(m));
         if self.positions.len() != t || self.token_seq.len() != t {
@@ -37,28 +41,53 @@ impl ForwardBatch<'_> {
         if let Some(&id) = self.tokens.iter().find(|&&id| id as usize >= vocab) {
             return bad(format!("token id {id} outside the vocabulary of {vocab}"));
         }
-        for (i, (&s, &p)) in self.token_seq.iter().zip(self.positions).enumerate() {
-            let Some(table) = self.block_tables.get(s as usize) else {
+        let pools = [
+            (self.block_tables, n_blocks.0),
+            (self.window_tables(), n_blocks.1),
+        ];
+        for (tables, n_blocks) in pools {
+            if tables.len() != self.block_tables.len() {
                 return bad(format!(
-                    "token {i} names sequence {s} of {}",
+                    "{} sliding-window tables for {} sequences",
+                    tables.len(),
                     self.block_tables.len()
                 ));
-            };
-            if p as usize / self.block_size >= table.len() {
-                return bad(format!(
-                    "token {i} at position {p} is beyond its block table"
-                ));
             }
-            if table.iter().any(|&b| b as usize >= n_blocks) {
-                return bad(format!(
-                    "sequence {s} names a block outside the pool of {n_blocks}"
-                ));
+            for (i, (&s, &p)) in self.token_seq.iter().zip(self.positions).enumerate() {
+                let Some(table) = tables.get(s as usize) else {
+                    return bad(format!("token {i} names sequence {s} of {}", tables.len()));
+                };
+                if p as usize / self.block_size >= table.len() {
+                    return bad(format!(
+                        "token {i} at position {p} is beyond its block table"
+                    ));
+                }
+                if n_blocks > 0 && table.iter().any(|&b| b as usize >= n_blocks) {
+                    return bad(format!(
+                        "sequence {s} names a block outside the pool of {n_blocks}"
+                    ));
+                }
             }
         }
         if let Some(&r) = self.logits_rows.iter().find(|&&r| r as usize >= t) {
             return bad(format!("logits row {r} outside the batch of {t}"));
         }
         Ok(())
+    }
+
+    /// The tables of the sliding-window pool.
+    fn window_tables(&self) -> &[&[u32]] {
+        self.window_block_tables.unwrap_or(self.block_tables)
+    }
+
+    /// Each token's KV slot through `tables`.
+    fn slots(&self, tables: &[&[u32]]) -> Vec<u32> {
+        let bs = self.block_size as u32;
+        self.positions
+            .iter()
+            .zip(self.token_seq)
+            .map(|(&p, &s)| tables[s as usize][(p / bs) as usize] * bs + p % bs)
+            .collect()
     }
 }
 
@@ -67,7 +96,7 @@ impl<B: Backend> Llama<B> {
     /// `batch.logits_rows` as `[rows, vocab]` row-major.
     pub fn forward(
         &self,
-        kv: &mut B::KvPool,
+        kv: &mut KvCache<B>,
         batch: &ForwardBatch<'_>,
     ) -> Result<Vec<f32>, ModelError> {
         self.backend
@@ -76,15 +105,17 @@ impl<B: Backend> Llama<B> {
 
     fn forward_in_place(
         &self,
-        kv: &mut B::KvPool,
+        kv: &mut KvCache<B>,
         batch: &ForwardBatch<'_>,
     ) -> Result<Vec<f32>, ModelError> {
         let c = &self.cfg;
-        batch.validate(c.vocab_size, self.backend.kv_pool_config(kv).n_blocks)?;
-        if batch.block_size != self.backend.kv_pool_config(kv).block_size {
-            return Err(ModelError::InvalidBatch(
-                "block size differs from the pool's".into(),
-            ));
+        batch.validate(c.vocab_size, kv.num_blocks(&self.backend))?;
+        for pool in kv.full.iter().chain(&kv.window) {
+            if batch.block_size != self.backend.kv_pool_config(pool).block_size {
+                return Err(ModelError::InvalidBatch(
+                    "block size differs from the pool's".into(),
+                ));
+            }
         }
         let t = batch.tokens.len();
         if t == 0 {
@@ -95,16 +126,8 @@ impl<B: Backend> Llama<B> {
         let (d, q, hd, kvd) = (c.dim, c.q_dim(), c.head_dim, c.kv_dim());
         let (q_cols, k_cols, v_cols) =
             (Cols::new(0, q), Cols::new(q, kvd), Cols::new(q + kvd, kvd));
-        let slots: Vec<u32> = batch
-            .positions
-            .iter()
-            .zip(batch.token_seq)
-            .map(|(&p, &s)| {
-                let table = batch.block_tables[s as usize];
-                let bs = batch.block_size as u32;
-                table[(p / bs) as usize] * bs + p % bs
-            })
-            .collect();
+        let slots = batch.slots(batch.block_tables);
+        let window_slots = batch.slots(batch.window_tables());
         let layout = AttentionLayout {
             n_heads: c.n_heads,
             n_kv_heads: c.n_kv_heads,
@@ -166,9 +189,22 @@ impl<B: Backend> Llama<B> {
             }
             be.rope(&mut qkv, q_cols, hd, batch.positions, rope);
             be.rope(&mut qkv, k_cols, hd, batch.positions, rope);
-            be.write_kv(kv, l, &qkv, k_cols, v_cols, &slots);
-            let layer_layout = AttentionLayout { window, ..layout };
-            be.attention(&qkv, q_cols, kv, l, &layer_layout, &mut attn);
+            let (group, index) = self.kv_slot(l);
+            let (pool, layer_layout) = match group {
+                KvGroup::Full => (kv.full.as_mut(), AttentionLayout { window, ..layout }),
+                KvGroup::Window(_) => (
+                    kv.window.as_mut(),
+                    AttentionLayout {
+                        window,
+                        block_tables: batch.window_tables(),
+                        slots: &window_slots,
+                        ..layout
+                    },
+                ),
+            };
+            let pool = pool.expect("a pool for every layer's group");
+            be.write_kv(pool, index, &qkv, k_cols, v_cols, layer_layout.slots);
+            be.attention(&qkv, q_cols, pool, index, &layer_layout, &mut attn);
             be.matmul(&attn, &[&w.wo], &mut proj);
             self.residual(&mut x, &proj, w.post_norms.as_ref().map(|n| &n[0]), &mut h);
 

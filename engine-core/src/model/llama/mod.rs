@@ -6,10 +6,12 @@
 
 mod config;
 mod forward;
+mod kv;
 mod weights;
 
 pub use config::{Arch, ArchOptions, LlamaConfig, RopeScaling};
 pub use forward::ForwardBatch;
+pub use kv::{KvCache, KvGroup};
 pub use weights::Llama;
 
 /// Why a model could not be loaded or run.

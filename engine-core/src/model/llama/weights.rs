@@ -38,6 +38,8 @@ pub struct Llama<B: Backend> {
     pub(super) output: Option<B::Weight>,
     /// Llama 3.1+'s RoPE frequency factors, host side (`rope_dim / 2`).
     pub(super) rope_freqs: Option<Vec<f32>>,
+    /// Each layer's KV pool and index there.
+    pub(super) kv_slots: Vec<(super::KvGroup, usize)>,
 }
 
 impl<B: Backend> Llama<B> {
@@ -115,13 +117,14 @@ impl<B: Backend> Llama<B> {
             Err(_) => None,
         };
         Ok(Self {
-            cfg,
             backend,
             embd,
             layers,
             output_norm,
             output,
             rope_freqs,
+            kv_slots: super::kv::kv_slots(&cfg),
+            cfg,
         })
     }
 
@@ -133,32 +136,6 @@ impl<B: Backend> Llama<B> {
     /// The backend the model runs on.
     pub fn backend(&self) -> &B {
         &self.backend
-    }
-
-    /// Allocates a KV pool of `n_blocks` blocks of `block_size` slots for this model.
-    pub fn alloc_kv_pool(
-        &self,
-        n_blocks: usize,
-        block_size: usize,
-    ) -> Result<B::KvPool, ModelError> {
-        Ok(self
-            .backend
-            .alloc_kv_pool(self.kv_pool_config(n_blocks, block_size))?)
-    }
-
-    /// The pool geometry for `n_blocks` blocks of `block_size` slots.
-    pub fn kv_pool_config(
-        &self,
-        n_blocks: usize,
-        block_size: usize,
-    ) -> kernels::backend::KvPoolConfig {
-        kernels::backend::KvPoolConfig {
-            n_layers: self.cfg.n_layers,
-            n_blocks,
-            block_size,
-            n_kv_heads: self.cfg.n_kv_heads,
-            head_dim: self.cfg.head_dim,
-        }
     }
 }
 
