@@ -171,10 +171,23 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         window,
         num_blocks: window_blocks,
     });
-    if window.is_some_and(|w| w.num_blocks < 2) {
-        return Err(SpawnError::InvalidConfig(
-            "the sliding-window KV pool needs 2 blocks at least".into(),
-        ));
+    if let Some(w) = window {
+        // One sequence alone must always fit, or it would wait forever.
+        let one = crate::kv_cache::KvBudget {
+            full_block_bytes: 1,
+            window_block_bytes: 1,
+            block_size: cfg.block_size,
+            window: Some(w.window),
+            max_num_seqs: 1,
+            max_num_batched_tokens: cfg.max_num_batched_tokens,
+        }
+        .window_need();
+        if w.num_blocks < one {
+            return Err(SpawnError::InvalidConfig(format!(
+                "the sliding-window KV pool has {} blocks; one sequence needs {one}",
+                w.num_blocks
+            )));
+        }
     }
     let pool = llama.alloc_kv_cache(cfg.kv_blocks, window_blocks, cfg.block_size)?;
     let c = llama.config();

@@ -296,7 +296,10 @@ fn sliding_window_blocks_are_given_back_as_the_sequence_grows() {
         }),
         ..cfg(8, 4, 64)
     });
-    assert!(!s.config().enable_prefix_caching, "off with a sliding window");
+    assert!(
+        !s.config().enable_prefix_caching,
+        "off with a sliding window"
+    );
     let a = s.add_request(20).unwrap();
     let b = s.add_request(6).unwrap();
     let placeholder = s.window.as_ref().unwrap().placeholder.0;
@@ -327,7 +330,7 @@ fn sliding_window_blocks_are_given_back_as_the_sequence_grows() {
     assert!(s.request(a).unwrap().num_computed_tokens > 40);
     let (total, used) = s.window_kv_blocks();
     assert_eq!(total, 12);
-    assert!(used <= 12 - 1);
+    assert!(used < 12, "the placeholder is never handed out");
     s.finish(a, FinishReason::Length);
     s.finish(b, FinishReason::Length);
     assert_eq!(s.window_kv_blocks(), (12, 0), "everything given back");
