@@ -7,6 +7,12 @@
 //! a `tojson` that writes JSON as Python's `json.dumps(ensure_ascii=False)` does. The variables
 //! are `messages`, `add_generation_prompt`, `bos_token` and `eos_token`.
 //!
+//! A file without a template gets a built-in one by `general.architecture` where llama.cpp has a
+//! matching built-in format: `gemma`, `gemma2` and `gemma3` get llama.cpp's "gemma" format
+//! (`llama_chat_apply_template`, written here as Jinja; see [`GEMMA_TEMPLATE`]). Other
+//! architectures without a template get none, and chat requests are refused. (llama-server itself
+//! falls back to ChatML for every template-less file; Gemma models were not trained on ChatML.)
+//!
 //! minijinja (without its `preserve_order` feature) iterates maps in key order, so `tojson` or
 //! `items()` over a message sees keys sorted, where Python keeps insertion order.
 
@@ -16,10 +22,45 @@ use minijinja::value::{Kwargs, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
 
 use super::gguf::keys::tokenizer as keys;
+
+/// `general.architecture` (not in `gguf::keys::tokenizer`).
+const ARCHITECTURE: &str = "general.architecture";
 use super::gguf::{GgufError, GgufFile};
 
 /// Name under which the template is stored in its environment.
 const TEMPLATE_NAME: &str = "chat_template";
+
+/// llama.cpp's built-in "gemma" format (`LLM_CHAT_TEMPLATE_GEMMA` in `llama-chat.cpp`) as Jinja:
+/// `<start_of_turn>{role}\n{content}<end_of_turn>\n` per message with `assistant` renamed
+/// `model`, contents trimmed of C `isspace` characters, system messages concatenated and put,
+/// followed by a blank line, at the start of the next turn that is not the model's.
+pub const GEMMA_TEMPLATE: &str = concat!(
+    r"{%- set ws = ' \t\n\r\u000b\u000c' -%}",
+    r"{%- set ns = namespace(system='') -%}",
+    r"{%- for message in messages -%}",
+    r"{%- if message['role'] == 'system' -%}",
+    r"{%- set ns.system = ns.system + message['content'].strip(ws) -%}",
+    r"{%- else -%}",
+    r"{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}",
+    r"{{- '<start_of_turn>' + role + '\n' -}}",
+    r"{%- if ns.system != '' and role != 'model' -%}",
+    r"{{- ns.system + '\n\n' -}}",
+    r"{%- set ns.system = '' -%}",
+    r"{%- endif -%}",
+    r"{{- message['content'].strip(ws) + '<end_of_turn>\n' -}}",
+    r"{%- endif -%}",
+    r"{%- endfor -%}",
+    r"{%- if add_generation_prompt -%}{{- '<start_of_turn>model\n' -}}{%- endif -%}",
+);
+
+/// The built-in template for a file without one, by `general.architecture`; `None` where Journey
+/// has none (the model then has no chat template).
+pub fn builtin_for_architecture(arch: &str) -> Option<&'static str> {
+    match arch {
+        "gemma" | "gemma2" | "gemma3" => Some(GEMMA_TEMPLATE),
+        _ => None,
+    }
+}
 
 /// One message of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -61,6 +102,7 @@ pub type Result<T, E = ChatTemplateError> = std::result::Result<T, E>;
 pub struct ChatTemplate {
     env: Environment<'static>,
     source: String,
+    builtin: bool,
     bos: String,
     eos: String,
 }
@@ -69,6 +111,7 @@ impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChatTemplate")
             .field("source_len", &self.source.len())
+            .field("builtin", &self.builtin)
             .field("bos", &self.bos)
             .field("eos", &self.eos)
             .finish_non_exhaustive()
@@ -76,14 +119,20 @@ impl std::fmt::Debug for ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// Reads `tokenizer.chat_template`; `None` when the file has none. `bos_token`/`eos_token`
-    /// are the texts of the tokens named by `tokenizer.ggml.bos_token_id`/`eos_token_id` (empty
-    /// when absent).
+    /// Reads `tokenizer.chat_template`, else the built-in template of the file's
+    /// `general.architecture` ([`builtin_for_architecture`]); `None` when there is neither.
+    /// `bos_token`/`eos_token` are the texts of the tokens named by
+    /// `tokenizer.ggml.bos_token_id`/`eos_token_id` (empty when absent).
     pub fn from_gguf(file: &GgufFile) -> Result<Option<Self>> {
-        if file.get(keys::CHAT_TEMPLATE).is_none() {
-            return Ok(None);
-        }
-        let source = file.get_str(keys::CHAT_TEMPLATE)?.to_owned();
+        let (source, builtin) = if file.get(keys::CHAT_TEMPLATE).is_some() {
+            (file.get_str(keys::CHAT_TEMPLATE)?.to_owned(), false)
+        } else {
+            let arch = file.get(ARCHITECTURE).and_then(|v| v.as_str());
+            match arch.and_then(builtin_for_architecture) {
+                Some(src) => (src.to_owned(), true),
+                None => return Ok(None),
+            }
+        };
         let token_text = |key: &str| -> String {
             let id = file.get(key).and_then(|v| v.as_u64());
             let tokens = file.get(keys::TOKENS).and_then(|v| v.as_array());
@@ -99,7 +148,9 @@ impl ChatTemplate {
         };
         let bos = token_text(keys::BOS_ID);
         let eos = token_text(keys::EOS_ID);
-        Self::new(source, bos, eos).map(Some)
+        let mut t = Self::new(source, bos, eos)?;
+        t.builtin = builtin;
+        Ok(Some(t))
     }
 
     /// Compiles `source`; `bos`/`eos` become the template's `bos_token`/`eos_token`.
@@ -122,9 +173,15 @@ impl ChatTemplate {
         Ok(Self {
             env,
             source,
+            builtin: false,
             bos,
             eos,
         })
+    }
+
+    /// Whether the template is Journey's built-in one for a file that has none.
+    pub fn is_builtin(&self) -> bool {
+        self.builtin
     }
 
     /// The template source.
@@ -442,6 +499,19 @@ mod tests {
         let file = GgufFile::from_bytes(GgufWriter::new().to_bytes()).unwrap();
         assert!(ChatTemplate::from_gguf(&file).unwrap().is_none());
 
+        // No template: Gemma architectures get the built-in one, others none.
+        for (arch, builtin) in [("gemma3", true), ("gemma", true), ("llama", false)] {
+            let mut w = GgufWriter::new();
+            w.meta_str(ARCHITECTURE, arch);
+            let file = GgufFile::from_bytes(w.to_bytes()).unwrap();
+            let t = ChatTemplate::from_gguf(&file).unwrap();
+            assert_eq!(
+                t.as_ref().map(ChatTemplate::is_builtin),
+                builtin.then_some(true),
+                "{arch}"
+            );
+        }
+
         let mut w = GgufWriter::new();
         w.meta_u32(keys::CHAT_TEMPLATE, 3);
         let file = GgufFile::from_bytes(w.to_bytes()).unwrap();
@@ -449,5 +519,26 @@ mod tests {
             ChatTemplate::from_gguf(&file),
             Err(ChatTemplateError::Gguf(_))
         ));
+    }
+
+    #[test]
+    fn gemma_builtin_trims_c_whitespace_and_merges_system() {
+        let t = ChatTemplate::new(GEMMA_TEMPLATE.into(), "<bos>".into(), "<eos>".into()).unwrap();
+        let out = t
+            .render(
+                &[
+                    ChatMessage::new("system", " A\x0b"),
+                    ChatMessage::new("system", "B\x0c\r"),
+                    ChatMessage::new("assistant", "\tm "),
+                    ChatMessage::new("user", "u\u{a0}\n"),
+                ],
+                true,
+            )
+            .unwrap();
+        // NBSP is not C whitespace and stays; the system text waits for the user turn.
+        assert_eq!(
+            out,
+            "<start_of_turn>model\nm<end_of_turn>\n<start_of_turn>user\nAB\n\nu\u{a0}<end_of_turn>\n<start_of_turn>model\n"
+        );
     }
 }

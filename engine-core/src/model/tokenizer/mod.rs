@@ -1,26 +1,36 @@
 //! The tokenizer: text to token ids and back, built from a GGUF file's `tokenizer.ggml.*`
 //! metadata so that ids match llama.cpp's for the same file.
 //!
-//! Supported: `tokenizer.ggml.model == "gpt2"` (byte-level BPE) with the pre-tokenizers of
-//! [`PreTokenizerKind`]. Encoding follows llama.cpp's `llama_tokenize(text, add_special,
-//! parse_special)`: the text is first split around control, user-defined and unknown tokens
-//! (longest first, as llama.cpp does), and each remaining piece is pre-tokenized and BPE-merged by
-//! the `tokenizers` crate. Decoding concatenates each token's piece (llama.cpp's
-//! `token_to_piece`): byte-level tokens give their bytes, control tokens their text unless
-//! special tokens are skipped. llama.cpp's optional `clean_spaces` pass of `llama_detokenize`
-//! (used by some pre-tokenizers, not by `smollm`) is not applied: streaming output in llama.cpp
-//! is built from pieces too, and decode stays the exact inverse of encode.
+//! Supported tokenizer models (`tokenizer.ggml.model`):
+//! - `gpt2`: byte-level BPE with the pre-tokenizers of [`PreTokenizerKind`], merged by the
+//!   `tokenizers` crate. An unknown `tokenizer.ggml.pre` is an error, as in llama.cpp.
+//! - `llama`: SentencePiece-style BPE (Llama 2, Mistral, Gemma 3), merged by score with byte
+//!   fallback exactly as llama.cpp's `llm_tokenizer_spm`; see the `spm` module for why that one
+//!   is hand-written. Spaces become U+2581 and, with `tokenizer.ggml.add_space_prefix` (default
+//!   true), a space is prepended to the text at the start and after every special token.
+//!   Defaults when keys are absent follow llama.cpp: BOS 1, EOS 2, unknown 0, `add_bos` true.
+//!
+//! Encoding follows llama.cpp's `llama_tokenize(text, add_special, parse_special)`: the text is
+//! first split around control, user-defined and unknown tokens (longest first, as llama.cpp
+//! does), and each remaining piece is tokenized by the model. Decoding concatenates each token's
+//! piece (llama.cpp's `token_to_piece`): byte-level or `<0xXX>` byte tokens give their bytes,
+//! SentencePiece pieces their text with U+2581 turned back into spaces, control tokens their text
+//! unless special tokens are skipped. That is what streaming output is made of, in llama.cpp as
+//! here; [`Tokenizer::detokenize`] adds `llama_detokenize`'s rules for a whole sequence (BOS/EOS
+//! removal and the leading space of `add_space_prefix`). llama.cpp's `clean_spaces` pass of
+//! `llama_detokenize` for some BPE pre-tokenizers is not applied.
 //!
 //! Deviations from llama.cpp, all on files that lack metadata a converter normally writes:
-//! - missing `tokenizer.ggml.bos_token_id`/`eos_token_id` give `None`, not llama.cpp's id 11;
-//! - an unknown `tokenizer.ggml.pre` falls back to the GPT-2 regex with a warning on stderr
-//!   (llama.cpp refuses the file);
+//! - BPE files without `tokenizer.ggml.bos_token_id`/`eos_token_id` give `None`, not id 11;
+//! - an SPM byte with neither a `<0xXX>` nor a one-byte token becomes the unknown token (llama.cpp
+//!   throws);
 //! - model-name-based lstrip/rstrip attributes (Phi-3, some BERTs) are not applied.
 
 mod bytes;
 mod incremental;
 mod pretok;
 mod special;
+mod spm;
 
 #[cfg(test)]
 mod tests;
@@ -29,8 +39,12 @@ use std::fmt;
 
 use tokenizers::models::bpe::{BPE, Vocab};
 
+/// Whether SentencePiece prepends a space to the text (not in `gguf::keys`, which belongs to
+/// the model loaders).
+const ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
+
 use super::gguf::keys::tokenizer as keys;
-use super::gguf::{GgufError, GgufFile};
+use super::gguf::{GgufError, GgufFile, MetadataValue};
 
 pub use incremental::IncrementalDecoder;
 pub use pretok::{PreTokenizerConfig, PreTokenizerKind};
@@ -44,9 +58,14 @@ pub enum TokenizerError {
     Gguf(#[from] GgufError),
     /// A tokenizer family Journey does not implement.
     #[error(
-        "unsupported tokenizer model {0:?} (tokenizer.ggml.model); Journey supports \"gpt2\" (byte-level BPE)"
+        "unsupported tokenizer model {0:?} (tokenizer.ggml.model); Journey supports \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
     )]
     Unsupported(String),
+    /// A `tokenizer.ggml.pre` that Journey (and llama.cpp) does not know.
+    #[error(
+        "unknown pre-tokenizer {0:?} (tokenizer.ggml.pre); the file needs a pre-tokenizer llama.cpp knows, e.g. \"llama-bpe\", \"qwen2\" or \"default\""
+    )]
+    UnknownPreTokenizer(String),
     /// Metadata that is present but inconsistent.
     #[error("invalid tokenizer metadata: {0}")]
     Invalid(String),
@@ -70,11 +89,20 @@ fn backend(e: impl fmt::Display) -> TokenizerError {
     TokenizerError::Backend(e.to_string())
 }
 
-/// A byte-level BPE tokenizer loaded from GGUF metadata. Immutable and `Send + Sync`: share one
-/// per model; per-sequence decoding state lives in [`IncrementalDecoder`].
+/// The model that tokenizes text between special tokens.
+enum Model {
+    /// Byte-level BPE and its pre-tokenizer, without added tokens (special tokens are split off
+    /// first).
+    Bpe(Box<tokenizers::Tokenizer>),
+    /// SentencePiece-style merges by score.
+    Spm(Box<spm::Spm>),
+}
+
+/// A tokenizer loaded from GGUF metadata (byte-level BPE or SentencePiece). Immutable and
+/// `Send + Sync`: share one per model; per-sequence decoding state lives in
+/// [`IncrementalDecoder`].
 pub struct Tokenizer {
-    /// BPE model and pre-tokenizer, without added tokens (special tokens are split off first).
-    bpe: tokenizers::Tokenizer,
+    model: Model,
     /// Token strings by id, as stored in the file (empty ones replaced as llama.cpp does).
     tokens: Vec<String>,
     /// Token types by id, after llama.cpp's detection of control tokens by text.
@@ -84,7 +112,10 @@ pub struct Tokenizer {
     piece_ends: Vec<usize>,
     /// Ids matched in text (control, user-defined, unknown), longest text first.
     specials_by_len: Vec<u32>,
-    pre: PreTokenizerConfig,
+    /// The BPE pre-tokenizer; `None` for SentencePiece, which has none.
+    pre: Option<PreTokenizerConfig>,
+    /// SentencePiece: prepend a space at the start and after each special token.
+    add_space_prefix: bool,
     bos: Option<u32>,
     eos: Option<u32>,
     eot: Option<u32>,
@@ -101,7 +132,8 @@ impl fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokenizer")
             .field("vocab_size", &self.tokens.len())
-            .field("pre", &self.pre.name)
+            .field("pre", &self.pre.as_ref().map(|p| p.name.as_str()))
+            .field("add_space_prefix", &self.add_space_prefix)
             .field("bos", &self.bos)
             .field("eos", &self.eos)
             .field("add_bos", &self.add_bos)
@@ -110,11 +142,17 @@ impl fmt::Debug for Tokenizer {
     }
 }
 
-/// Reads an optional token id; ids outside the vocabulary are ignored with a warning, as in
-/// llama.cpp.
-fn read_id(file: &GgufFile, key: &str, n_tokens: usize) -> Result<Option<u32>> {
+/// Reads an optional token id, `default` when absent; ids outside the vocabulary (the file's or
+/// the default) are ignored with a warning, as in llama.cpp.
+fn read_id(
+    file: &GgufFile,
+    key: &str,
+    n_tokens: usize,
+    default: Option<u32>,
+) -> Result<Option<u32>> {
+    let default = default.filter(|&d| (d as usize) < n_tokens);
     let Some(v) = file.get(key) else {
-        return Ok(None);
+        return Ok(default);
     };
     let id = v.as_u64().ok_or_else(|| GgufError::WrongType {
         key: key.to_owned(),
@@ -125,7 +163,7 @@ fn read_id(file: &GgufFile, key: &str, n_tokens: usize) -> Result<Option<u32>> {
         eprintln!(
             "warning: tokenizer: {key} = {id} is outside the vocabulary of {n_tokens} tokens; ignored"
         );
-        return Ok(None);
+        return Ok(default);
     }
     Ok(Some(id as u32))
 }
@@ -146,13 +184,16 @@ fn read_bool(file: &GgufFile, key: &str) -> Result<Option<bool>> {
 impl Tokenizer {
     /// Builds the tokenizer from a GGUF file's metadata.
     ///
-    /// Requires `tokenizer.ggml.model == "gpt2"`, `tokenizer.ggml.tokens` and
-    /// `tokenizer.ggml.merges`; everything else is optional.
+    /// Requires `tokenizer.ggml.model` `"gpt2"` (with `tokenizer.ggml.merges` and a known
+    /// `tokenizer.ggml.pre`) or `"llama"`, and `tokenizer.ggml.tokens`; everything else is
+    /// optional.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
-        let model = file.get_str(keys::MODEL)?;
-        if model != "gpt2" {
-            return Err(TokenizerError::Unsupported(model.to_owned()));
-        }
+        let model_name = file.get_str(keys::MODEL)?;
+        let is_spm = match model_name {
+            "gpt2" => false,
+            "llama" => true,
+            other => return Err(TokenizerError::Unsupported(other.to_owned())),
+        };
         let tokens: Vec<String> = file
             .get_str_array(keys::TOKENS)?
             .into_iter()
@@ -203,43 +244,37 @@ impl Tokenizer {
             }
         };
 
-        let merges: Vec<(String, String)> = file
-            .get_str_array(keys::MERGES)?
-            .into_iter()
-            .map(|m| {
-                // llama.cpp splits at the first space after the first byte.
-                let pos = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1);
-                match pos {
-                    Some(p) => Ok((m[..p].to_owned(), m[p + 1..].to_owned())),
-                    None => Err(TokenizerError::Invalid(format!("merge {m:?} has no space"))),
-                }
-            })
-            .collect::<Result<_>>()?;
-
-        let pre_name = match file.get(keys::PRE) {
-            None => None,
-            Some(_) => Some(file.get_str(keys::PRE)?),
+        // llama.cpp's defaults per model type: SPM files name BOS 1, EOS 2 and unknown 0 and add
+        // BOS unless told otherwise.
+        let (default_bos, default_eos, default_unk) = if is_spm {
+            (Some(1), Some(2), Some(0))
+        } else {
+            (None, None, None)
         };
-        let pre = PreTokenizerConfig::from_name(pre_name);
-        if pre.fallback {
-            eprintln!(
-                "warning: tokenizer: unknown pre-tokenizer {:?} ({}); using the GPT-2 regex, \
-                 tokenization may differ from the model's",
-                pre.name,
-                keys::PRE
-            );
-        }
+        let pre = if is_spm {
+            None
+        } else {
+            let pre_name = match file.get(keys::PRE) {
+                None => None,
+                Some(_) => Some(file.get_str(keys::PRE)?),
+            };
+            Some(PreTokenizerConfig::from_name(pre_name).ok_or_else(|| {
+                TokenizerError::UnknownPreTokenizer(pre_name.unwrap_or("").to_owned())
+            })?)
+        };
+        let add_bos_default = pre.as_ref().is_none_or(|p| p.add_bos_default);
+        let add_space_prefix = is_spm && read_bool(file, ADD_SPACE_PREFIX)?.unwrap_or(true);
 
-        let bos = read_id(file, keys::BOS_ID, n)?;
-        let eos = read_id(file, keys::EOS_ID, n)?;
+        let bos = read_id(file, keys::BOS_ID, n, default_bos)?;
+        let eos = read_id(file, keys::EOS_ID, n, default_eos)?;
         let mut ids = special::SpecialIds {
             eos,
-            eot: read_id(file, keys::EOT_ID, n)?,
-            eom: read_id(file, keys::EOM_ID, n)?,
+            eot: read_id(file, keys::EOT_ID, n, None)?,
+            eom: read_id(file, keys::EOM_ID, n, None)?,
         };
-        let unk = read_id(file, keys::UNK_ID, n)?;
-        let pad = read_id(file, keys::PAD_ID, n)?;
-        let add_bos = read_bool(file, keys::ADD_BOS)?.unwrap_or(pre.add_bos_default);
+        let unk = read_id(file, keys::UNK_ID, n, default_unk)?;
+        let pad = read_id(file, keys::PAD_ID, n, None)?;
+        let add_bos = read_bool(file, keys::ADD_BOS)?.unwrap_or(add_bos_default);
         let add_eos = read_bool(file, keys::ADD_EOS)?.unwrap_or(false);
         if add_bos && bos.is_none() {
             return Err(TokenizerError::Invalid(format!(
@@ -270,33 +305,39 @@ impl Tokenizer {
                 TokenType::Control | TokenType::Unknown | TokenType::UserDefined => {
                     piece_bytes.extend_from_slice(text.as_bytes())
                 }
-                TokenType::Normal | TokenType::Byte => bytes::decode_into(text, &mut piece_bytes),
+                TokenType::Normal if is_spm => {
+                    piece_bytes.extend_from_slice(text.replace(spm::SPACE_MARKER, " ").as_bytes())
+                }
+                TokenType::Normal => bytes::decode_into(text, &mut piece_bytes),
+                // llama.cpp reads the byte of `<0xXX>` for both models; a byte-level string
+                // (which no converter marks as a byte token) keeps its byte-level meaning.
+                TokenType::Byte if is_spm || text.starts_with("<0x") => {
+                    piece_bytes.push(spm::byte_of_token(text))
+                }
+                TokenType::Byte => bytes::decode_into(text, &mut piece_bytes),
                 TokenType::Unused | TokenType::Undefined => {}
             }
             piece_ends.push(piece_bytes.len());
         }
 
-        let vocab: Vocab = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
-        let bpe_model = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .ignore_merges(pre.ignore_merges)
-            .build()
-            .map_err(|e| TokenizerError::Invalid(format!("BPE vocabulary/merges: {e}")))?;
-        let mut bpe = tokenizers::Tokenizer::new(bpe_model);
-        bpe.with_pre_tokenizer(Some(pre.build().map_err(backend)?));
+        let model = match &pre {
+            None => Model::Spm(Box::new(spm::Spm::new(
+                &tokens,
+                read_scores(file, n)?,
+                unk,
+            )?)),
+            Some(pre) => Model::Bpe(Box::new(build_bpe(file, &tokens, pre)?)),
+        };
 
         Ok(Self {
-            bpe,
+            model,
             tokens,
             types,
             piece_bytes,
             piece_ends,
             specials_by_len,
             pre,
+            add_space_prefix,
             bos,
             eos: ids.eos,
             eot: ids.eot,
@@ -335,15 +376,26 @@ impl Tokenizer {
                 .collect();
             special::partition(text, &user, &self.tokens)
         };
+        // SentencePiece: a space goes before the first text and before text after a special token.
+        let mut prev_special = true;
         for frag in frags {
             match frag {
-                special::Fragment::Token(id) => out.push(id),
+                special::Fragment::Token(id) => {
+                    out.push(id);
+                    prev_special = true;
+                }
                 special::Fragment::Text(start, end) => {
-                    let enc = self
-                        .bpe
-                        .encode_fast(&text[start..end], false)
-                        .map_err(backend)?;
-                    out.extend_from_slice(enc.get_ids());
+                    let piece = &text[start..end];
+                    match &self.model {
+                        Model::Bpe(bpe) => {
+                            let enc = bpe.encode_fast(piece, false).map_err(backend)?;
+                            out.extend_from_slice(enc.get_ids());
+                        }
+                        Model::Spm(spm) => {
+                            spm.encode(piece, self.add_space_prefix && prev_special, &mut out)?
+                        }
+                    }
+                    prev_special = false;
                 }
             }
         }
@@ -364,6 +416,47 @@ impl Tokenizer {
                     id,
                     vocab_size: self.tokens.len(),
                 })?;
+            bytes.extend_from_slice(piece);
+        }
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
+    }
+
+    /// The text of a whole sequence as llama.cpp's `llama_detokenize(ids, remove_special,
+    /// unparse_special)`: with `remove_special` a leading BOS and a trailing EOS are dropped (when
+    /// the vocabulary adds them); control tokens are rendered only with `unparse_special`; and
+    /// with `add_space_prefix` one leading space of the first piece is removed, except after a
+    /// dropped BOS (llama.cpp's rule). Invalid UTF-8 is replaced by U+FFFD.
+    pub fn detokenize(
+        &self,
+        ids: &[u32],
+        remove_special: bool,
+        unparse_special: bool,
+    ) -> Result<String> {
+        let mut ids = ids;
+        let mut remove_space = self.add_space_prefix;
+        if remove_special && self.add_bos && self.bos.is_some() && ids.first() == self.bos.as_ref()
+        {
+            remove_space = false;
+            ids = &ids[1..];
+        }
+        if remove_special && self.add_eos && self.eos.is_some() && ids.last() == self.eos.as_ref() {
+            ids = &ids[..ids.len() - 1];
+        }
+        let mut bytes = Vec::with_capacity(ids.len() * 4);
+        for &id in ids {
+            let mut piece = self
+                .piece(id, !unparse_special)
+                .ok_or(TokenizerError::InvalidId {
+                    id,
+                    vocab_size: self.tokens.len(),
+                })?;
+            if remove_space {
+                piece = piece.strip_prefix(b" ").unwrap_or(piece);
+            }
+            remove_space = false;
             bytes.extend_from_slice(piece);
         }
         Ok(match String::from_utf8(bytes) {
@@ -396,7 +489,10 @@ impl Tokenizer {
 
     /// The id of a token string as stored in the file.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.bpe.token_to_id(text)
+        match &self.model {
+            Model::Bpe(bpe) => bpe.token_to_id(text),
+            Model::Spm(spm) => spm.id(text),
+        }
     }
 
     /// The type of a token (after llama.cpp's detection of control tokens by text).
@@ -461,8 +557,78 @@ impl Tokenizer {
         &self.eog
     }
 
-    /// The resolved pre-tokenizer.
-    pub fn pre_tokenizer(&self) -> &PreTokenizerConfig {
-        &self.pre
+    /// The resolved pre-tokenizer of a BPE vocabulary; `None` for SentencePiece.
+    pub fn pre_tokenizer(&self) -> Option<&PreTokenizerConfig> {
+        self.pre.as_ref()
     }
+
+    /// Whether this is a SentencePiece-style vocabulary (`tokenizer.ggml.model == "llama"`).
+    pub fn is_sentencepiece(&self) -> bool {
+        matches!(self.model, Model::Spm(_))
+    }
+
+    /// Whether SentencePiece encoding prepends a space (`tokenizer.ggml.add_space_prefix`);
+    /// always false for BPE.
+    pub fn add_space_prefix(&self) -> bool {
+        self.add_space_prefix
+    }
+}
+
+/// `tokenizer.ggml.scores` (f32 or i32, at least one per token); all 0 when absent, as llama.cpp.
+fn read_scores(file: &GgufFile, n: usize) -> Result<Vec<f32>> {
+    if file.get(keys::SCORES).is_none() {
+        return Ok(vec![0.0; n]);
+    }
+    let arr = file.get_array(keys::SCORES)?;
+    if arr.values.len() < n {
+        return Err(TokenizerError::Invalid(format!(
+            "{} has {} entries for {n} tokens",
+            keys::SCORES,
+            arr.values.len()
+        )));
+    }
+    arr.values[..n]
+        .iter()
+        .map(|v| match v {
+            MetadataValue::F32(x) => Ok(*x),
+            MetadataValue::I32(x) => Ok(*x as f32),
+            other => Err(TokenizerError::Invalid(format!(
+                "{} holds {other}, not f32 or i32",
+                keys::SCORES
+            ))),
+        })
+        .collect()
+}
+
+/// The `tokenizers` BPE model with the pre-tokenizer `pre`.
+fn build_bpe(
+    file: &GgufFile,
+    tokens: &[String],
+    pre: &PreTokenizerConfig,
+) -> Result<tokenizers::Tokenizer> {
+    let merges: Vec<(String, String)> = file
+        .get_str_array(keys::MERGES)?
+        .into_iter()
+        .map(|m| {
+            // llama.cpp splits at the first space after the first byte.
+            let pos = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1);
+            match pos {
+                Some(p) => Ok((m[..p].to_owned(), m[p + 1..].to_owned())),
+                None => Err(TokenizerError::Invalid(format!("merge {m:?} has no space"))),
+            }
+        })
+        .collect::<Result<_>>()?;
+    let vocab: Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
+    let bpe_model = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(pre.ignore_merges)
+        .build()
+        .map_err(|e| TokenizerError::Invalid(format!("BPE vocabulary/merges: {e}")))?;
+    let mut bpe = tokenizers::Tokenizer::new(bpe_model);
+    bpe.with_pre_tokenizer(Some(pre.build().map_err(backend)?));
+    Ok(bpe)
 }

@@ -145,25 +145,54 @@ fn pre_tokenizers_split_digits_differently() {
     assert_eq!(ids, vec![id(&t, "Ġ"), id(&t, "1")]);
     // gpt-2: " 12" is one word.
     let t = load(&writer("gpt-2")).unwrap();
-    assert_eq!(t.pre_tokenizer().kind, PreTokenizerKind::Gpt2);
+    assert_eq!(t.pre_tokenizer().unwrap().kind, PreTokenizerKind::Gpt2);
     assert_eq!(t.encode("12", false).unwrap(), vec![id(&t, "12")]);
     assert_eq!(t.encode(" 1", false).unwrap(), vec![id(&t, "Ġ1")]);
-    // qwen2 and llama3 regexes load and round-trip.
-    for pre in ["qwen2", "llama-bpe", "default"] {
+    // Every implemented family compiles and round-trips.
+    for pre in [
+        "qwen2",
+        "llama-bpe",
+        "default",
+        "qwen35",
+        "deepseek-llm",
+        "deepseek-coder",
+        "deepseek-v3",
+        "falcon",
+        "gpt-4o",
+        "tekken",
+        "bloom",
+        "viking",
+        "seed-coder",
+        "bailingmoe",
+        "ufakzeka",
+        "laguna",
+        "minicpm5",
+    ] {
         let mut w = writer(pre);
         w.meta_u32(keys::BOS_ID, 1);
-        let t = load(&w).unwrap();
-        let s = "It's 2024!\n  x = 12345;";
+        let t = load(&w).unwrap_or_else(|e| panic!("{pre}: {e}"));
+        let s = "It's 2024!\n  x = 12345; ÉCOLE école 日本語 한국어 😀\r\n\t";
         assert_eq!(
             t.decode(&t.encode(s, false).unwrap(), false).unwrap(),
             s,
             "{pre}"
         );
     }
-    // Unknown names fall back to the GPT-2 regex.
-    let t = load(&writer("no-such-pre")).unwrap();
-    assert!(t.pre_tokenizer().fallback);
-    assert_eq!(t.pre_tokenizer().kind, PreTokenizerKind::Gpt2);
+    // An unknown name is refused with the name in the message.
+    let err = load(&writer("no-such-pre")).unwrap_err();
+    assert!(
+        matches!(err, TokenizerError::UnknownPreTokenizer(ref n) if n == "no-such-pre"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("no-such-pre"), "{err}");
+    // An absent key is llama.cpp's `default`.
+    let mut w = GgufWriter::new();
+    let v = vocab();
+    w.meta_str(keys::MODEL, "gpt2")
+        .meta_array(keys::TOKENS, ValueType::String, strings(&v.tokens))
+        .meta_array(keys::MERGES, ValueType::String, strings(&v.merges));
+    let t = load(&w).unwrap();
+    assert_eq!(t.pre_tokenizer().unwrap().kind, PreTokenizerKind::Default);
 }
 
 #[test]
@@ -299,15 +328,15 @@ fn metadata_errors() {
         "{err}"
     );
 
-    // SentencePiece is refused by name.
+    // Other tokenizer families are refused by name.
     let mut w = GgufWriter::new();
-    w.meta_str(keys::MODEL, "llama");
+    w.meta_str(keys::MODEL, "t5");
     let err = load(&w).unwrap_err();
     assert!(
-        matches!(err, TokenizerError::Unsupported(ref m) if m == "llama"),
+        matches!(err, TokenizerError::Unsupported(ref m) if m == "t5"),
         "{err}"
     );
-    assert!(err.to_string().contains("llama"));
+    assert!(err.to_string().contains("t5"));
 
     // Missing merges.
     let mut w = GgufWriter::new();
