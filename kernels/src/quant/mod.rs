@@ -28,8 +28,8 @@
 //! row, whatever the batch.
 //!
 //! [`panel`] holds a second layout for the hottest types: sixteen rows interleaved so that one
-//! AVX-512 vector computes sixteen outputs (the CPU backend packs Q4_0, Q4_1, Q5_0 and Q5_1
-//! weights this way with AVX2 or AVX-512 VNNI, Q8_0, Q4_K, Q5_K and Q6_K with VNNI). Its order
+//! AVX-512 vector computes sixteen outputs (the CPU backend packs Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q4_K, Q5_K and Q6_K weights this way with AVX2 or AVX-512 VNNI, Q8_0 with VNNI). Its order
 //! of operations is its own, equally fixed.
 //!
 //! # Accuracy

@@ -34,9 +34,9 @@
 //! [`dot_panels_scalar`] is this order written out; every fast kernel matches it bit for bit,
 //! whatever the number of activations or their position in a batch.
 //!
-//! Panels are used only where the level has a kernel for them ([`packs`]): AVX-512 VNNI for
-//! every type with a layout, AVX2 for Q4_0, Q4_1, Q5_0 and Q5_1. Elsewhere weights keep their
-//! GGUF rows. Every kernel follows the same order, so the levels agree bit for bit.
+//! Panels are used only where the level has a kernel for them ([`packs`]): AVX-512 VNNI and
+//! AVX2 for every type with a layout except Q8_0, which only VNNI takes. Elsewhere weights
+//! keep their GGUF rows. Every kernel follows the same order, so the levels agree bit for bit.
 
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -55,7 +55,7 @@ pub const PANEL_ROWS: usize = 16;
 
 /// Whether weights of `ty` are packed into panels on this CPU: true where the detected level
 /// has a panel kernel for the type (AVX-512 VNNI: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and
-/// Q6_K; AVX2: Q4_0, Q4_1, Q5_0 and Q5_1).
+/// Q6_K; AVX2: the same but Q8_0).
 pub fn packs(ty: GgmlType) -> bool {
     has_kernel(simd_level_enum(), ty)
 }

@@ -1,7 +1,7 @@
 //! The x86 panel kernels, lane `r` of every vector belonging to row `r`: with AVX-512 VNNI one
 //! `vpdpbusd` per 4 elements of sixteen rows (every panel type); with AVX2, `vpmaddubsw` +
-//! `vpmaddwd` per 4 elements of eight rows, each half of a panel in turn (Q4_0, Q4_1, Q5_0 and
-//! Q5_1 only: Q8_0's +128 bytes would saturate `vpmaddubsw`'s pair sums).
+//! `vpmaddwd` per 4 elements of eight rows, each half of a panel in turn (every type but Q8_0,
+//! whose +128 bytes would saturate `vpmaddubsw`'s pair sums).
 
 use core::arch::x86_64::*;
 
@@ -35,6 +35,9 @@ pub(super) fn kernel(level: Level, ty: GgmlType) -> Option<(GroupKernel, usize)>
         (Level::Avx2, GgmlType::Q4_1) => Some((avx2_q4::<true, false> as GroupKernel, AVX2_GROUP)),
         (Level::Avx2, GgmlType::Q5_0) => Some((avx2_q4::<false, true> as GroupKernel, AVX2_GROUP)),
         (Level::Avx2, GgmlType::Q5_1) => Some((avx2_q4::<true, true> as GroupKernel, AVX2_GROUP)),
+        (Level::Avx2, GgmlType::Q4_K) => Some((avx2_q4_k::<false> as GroupKernel, AVX2_GROUP)),
+        (Level::Avx2, GgmlType::Q5_K) => Some((avx2_q4_k::<true> as GroupKernel, AVX2_GROUP)),
+        (Level::Avx2, GgmlType::Q6_K) => Some((avx2_q6_k as GroupKernel, AVX2_GROUP)),
         _ => None,
     }
 }
@@ -116,30 +119,49 @@ vnni_group!(vnni_q4_k, q4_k, false; [1 2 3 4 5 6 7 8]);
 vnni_group!(vnni_q5_k, q4_k, true; [1 2 3 4 5 6 7 8]);
 vnni_group!(vnni_q6_k, q6_k; [1 2 3 4 5 6 7 8]);
 
-/// The AVX2 Q4_0 / Q4_1 (`OFFSET`) / Q5_0 / Q5_1 (`FIVE`) [`GroupKernel`]: each half of the
-/// panel (rows 0..8, then 8..16) in turn.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn avx2_q4<const OFFSET: bool, const FIVE: bool>(
-    panel: &[u8],
-    xc: &[ActRow<'_>],
-    res: &mut [[f32; PANEL_ROWS]; MAX_GROUP],
-) {
-    for half in 0..2 {
-        macro_rules! store {
-            ($v:expr) => {
-                for (r, v) in res.iter_mut().zip($v) {
-                    // SAFETY: lanes 8 * half..8 * half + 8 of `r` are writable.
-                    unsafe { _mm256_storeu_ps(r.as_mut_ptr().add(8 * half), v) };
+/// Generates an AVX2 [`GroupKernel`] over the half-panel kernel `$f` (generic over the
+/// activation count and the const parameters `$g`): each half of the panel (rows 0..8,
+/// then 8..16) in turn.
+macro_rules! avx2_group {
+    ($(#[$doc:meta])* $name:ident<$($g:ident: $t:ty),*>, $f:ident) => {
+        $(#[$doc])*
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $name<$(const $g: $t),*>(
+            panel: &[u8],
+            xc: &[ActRow<'_>],
+            res: &mut [[f32; PANEL_ROWS]; MAX_GROUP],
+        ) {
+            for half in 0..2 {
+                macro_rules! store {
+                    ($v:expr) => {
+                        for (r, v) in res.iter_mut().zip($v) {
+                            // SAFETY: lanes 8 * half..8 * half + 8 of `r` are writable.
+                            unsafe { _mm256_storeu_ps(r.as_mut_ptr().add(8 * half), v) };
+                        }
+                    };
                 }
-            };
+                match xc.len() {
+                    1 => store!($f::<1 $(, $g)*>(panel, half, rows::<1>(xc))),
+                    2 => store!($f::<2 $(, $g)*>(panel, half, rows::<2>(xc))),
+                    _ => unreachable!("1..=AVX2_GROUP activations"),
+                }
+            }
         }
-        match xc.len() {
-            1 => store!(q4_avx2::<1, OFFSET, FIVE>(panel, half, rows::<1>(xc))),
-            2 => store!(q4_avx2::<2, OFFSET, FIVE>(panel, half, rows::<2>(xc))),
-            _ => unreachable!("1..=AVX2_GROUP activations"),
-        }
-    }
+    };
 }
+
+avx2_group!(
+    /// AVX2 Q4_0 / Q4_1 (`OFFSET`) / Q5_0 / Q5_1 (`FIVE`).
+    avx2_q4<OFFSET: bool, FIVE: bool>, q4_avx2
+);
+avx2_group!(
+    /// AVX2 Q4_K / Q5_K (`FIVE`).
+    avx2_q4_k<FIVE: bool>, q4_k_avx2
+);
+avx2_group!(
+    /// AVX2 Q6_K.
+    avx2_q6_k<>, q6_k_avx2
+);
 
 #[inline]
 fn rows<'a, const N: usize>(xc: &[ActRow<'a>]) -> [&'a [BlockQ8]; N] {
@@ -622,6 +644,214 @@ fn q4_avx2<const N: usize, const OFFSET: bool, const FIVE: bool>(
     if OFFSET {
         for k in 0..N {
             acc[k] = _mm256_add_ps(acc[k], accm[k]);
+        }
+    }
+    acc
+}
+
+/// Loads 32 bytes at `at + 32 * half` of a chunk: rows `8 * half..8 * half + 8` of a 64-byte
+/// group.
+///
+/// # Safety
+/// `p + at + 32 * half` must point to 32 readable bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn group_half(p: *const u8, at: usize, half: usize) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes; the load is unaligned.
+    unsafe { _mm256_loadu_si256(p.add(at + 32 * half).cast()) }
+}
+
+/// Eight fp16 values at `at + 16 * half` of a chunk as f32.
+///
+/// # Safety
+/// `p + at + 16 * half` must point to 16 readable bytes.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+unsafe fn halves_half(p: *const u8, at: usize, half: usize) -> __m256 {
+    // SAFETY: the caller guarantees 16 readable bytes; the load is unaligned.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.add(at + 16 * half).cast()) })
+}
+
+/// [`dot_halves`] for eight rows: the exact dots of elements `0..16` (from `start0`) and
+/// `16..32` (from `start1`).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn dot_halves_avx2(
+    w: &[__m256i; 8],
+    qs: &[i8; 32],
+    start0: i32,
+    start1: i32,
+) -> (__m256i, __m256i) {
+    let mut s0 = _mm256_set1_epi32(start0);
+    let mut s1 = _mm256_set1_epi32(start1);
+    for g in 0..4 {
+        s0 = _mm256_add_epi32(s0, dot4_avx2(w[g], bcast4_256(qs, g)));
+        s1 = _mm256_add_epi32(s1, dot4_avx2(w[4 + g], bcast4_256(qs, 4 + g)));
+    }
+    (s0, s1)
+}
+
+/// Q4_K or Q5_K (`FIVE`) rows `8 * half..8 * half + 8` of a panel: [`q4_k`] on eight rows
+/// (the 5-bit pair sums of `vpmaddubsw` are at most 2 * 31 * 127: no saturation).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline(never)]
+fn q4_k_avx2<const N: usize, const FIVE: bool>(
+    panel: &[u8],
+    half: usize,
+    xs: [&[BlockQ8]; N],
+) -> [__m256; N] {
+    let ty = if FIVE { GgmlType::Q5_K } else { GgmlType::Q4_K };
+    let cb = chunk_bytes(ty);
+    let (qh_at, sc_at, d_at, dmin_at) = if FIVE {
+        (
+            seg_start(ty, 1),
+            seg_start(ty, 2),
+            seg_start(ty, 3),
+            seg_start(ty, 4),
+        )
+    } else {
+        (0, seg_start(ty, 1), seg_start(ty, 2), seg_start(ty, 3))
+    };
+    debug_assert!(half < 2);
+    let mask = _mm256_set1_epi8(0x0F);
+    let six = _mm256_set1_epi32(63);
+    let low4 = _mm256_set1_epi32(0x0F);
+    let top2 = _mm256_set1_epi32(0x30);
+    let bit4 = _mm256_set1_epi8(0x10);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut accm = [_mm256_setzero_ps(); N];
+    for (sb, chunk) in panel.chunks_exact(cb).enumerate() {
+        let p = chunk.as_ptr();
+        // SAFETY: the three scale groups and the d / dmin halves lie inside the chunk.
+        let (s0, s1, s2, d, dmin) = unsafe {
+            (
+                group_half(p, sc_at, half),
+                group_half(p, sc_at + GROUP, half),
+                group_half(p, sc_at + 2 * GROUP, half),
+                halves_half(p, d_at, half),
+                halves_half(p, dmin_at, half),
+            )
+        };
+        for k in 0..8 {
+            // As in `q4_k`.
+            let sh = |v: __m256i, bits: usize| _mm256_srlv_epi32(v, _mm256_set1_epi32(bits as i32));
+            let (sc, m) = if k < 4 {
+                (
+                    _mm256_and_si256(sh(s0, 8 * k), six),
+                    _mm256_and_si256(sh(s1, 8 * k), six),
+                )
+            } else {
+                let j = 8 * (k - 4);
+                (
+                    _mm256_or_si256(
+                        _mm256_and_si256(sh(s2, j), low4),
+                        _mm256_and_si256(sh(s0, j + 2), top2),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(sh(s2, j + 4), low4),
+                        _mm256_and_si256(sh(s1, j + 2), top2),
+                    ),
+                )
+            };
+            let ds = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
+            let dm = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(m));
+            let nib = _mm_cvtsi32_si128(4 * (k % 2) as i32);
+            let mut w = [_mm256_setzero_si256(); 8];
+            for (j, w) in w.iter_mut().enumerate() {
+                // SAFETY: quant group 8 (k / 2) + j < 32 of the chunk.
+                let raw = unsafe { group_half(p, (8 * (k / 2) + j) * GROUP, half) };
+                *w = _mm256_and_si256(_mm256_srl_epi16(raw, nib), mask);
+                if FIVE {
+                    // SAFETY: qh group j < 8 of the chunk.
+                    let qh = unsafe { group_half(p, qh_at + j * GROUP, half) };
+                    let hb = if k <= 4 {
+                        _mm256_sll_epi16(qh, _mm_cvtsi32_si128(4 - k as i32))
+                    } else {
+                        _mm256_srl_epi16(qh, _mm_cvtsi32_si128(k as i32 - 4))
+                    };
+                    *w = _mm256_or_si256(*w, _mm256_and_si256(hb, bit4));
+                }
+            }
+            let c = 8 * sb + k;
+            for n in 0..N {
+                debug_assert!(c < xs[n].len());
+                // SAFETY: `check_dots` verified one activation block per 32 elements.
+                let xb = unsafe { xs[n].get_unchecked(c) };
+                let (a0, a1) = dot_halves_avx2(&w, &xb.qs, 0, 0);
+                let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(a0, a1));
+                acc[n] = _mm256_fmadd_ps(isum, _mm256_mul_ps(ds, _mm256_set1_ps(xb.d)), acc[n]);
+                accm[n] = _mm256_fnmadd_ps(dm, _mm256_set1_ps(xb.s), accm[n]);
+            }
+        }
+    }
+    for n in 0..N {
+        acc[n] = _mm256_add_ps(acc[n], accm[n]);
+    }
+    acc
+}
+
+/// Q6_K rows `8 * half..8 * half + 8` of a panel: [`q6_k`] on eight rows (pair sums of
+/// `vpmaddubsw` at most 2 * 63 * 127: no saturation).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline(never)]
+fn q6_k_avx2<const N: usize>(panel: &[u8], half: usize, xs: [&[BlockQ8]; N]) -> [__m256; N] {
+    const TY: GgmlType = GgmlType::Q6_K;
+    const CB: usize = chunk_bytes(TY);
+    const QH: usize = seg_start(TY, 1);
+    const SC: usize = seg_start(TY, 2);
+    const D: usize = seg_start(TY, 3);
+    debug_assert!(half < 2);
+    let mask = _mm256_set1_epi8(0x0F);
+    let two = _mm256_set1_epi8(0x30);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (sb, chunk) in panel.chunks_exact(CB).enumerate() {
+        let p = chunk.as_ptr();
+        // SAFETY: the d halves lie inside the chunk.
+        let d = unsafe { halves_half(p, D, half) };
+        for k in 0..8 {
+            let (h, kk) = (k / 4, k % 4);
+            // SAFETY: scale group 2 h + kk / 2 < 4 of the chunk.
+            let sg = unsafe { group_half(p, SC + (2 * h + kk / 2) * GROUP, half) };
+            let byte = |b: usize| {
+                let up = _mm256_sllv_epi32(sg, _mm256_set1_epi32(24 - 8 * b as i32));
+                _mm256_cvtepi32_ps(_mm256_srai_epi32::<24>(up))
+            };
+            let (sc0, sc1) = (byte(2 * (kk % 2)), byte(2 * (kk % 2) + 1));
+            let nib = _mm_cvtsi32_si128(4 * (kk / 2) as i32);
+            let mut w = [_mm256_setzero_si256(); 8];
+            for (j, w) in w.iter_mut().enumerate() {
+                // SAFETY: ql group 16 h + 8 (kk % 2) + j < 32 and qh group 8 h + j < 16.
+                let (lq, hq) = unsafe {
+                    (
+                        group_half(p, (16 * h + 8 * (kk % 2) + j) * GROUP, half),
+                        group_half(p, QH + (8 * h + j) * GROUP, half),
+                    )
+                };
+                let hb = if kk <= 2 {
+                    _mm256_sll_epi16(hq, _mm_cvtsi32_si128(4 - 2 * kk as i32))
+                } else {
+                    _mm256_srli_epi16::<2>(hq)
+                };
+                *w = _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srl_epi16(lq, nib), mask),
+                    _mm256_and_si256(hb, two),
+                );
+            }
+            let c = 8 * sb + k;
+            for n in 0..N {
+                debug_assert!(c < xs[n].len());
+                // SAFETY: `check_dots` verified one activation block per 32 elements.
+                let xb = unsafe { xs[n].get_unchecked(c) };
+                let x0 = first_half_sum(&xb.qs);
+                let (a0, a1) = dot_halves_avx2(&w, &xb.qs, -(x0 << 5), -((xb.sum - x0) << 5));
+                // Exact, as in `q6_k`.
+                let isum = _mm256_fmadd_ps(
+                    _mm256_cvtepi32_ps(a1),
+                    sc1,
+                    _mm256_mul_ps(_mm256_cvtepi32_ps(a0), sc0),
+                );
+                acc[n] = _mm256_fmadd_ps(isum, _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[n]);
+            }
         }
     }
     acc
