@@ -350,14 +350,23 @@ fn rejects_a_partial_panel() {
 /// Panels vs GGUF rows on one process's worth of data (run with `cargo test --release -p kernels
 /// -- --ignored --nocapture bench_panels`): ns per row-dot at 1, 8 and 16 activations, for a
 /// slice that stays in L2 and for a stream of weights past the last-level cache (rows of 576
-/// elements, 1536 for the K-quants).
+/// elements, 1536 for the K-quants). `BENCH_TYPES=Q4_K,Q6_K` limits it to those types.
 #[test]
 #[ignore = "micro-benchmark; run by hand"]
 fn bench_panels() {
     use std::hint::black_box;
     use std::time::Instant;
     let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let only: Option<Vec<String>> = std::env::var("BENCH_TYPES")
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect());
     for ty in TYPES {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|t| t == ty.name()))
+        {
+            continue;
+        }
         if kernel_levels(ty).is_empty() {
             eprintln!("skipped: no {ty} panel kernel on this CPU");
             continue;

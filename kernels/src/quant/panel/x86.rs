@@ -11,8 +11,10 @@ use super::{GROUP, HALVES, PANEL_ROWS, chunk_bytes, seg_start};
 /// Activations dotted with one panel per AVX-512 kernel call: eight accumulator pairs plus the
 /// eight unpacked weight vectors fit the 32 vector registers.
 const MAX_GROUP: usize = 8;
-/// Activations per AVX2 kernel call: with 16 registers, eight hold half a chunk's weights.
-const AVX2_GROUP: usize = 2;
+/// Activations per AVX2 kernel call: eight of the 16 registers hold half a chunk's weights, so
+/// a few accumulators spill, but sharing each unpack among four activations instead of two
+/// measured faster (most for the K-quants, whose weights cost the most to unpack).
+const AVX2_GROUP: usize = 4;
 
 /// Dots one panel with up to [`MAX_GROUP`] activations: `res[k][lane]` for activation `k`.
 ///
@@ -123,7 +125,7 @@ vnni_group!(vnni_q6_k, q6_k; [1 2 3 4 5 6 7 8]);
 /// activation count and the const parameters `$g`): each half of the panel (rows 0..8,
 /// then 8..16) in turn.
 macro_rules! avx2_group {
-    ($(#[$doc:meta])* $name:ident<$($g:ident: $t:ty),*>, $f:ident) => {
+    ($(#[$doc:meta])* $name:ident<$($g:ident: $t:ty),*>, $f:ident; [$($n:literal)*]) => {
         $(#[$doc])*
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $name<$(const $g: $t),*>(
@@ -132,35 +134,39 @@ macro_rules! avx2_group {
             res: &mut [[f32; PANEL_ROWS]; MAX_GROUP],
         ) {
             for half in 0..2 {
-                macro_rules! store {
-                    ($v:expr) => {
-                        for (r, v) in res.iter_mut().zip($v) {
-                            // SAFETY: lanes 8 * half..8 * half + 8 of `r` are writable.
-                            unsafe { _mm256_storeu_ps(r.as_mut_ptr().add(8 * half), v) };
-                        }
-                    };
-                }
-                match xc.len() {
-                    1 => store!($f::<1 $(, $g)*>(panel, half, rows::<1>(xc))),
-                    2 => store!($f::<2 $(, $g)*>(panel, half, rows::<2>(xc))),
-                    _ => unreachable!("1..=AVX2_GROUP activations"),
-                }
+                avx2_group!(@match $f, [$($g),*], panel, half, xc, res; [$($n)*]);
             }
         }
+    };
+    (@match $f:ident, $gs:tt, $panel:ident, $half:ident, $xc:ident, $res:ident;
+        [$($n:literal)*]) => {
+        match $xc.len() {
+            $($n => {
+                let v = avx2_group!(@path $f, $n, $gs)($panel, $half, rows::<$n>($xc));
+                for (r, v) in $res.iter_mut().zip(v) {
+                    // SAFETY: lanes 8 * half..8 * half + 8 of `r` are writable.
+                    unsafe { _mm256_storeu_ps(r.as_mut_ptr().add(8 * $half), v) };
+                }
+            })*
+            _ => unreachable!("more activations than the kernel takes"),
+        }
+    };
+    (@path $f:ident, $n:literal, [$($g:ident),*]) => {
+        $f::<$n $(, $g)*>
     };
 }
 
 avx2_group!(
     /// AVX2 Q4_0 / Q4_1 (`OFFSET`) / Q5_0 / Q5_1 (`FIVE`).
-    avx2_q4<OFFSET: bool, FIVE: bool>, q4_avx2
+    avx2_q4<OFFSET: bool, FIVE: bool>, q4_avx2; [1 2 3 4]
 );
 avx2_group!(
     /// AVX2 Q4_K / Q5_K (`FIVE`).
-    avx2_q4_k<FIVE: bool>, q4_k_avx2
+    avx2_q4_k<FIVE: bool>, q4_k_avx2; [1 2 3 4]
 );
 avx2_group!(
     /// AVX2 Q6_K.
-    avx2_q6_k<>, q6_k_avx2
+    avx2_q6_k<>, q6_k_avx2; [1 2 3 4]
 );
 
 #[inline]
