@@ -28,8 +28,9 @@
 //! row, whatever the batch.
 //!
 //! [`panel`] holds a second layout for the hottest types: sixteen rows interleaved so that one
-//! AVX-512 vector computes sixteen outputs (the CPU backend packs Q4_0 and Q4_1 weights this
-//! way with AVX2 or AVX-512 VNNI, Q8_0 with VNNI). Its order of operations is its own, equally fixed.
+//! AVX-512 vector computes sixteen outputs (the CPU backend packs Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q4_K, Q5_K and Q6_K weights this way with AVX2 or AVX-512 VNNI, Q8_0 with VNNI). Its order
+//! of operations is its own, equally fixed.
 //!
 //! # Accuracy
 //!
@@ -166,7 +167,7 @@ impl GgmlType {
 
     /// Bytes per block: 4, 2, 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 2 (in declaration
     /// order).
-    pub fn block_bytes(self) -> usize {
+    pub const fn block_bytes(self) -> usize {
         match self {
             GgmlType::F32 => 4,
             GgmlType::F16 | GgmlType::BF16 => 2,
