@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepares llama.cpp as the peer for scripts/bench_model.sh (idempotent: skips what is done).
 # Downloads the llama-cpp-python 0.3.36 sdist from PyPI and builds the llama.cpp it vendors once
-# with cmake (Release, CPU only, shared libs): llama-batched-bench, llama-server, libllama.so and
-# libggml*.so. Then makes a venv whose `llama_cpp` is the sdist's pure-python package, loading
+# with cmake (Release, CPU only, shared libs): llama-batched-bench, llama-server, llama-quantize
+# (other quant types of a model, for tests and benches), libllama.so and libggml*.so. Then makes a venv whose `llama_cpp` is the sdist's pure-python package, loading
 # those same libraries (no second build through `pip install llama-cpp-python`). Everything lands
 # under LLCPP_DIR (default /tmp/llcpp) and LLAMA_VENV (default /tmp/llvenv); the env lines for
 # bench_model.sh are printed at the end. The compile runs under `nice` with LLCPP_JOBS (2) jobs.
@@ -92,7 +92,7 @@ EOF
   fi
 fi
 libs=(libllama.so libggml.so libggml-base.so libggml-cpu.so)
-want=(llama-batched-bench llama-server "${libs[@]}")
+want=(llama-batched-bench llama-server llama-quantize "${libs[@]}")
 stamp="$build/.configure-args"
 todo=0
 for f in "${want[@]}"; do [ -e "$bin/$f" ] || todo=1; done
@@ -104,7 +104,7 @@ fi
 if [ "$todo" = 1 ]; then
   start=$(date +%s)
   nice -n "${LLCPP_NICE:-15}" "$cmake" --build "$build" -j"$jobs" \
-    --target llama llama-batched-bench llama-server
+    --target llama llama-batched-bench llama-server llama-quantize
   echo "build: took $(( $(date +%s) - start )) s"
 else
   echo "build: already done"
@@ -132,4 +132,5 @@ echo "== ready; for scripts/bench_model.sh and the load bench:"
 echo "export LLAMA_PY=$py"
 echo "export LLAMA_BATCHED_BENCH=$bin/llama-batched-bench"
 echo "export LLAMA_SERVER=$bin/llama-server"
+echo "export LLAMA_QUANTIZE=$bin/llama-quantize"
 echo "export LLAMA_CPP_LIB_PATH=$bin  # optional: $site/llama_cpp/lib already points there"

@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # Runs every check and test Journey has: formatting, lints, unit and integration tests (on the
-# tiny model and on the real SmolLM2 and Gemma 3 files, which this script fetches if missing).
+# tiny models and on the real SmolLM2 and Gemma 3 270M, which this script fetches if missing).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-echo "== model"
+echo "== models"
 scripts/fetch-model.sh
-# The SentencePiece tokenizer tests compare with llama.cpp on the real Gemma 3 vocabulary.
 scripts/fetch-model.sh gemma3
 
 echo "== test dependencies"

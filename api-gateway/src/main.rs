@@ -44,8 +44,13 @@ struct Cli {
     /// Address to serve HTTP on.
     #[arg(long, env = "JOURNEY_LISTEN", default_value = "127.0.0.1:8000")]
     listen: SocketAddr,
-    /// Served model id (default: the engine's model name).
-    #[arg(long, env = "JOURNEY_MODEL_NAME")]
+    /// Served model id (default: the engine's, which is its model file's name); vLLM's flag
+    /// name, `--model-name` kept as an alias.
+    #[arg(
+        long = "served-model-name",
+        alias = "model-name",
+        env = "JOURNEY_MODEL_NAME"
+    )]
     model_name: Option<String>,
     /// Largest accepted request body, in bytes.
     #[arg(long, default_value_t = DEFAULT_MAX_BODY_BYTES)]

@@ -5,6 +5,11 @@
 //! `$JOURNEY_MODEL` or `models/SmolLM2-135M-Instruct.Q4_1.gguf`. `scripts/bench_model.sh` runs
 //! this beside llama.cpp in the same run and prints the ratios.
 //!
+//! With `--json` it also reports the bytes of weights one decoded token reads (every matrix, the
+//! LM head, and one embedding row) and this machine's read bandwidth (a 2-thread streaming sum
+//! over 512 MiB, best of 3), so single-stream decode can be stated as a fraction of the
+//! memory-bandwidth bound.
+//!
 //! `-- --layouts` measures the same three rows with the weights in row panels (the default
 //! where the CPU has a panel kernel) and in their GGUF rows, alternated twice, best of each, and
 //! prints the ratios.
@@ -12,7 +17,9 @@
 use std::path::PathBuf;
 
 use engine_core::model::Model;
+use engine_core::model::gguf::{GgufFile, keys};
 use kernels::CpuBackend;
+use rayon::prelude::*;
 
 mod throughput;
 
@@ -78,8 +85,10 @@ fn main() {
         0.0
     };
     if json {
+        let bytes = weight_bytes_per_token(&GgufFile::open(&path).expect("model file"));
+        let bandwidth = read_bandwidth();
         println!(
-            "{{\"threads\":{threads},\"simd\":\"{}\",\"pp512\":{pp512:.1},\"tg128\":{tg128:.1},\"batched16\":{batched16:.1}}}",
+            "{{\"threads\":{threads},\"simd\":\"{}\",\"pp512\":{pp512:.1},\"tg128\":{tg128:.1},\"batched16\":{batched16:.1},\"weight_bytes_per_token\":{bytes},\"read_bandwidth\":{bandwidth:.0}}}",
             kernels::quant::simd_level()
         );
     } else {
@@ -91,4 +100,39 @@ fn main() {
         println!("  tg128      {tg128:8.1} tok/s");
         println!("  batched16  {batched16:8.1} tok/s aggregate");
     }
+}
+
+/// Bytes of weights one decoded token reads: every tensor once, except that the embedding
+/// table costs one row unless it is also the (tied) output head.
+fn weight_bytes_per_token(file: &GgufFile) -> u64 {
+    let size = |t: &engine_core::model::gguf::TensorInfo| {
+        file.tensor_data(t).map_or(0, |d| d.len() as u64)
+    };
+    let tied = file.tensor(keys::tensor::OUTPUT).is_err();
+    file.tensors
+        .iter()
+        .map(|t| {
+            if t.name == keys::tensor::TOKEN_EMBD && !tied {
+                size(t) / t.dims.get(1).copied().unwrap_or(1).max(1)
+            } else {
+                size(t)
+            }
+        })
+        .sum()
+}
+
+/// Bytes per second a streaming read reaches with the bench's threads (best of 3).
+fn read_bandwidth() -> f64 {
+    let buf = vec![1u64; 64 << 20]; // 512 MiB, larger than any cache
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t0 = std::time::Instant::now();
+        let sum: u64 = buf
+            .par_chunks(1 << 16)
+            .map(|c| c.iter().fold(0u64, |a, &b| a.wrapping_add(b)))
+            .sum();
+        best = best.min(t0.elapsed().as_secs_f64());
+        assert_eq!(sum, buf.len() as u64);
+    }
+    (buf.len() * 8) as f64 / best
 }

@@ -42,6 +42,7 @@ fn setup(blocker: Blocker, waiting: usize) -> Scheduler {
         num_kv_blocks,
         block_size: BLOCK,
         enable_prefix_caching: true,
+        window: None,
     });
     for _ in 0..RUNNING {
         s.add_request(PROMPT).expect("fits");

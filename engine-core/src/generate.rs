@@ -164,6 +164,7 @@ pub fn generate<B: Backend>(
             positions: &positions,
             token_seq: &vec![0; tokens.len()],
             block_tables: &tables,
+            window_block_tables: None,
             block_size: opts.block_size,
             logits_rows,
         };

@@ -2,6 +2,7 @@
 
 use engine_core::model::Model;
 use engine_core::model::gguf::{GgufFile, GgufWriter, MetadataValue, keys};
+use engine_core::model::llama::Arch;
 use engine_core::model::tiny::{TinySpec, tiny_model_bytes};
 use kernels::{CpuBackend, GgmlType};
 
@@ -93,7 +94,8 @@ fn unknown_architecture() {
 #[test]
 fn unsupported_tensor_type() {
     let mut bytes = tiny_model_bytes(&TinySpec::with_type(GgmlType::Q8_0));
-    // Rewrite the type id of every Q8_0 tensor to Q5_K (13): find them through the parsed infos.
+    // Rewrite the type id of the first Q8_0 tensor to Q8_K (15, ggml's activation-only type, which
+    // Journey does not load): find it through the parsed infos.
     let file = GgufFile::from_bytes(bytes.clone()).unwrap();
     let name = &file.tensors[0].name;
     let needle: Vec<u8> = [&(name.len() as u64).to_le_bytes()[..], name.as_bytes()].concat();
@@ -103,11 +105,11 @@ fn unsupported_tensor_type() {
         .unwrap();
     let type_at = at + needle.len() + 4 + 8 * file.tensors[0].dims.len();
     assert_eq!(bytes[type_at], GgmlType::Q8_0.id() as u8);
-    bytes[type_at] = 13;
+    bytes[type_at] = 15;
     let err = load_err(bytes);
     assert!(
         err.contains(&format!(
-            "tensor {name:?} has type Q5_K, which Journey does not support"
+            "tensor {name:?} has type Q8_K, which Journey does not support"
         )),
         "{err}"
     );
@@ -129,4 +131,95 @@ fn wrong_metadata_type_and_missing_key() {
     w.meta_str(keys::ARCHITECTURE, "llama");
     let err = load_err(w.to_bytes());
     assert!(err.contains("\"llama.block_count\" is missing"), "{err}");
+}
+
+/// The tiny model of `arch` rewritten without the tensors `drop` names and with `meta` added.
+fn tiny_edited(arch: Arch, drop: &[&str], meta: &[(&str, MetadataValue)]) -> Vec<u8> {
+    let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::for_arch(arch))).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, v) in &file.metadata {
+        w.meta(k, v.clone());
+    }
+    for (k, v) in meta {
+        w.meta(k, v.clone());
+    }
+    for t in file
+        .tensors
+        .iter()
+        .filter(|t| !drop.contains(&t.name.as_str()))
+    {
+        let data = file.tensor_data(t).unwrap().to_vec();
+        w.tensor(&t.name, &t.dims, t.ggml_type().unwrap(), data);
+    }
+    w.to_bytes()
+}
+
+#[test]
+fn an_architecture_missing_a_required_tensor_names_it() {
+    for (arch, name) in [
+        (Arch::Qwen2, "blk.1.attn_k.bias"),
+        (Arch::Qwen3, "blk.0.attn_q_norm.weight"),
+        (Arch::Gemma3, "blk.5.post_ffw_norm.weight"),
+        (Arch::Llama, "blk.0.ffn_gate.weight"),
+    ] {
+        // The untouched file loads: only the missing tensor makes the difference.
+        let whole = tiny_edited(arch, &[], &[]);
+        Model::from_gguf(&GgufFile::from_bytes(whole).unwrap(), CpuBackend::new())
+            .unwrap_or_else(|e| panic!("the intact tiny {arch} model: {e}"));
+        let err = load_err(tiny_edited(arch, &[name], &[]));
+        assert!(
+            err.contains(name) && err.contains("missing"),
+            "{arch} without {name}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_unsupported_rope_scaling_is_refused_by_name() {
+    let key = |arch: Arch, k: &str| format!("{}.{k}", arch.name());
+    for (arch, kind) in [(Arch::Llama, "yarn"), (Arch::Qwen2, "longrope")] {
+        let err = load_err(tiny_edited(
+            arch,
+            &[],
+            &[(
+                &key(arch, keys::arch::ROPE_SCALING_TYPE),
+                MetadataValue::String(kind.into()),
+            )],
+        ));
+        assert!(
+            err.contains(&format!("rope scaling type \"{kind}\" is not supported")),
+            "{err}"
+        );
+    }
+    // Linear scaling loads; a factor below 1 does not.
+    let linear = |f: f32| {
+        tiny_edited(
+            Arch::Llama,
+            &[],
+            &[
+                (
+                    &key(Arch::Llama, keys::arch::ROPE_SCALING_TYPE),
+                    MetadataValue::String("linear".into()),
+                ),
+                (
+                    &key(Arch::Llama, keys::arch::ROPE_SCALING_FACTOR),
+                    MetadataValue::F32(f),
+                ),
+            ],
+        )
+    };
+    let file = GgufFile::from_bytes(linear(4.0)).unwrap();
+    assert!(Model::from_gguf(&file, CpuBackend::new()).is_ok());
+    let err = load_err(linear(0.5));
+    assert!(err.contains("rope scaling factor 0.5"), "{err}");
+}
+
+#[test]
+fn gemma_logit_softcapping_is_refused() {
+    let err = load_err(tiny_edited(
+        Arch::Gemma3,
+        &[],
+        &[("gemma3.final_logit_softcapping", MetadataValue::F32(30.0))],
+    ));
+    assert!(err.contains("soft-capping"), "{err}");
 }

@@ -6,8 +6,8 @@ mod common;
 use engine_core::kv_cache::{BlockAllocator, BlockTable};
 use engine_core::model::Model;
 use engine_core::model::gguf::GgufFile;
-use engine_core::model::llama::ForwardBatch;
-use engine_core::model::tiny::{TinySpec, tiny_model_bytes};
+use engine_core::model::llama::{Arch, ForwardBatch};
+use engine_core::model::tiny::{TINY_SLIDING_WINDOW, TinySpec, tiny_model_bytes};
 use kernels::{CpuBackend, GgmlType};
 
 const BLOCK: usize = 4;
@@ -23,7 +23,7 @@ struct Harness<'m> {
     model: &'m Model<CpuBackend>,
     alloc: BlockAllocator,
     tables: Vec<BlockTable>,
-    pool: kernels::cpu::CpuKvPool,
+    pool: engine_core::model::llama::KvCache<CpuBackend>,
 }
 
 impl<'m> Harness<'m> {
@@ -56,6 +56,7 @@ impl<'m> Harness<'m> {
             positions: &positions,
             token_seq: &token_seq,
             block_tables: &tables,
+            window_block_tables: None,
             block_size: BLOCK,
             logits_rows: &rows,
         };
@@ -88,7 +89,7 @@ fn check_invariance(model: &Model<CpuBackend>, a: &[u32], b: &[u32], c: &[u32]) 
     // Alone, uneven chunks.
     let mut h = Harness::new(model, 1);
     let mut chunked = Vec::new();
-    let cuts = [0, 3, 8, a.len()];
+    let cuts = [0, 3, 8, 30.min(a.len()), a.len()];
     for w in cuts.windows(2) {
         chunked.extend(
             h.step(&[Part {
@@ -157,27 +158,28 @@ fn check_invariance(model: &Model<CpuBackend>, a: &[u32], b: &[u32], c: &[u32]) 
     );
 }
 
-fn tiny(ty: GgmlType) -> Model<CpuBackend> {
-    let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::with_type(ty))).unwrap();
+fn tiny(arch: Arch, ty: GgmlType) -> Model<CpuBackend> {
+    let spec = TinySpec {
+        weight_type: ty,
+        // Llama's tiny model also runs Llama 3's frequency factors.
+        rope_freqs: arch == Arch::Llama,
+        ..TinySpec::for_arch(arch)
+    };
+    let file = GgufFile::from_bytes(tiny_model_bytes(&spec)).unwrap();
     Model::from_gguf(&file, CpuBackend::new()).unwrap()
 }
 
 #[test]
-fn tiny_model_is_batch_invariant_for_every_weight_type() {
-    let a: Vec<u32> = (0..23).map(|i| (i * 7 + 3) % 250 + 3).collect();
+fn tiny_model_is_batch_invariant_for_every_weight_type_and_architecture() {
+    // Longer than the tiny Gemma 3's sliding window, so windowed chunks are checked too.
+    let a: Vec<u32> = (0..37).map(|i| (i * 7 + 3) % 250 + 3).collect();
+    assert!(a.len() > TINY_SLIDING_WINDOW);
     let b: Vec<u32> = (0..9).map(|i| (i * 11 + 5) % 250 + 3).collect();
     let c: Vec<u32> = (0..12).map(|i| (i * 13 + 1) % 250 + 3).collect();
-    for ty in [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::BF16,
-        GgmlType::Q8_0,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-    ] {
-        check_invariance(&tiny(ty), &a, &b, &c);
+    for ty in GgmlType::ALL {
+        for arch in Arch::ALL {
+            check_invariance(&tiny(arch, ty), &a, &b, &c);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 // Causal paged attention for a mixed prefill + decode batch with grouped-query heads: token
-// t, head h attends to keys 0..=positions[t] of its sequence, found through the sequence's
+// t, head h attends to keys first..=positions[t] of its sequence (first = 0, or with a
+// sliding window w, positions[t] + 1 - w when positive), found through the sequence's
 // block table (tables[table_offsets[s] ..]). One block per (token, head), BLOCK threads:
 // keys are scored CHUNK at a time into shared memory, with an online softmax across chunks;
 // thread d accumulates output dims d and d + BLOCK (head_dim <= 2 * BLOCK).
@@ -22,12 +23,13 @@ extern "C" __global__ void attention_f32(const float* x, const float* k_pool,
     const u32 kv_width = p.n_kv_heads * p.head_dim;
     const u32* table = tables + table_offsets[token_seq[t]];
     const u32 n_keys = positions[t] + 1u;
+    const u32 first = (p.window != 0u && n_keys > p.window) ? n_keys - p.window : 0u;
     const float* qt = x + (u64)t * p.x_stride + p.q_offset + (u64)h * p.head_dim;
     for (u32 d = tid; d < p.head_dim; d += BLOCK) q[d] = qt[d];
     __syncthreads();
 
     float m = NEG_INF, l = 0.0f, acc0 = 0.0f, acc1 = 0.0f;
-    for (u32 start = 0; start < n_keys; start += BLOCK) {
+    for (u32 start = first; start < n_keys; start += BLOCK) {
         const u32 key = start + tid;
         float s = NEG_INF;
         if (key < n_keys) {

@@ -1,4 +1,5 @@
-//! The op set of a Llama-family forward pass, as one trait per device.
+//! The op set of the forward passes of the Llama family (Llama, Qwen 2/3, Gemma 3), as one
+//! trait per device.
 //!
 //! Shapes are written `[rows, cols]`, row-major. A batch holds `T` tokens that may belong to
 //! several sequences, mixing prefill chunks and decode tokens; attention finds each token's
@@ -84,6 +85,67 @@ pub struct AttentionLayout<'a> {
     pub block_tables: &'a [&'a [u32]],
     /// `[T]`: the KV slot (`block * block_size + offset`) each token's own key/value goes to.
     pub slots: &'a [u32],
+    /// Multiplier of `q·k` before the softmax (`1/√head_dim` for most models).
+    pub scale: f32,
+    /// Sliding window: when `Some(w)`, a token at `pos` attends only to keys `pos+1-w..=pos`
+    /// (llama.cpp's standard SWA mask), and block-table entries of older blocks are not read.
+    pub window: Option<usize>,
+}
+
+impl AttentionLayout<'_> {
+    /// The first key position a token at `pos` attends to.
+    pub fn first_key(&self, pos: u32) -> u32 {
+        match self.window {
+            Some(w) => (pos + 1).saturating_sub(w as u32),
+            None => 0,
+        }
+    }
+}
+
+/// Which dimensions of a head RoPE rotates together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs `(2i, 2i+1)`: GGUF's `llama` layout (the converter permuted Q/K rows).
+    Interleaved,
+    /// Pairs `(i, i + rot_dim/2)`: GPT-NeoX's layout, used by Qwen 2/3 and Gemma 3 files.
+    Neox,
+}
+
+/// Rotary position embedding of one layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Rope<'a> {
+    /// Rotated dims per head (even, at most the head size).
+    pub rot_dim: usize,
+    /// Frequency base: pair `i` turns by `pos · freq_scale · base^(-2i/rot_dim) / factor_i`.
+    pub base: f32,
+    /// Which dims pair up.
+    pub style: RopeStyle,
+    /// Linear position scaling (`1 / rope.scaling.factor`; 1 for none).
+    pub freq_scale: f32,
+    /// Per-pair frequency divisors (`rope_freqs.weight`, Llama 3.1+'s rope scaling), `rot_dim/2`
+    /// of them, or `None` for all ones.
+    pub freq_factors: Option<&'a [f32]>,
+}
+
+impl Rope<'_> {
+    /// Angle per position of pair `i`, in f64 as every backend computes it.
+    pub fn inv_freq(&self, i: usize) -> f64 {
+        let theta = f64::from(self.base).powf(-2.0 * i as f64 / self.rot_dim as f64)
+            * f64::from(self.freq_scale);
+        match self.freq_factors {
+            Some(f) => theta / f64::from(f[i]),
+            None => theta,
+        }
+    }
+}
+
+/// The activation of a gated feed-forward block: `out = act(gate) * up`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GluActivation {
+    /// SiLU (SwiGLU): Llama, Qwen.
+    Silu,
+    /// GELU, tanh approximation (GeGLU): Gemma.
+    GeluTanh,
 }
 
 /// A column range of an activation matrix: lets fused projections (QKV, gate+up) be read in
@@ -103,7 +165,7 @@ impl Cols {
     }
 }
 
-/// A device that can run the Llama forward pass.
+/// A device that can run the forward pass of the Llama family.
 pub trait Backend: Send + Sync {
     /// A dense f32 activation matrix on the device.
     type Tensor: Send;
@@ -147,19 +209,32 @@ pub trait Backend: Send + Sync {
     fn embedding(&self, table: &Self::Weight, ids: &[u32], out: &mut Self::Tensor);
     /// RMSNorm of each row: `out = x / sqrt(mean(x²) + eps) * weight`. x, out `[T, d]`; weight `[1, d]` (F32).
     fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Weight, eps: f32, out: &mut Self::Tensor);
+    /// RMSNorm in place of each `head_dim`-wide head in `cols` of every row, all heads sharing
+    /// `weight` `[1, head_dim]` (F32): Qwen 3's and Gemma 3's Q/K norms.
+    fn rms_norm_heads(
+        &self,
+        x: &mut Self::Tensor,
+        cols: Cols,
+        head_dim: usize,
+        weight: &Self::Weight,
+        eps: f32,
+    );
+    /// `x[t, cols] += bias` for every row; bias `[1, cols.width]` (F32).
+    fn add_bias(&self, x: &mut Self::Tensor, cols: Cols, bias: &Self::Weight);
+    /// `x *= s`, element-wise.
+    fn scale(&self, x: &mut Self::Tensor, s: f32);
     /// `out[t, :] = concat_w(x[t, :] · wᵀ)`: x `[T, k]`, each w `[n_i, k]`, out `[T, Σ n_i]`.
     fn matmul(&self, x: &Self::Tensor, weights: &[&Self::Weight], out: &mut Self::Tensor);
-    /// Rotary embedding in place on `cols` of x (`n_heads * head_dim` wide), rotating adjacent
-    /// pairs `(2i, 2i+1)` of the first `rot_dim` dims of each head by `pos * base^(-2i/rot_dim)`
-    /// (the GGUF llama layout: the converter already permuted Q/K rows).
+    /// Rotary embedding in place on `cols` of x (`n_heads * head_dim` wide): the first
+    /// `rope.rot_dim` dims of each head, paired as `rope.style` says, turned by
+    /// `pos · rope.inv_freq(i)`.
     fn rope(
         &self,
         x: &mut Self::Tensor,
         cols: Cols,
         head_dim: usize,
-        rot_dim: usize,
         positions: &[u32],
-        base: f32,
+        rope: &Rope<'_>,
     );
     /// Stores each token's key (`k_cols` of x) and value (`v_cols`) into `slots` of `layer`.
     fn write_kv(
@@ -171,8 +246,8 @@ pub trait Backend: Send + Sync {
         v_cols: Cols,
         slots: &[u32],
     );
-    /// Causal paged attention: for each token and head, softmax(q·K/√d)·V over its sequence's
-    /// keys `0..=pos`. q = `q_cols` of x `[T, n_heads*head_dim]`; out `[T, n_heads*head_dim]`.
+    /// Causal paged attention: for each token and head, softmax(q·K·scale)·V over its
+    /// sequence's keys `first_key(pos)..=pos`. q = `q_cols` of x `[T, n_heads*head_dim]`; out `[T, n_heads*head_dim]`.
     fn attention(
         &self,
         x: &Self::Tensor,
@@ -182,8 +257,8 @@ pub trait Backend: Send + Sync {
         layout: &AttentionLayout<'_>,
         out: &mut Self::Tensor,
     );
-    /// `out = silu(gate) * up` with gate = `x[:, 0..f]`, up = `x[:, f..2f]`. x `[T, 2f]`, out `[T, f]`.
-    fn swiglu(&self, x: &Self::Tensor, out: &mut Self::Tensor);
+    /// `out = act(gate) * up` with gate = `x[:, 0..f]`, up = `x[:, f..2f]`. x `[T, 2f]`, out `[T, f]`.
+    fn glu(&self, act: GluActivation, x: &Self::Tensor, out: &mut Self::Tensor);
     /// `x += y`, both `[T, d]`.
     fn add_assign(&self, x: &mut Self::Tensor, y: &Self::Tensor);
     /// `out[i, :] = x[rows[i], :]`. out `[rows.len(), d]`.

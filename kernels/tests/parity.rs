@@ -3,7 +3,7 @@
 //! The CPU backend runs it on every build; the CUDA backend (feature `cuda`) runs it against
 //! both the references and the CPU backend's outputs, or reports `skipped: no CUDA device`.
 
-use kernels::backend::{AttentionLayout, Cols, KvPoolConfig};
+use kernels::backend::{AttentionLayout, Cols, GluActivation, KvPoolConfig, Rope, RopeStyle};
 use kernels::quant::{dequantize_row, quantize_row};
 use kernels::{Backend, CpuBackend, GgmlType};
 use rand::{Rng, SeedableRng};
@@ -15,17 +15,25 @@ use rand_chacha::ChaCha8Rng;
 const TOLERANCE: &[(&str, f64)] = &[
     ("embedding", 1e-6),
     ("rms_norm", 1e-5),
+    ("rms_norm_heads", 1e-5),
+    ("add_bias", 1e-7),
+    ("scale", 1e-7),
     ("matmul/F32", 1e-5),
     ("matmul/F16", 1e-5),
     ("matmul/BF16", 1e-5),
     ("matmul/Q8_0", 1e-2),
     ("matmul/Q4_0", 2e-2),
     ("matmul/Q4_1", 2e-2),
+    ("matmul/Q5_0", 2e-2),
+    ("matmul/Q5_1", 2e-2),
+    ("matmul/Q2_K", 2e-2),
+    ("matmul/Q3_K", 2e-2),
+    ("matmul/Q5_K", 2e-2),
     ("matmul/Q4_K", 2e-2),
     ("matmul/Q6_K", 2e-2),
     ("rope", 1e-5),
     ("attention", 1e-5),
-    ("swiglu", 1e-6),
+    ("glu", 1e-6),
     ("add_assign", 1e-7),
     ("gather_rows", 0.0),
 ];
@@ -86,6 +94,31 @@ const QKV: usize = NH * HD + 2 * NKV * HD;
 const SEQ_LENS: [usize; 2] = [3, 10];
 const TABLES: [&[u32]; 2] = [&[5, 2], &[0, 7, 3]];
 const F: usize = 100;
+/// Rope cases: (rotated dims, style, linear scale, with frequency factors).
+const ROPE_CASES: [(usize, RopeStyle, f32, bool); 4] = [
+    (64, RopeStyle::Interleaved, 1.0, false),
+    (32, RopeStyle::Interleaved, 1.0, false),
+    (64, RopeStyle::Neox, 0.25, true),
+    (32, RopeStyle::Neox, 1.0, false),
+];
+/// Attention cases: (scale, sliding window).
+const ATTENTION_CASES: [(f32, Option<usize>); 3] = [(0.0, None), (0.3, Some(3)), (0.3, Some(6))];
+
+/// Frequency factors of a rope case (Llama 3's shape: 1 for high frequencies, up to 8 for low).
+fn freq_factors(rot: usize) -> Vec<f32> {
+    (0..rot / 2)
+        .map(|i| 1.0 + 7.0 * i as f32 / (rot / 2) as f32)
+        .collect()
+}
+
+/// The attention scale of a case; 0 stands for the usual `1/√head_dim`.
+fn attention_scale(scale: f32) -> f32 {
+    if scale == 0.0 {
+        1.0 / (HD as f32).sqrt()
+    } else {
+        scale
+    }
+}
 
 fn inputs() -> Inputs {
     let mut rng = ChaCha8Rng::seed_from_u64(20261201);
@@ -170,10 +203,35 @@ fn run<B: Backend>(b: &B, inp: &Inputs) -> Vec<Output> {
         push(format!("matmul/{}", ty.name()), &y);
     }
 
-    for rot in [64, 32] {
+    let mut heads = b.upload_tensor(T, ROPE_COLS, &inp.rope_x);
+    let head_w = upload(b, GgmlType::F32, 1, 64, &inp.norm_w[..64]);
+    b.rms_norm_heads(&mut heads, Cols::new(32, 128), 64, &head_w, 1e-6);
+    push("rms_norm_heads".into(), &heads);
+
+    let mut biased = b.upload_tensor(T, ROPE_COLS, &inp.rope_x);
+    let bias = upload(b, GgmlType::F32, 1, 100, &inp.norm_w[..100]);
+    b.add_bias(&mut biased, Cols::new(17, 100), &bias);
+    push("add_bias".into(), &biased);
+
+    let mut scaled = b.upload_tensor(T, D, &inp.x);
+    b.scale(&mut scaled, 25.3);
+    push("scale".into(), &scaled);
+
+    for (rot, style, freq_scale, factors) in ROPE_CASES {
         let mut r = b.upload_tensor(T, ROPE_COLS, &inp.rope_x);
-        b.rope(&mut r, Cols::new(32, 128), 64, rot, &POSITIONS, 10_000.0);
-        push(format!("rope:rot{rot}"), &r);
+        let f = freq_factors(rot);
+        let rope = Rope {
+            rot_dim: rot,
+            base: 10_000.0,
+            style,
+            freq_scale,
+            freq_factors: factors.then_some(&f[..]),
+        };
+        b.rope(&mut r, Cols::new(32, 128), 64, &POSITIONS, &rope);
+        push(
+            format!("rope:rot{rot}:{style:?}:{freq_scale}:{factors}"),
+            &r,
+        );
     }
 
     // History: every position of both sequences written to the pool, then the mixed batch.
@@ -195,24 +253,30 @@ fn run<B: Backend>(b: &B, inp: &Inputs) -> Vec<Output> {
     b.write_kv(&mut pool, 1, &hist, k_cols, v_cols, &hist_slots);
     let (token_seq, positions, slots) = query_layout();
     let q = b.upload_tensor(4, QKV, &inp.queries);
-    let layout = AttentionLayout {
-        n_heads: NH,
-        n_kv_heads: NKV,
-        head_dim: HD,
-        block_size: BS,
-        token_seq: &token_seq,
-        positions: &positions,
-        block_tables: &TABLES,
-        slots: &slots,
-    };
-    let mut att = b.zeros(4, NH * HD);
-    b.attention(&q, Cols::new(0, NH * HD), &pool, 1, &layout, &mut att);
-    push("attention".into(), &att);
+    for (scale, window) in ATTENTION_CASES {
+        let layout = AttentionLayout {
+            n_heads: NH,
+            n_kv_heads: NKV,
+            head_dim: HD,
+            block_size: BS,
+            token_seq: &token_seq,
+            positions: &positions,
+            block_tables: &TABLES,
+            slots: &slots,
+            scale: attention_scale(scale),
+            window,
+        };
+        let mut att = b.zeros(4, NH * HD);
+        b.attention(&q, Cols::new(0, NH * HD), &pool, 1, &layout, &mut att);
+        push(format!("attention:{scale}:{window:?}"), &att);
+    }
 
     let g = b.upload_tensor(T, 2 * F, &inp.glu);
-    let mut s = b.zeros(T, F);
-    b.swiglu(&g, &mut s);
-    push("swiglu".into(), &s);
+    for act in [GluActivation::Silu, GluActivation::GeluTanh] {
+        let mut s = b.zeros(T, F);
+        b.glu(act, &g, &mut s);
+        push(format!("glu:{act:?}"), &s);
+    }
 
     let mut a = b.upload_tensor(T, 257, &inp.y[..T * 257]);
     let y = b.upload_tensor(
@@ -287,69 +351,120 @@ fn reference(inp: &Inputs) -> Vec<Output> {
         push(format!("matmul/{}", ty.name()), v);
     }
 
-    for rot in [64usize, 32] {
+    let mut v: Vec<f64> = inp.rope_x.iter().map(|&a| f64::from(a)).collect();
+    for row in v.chunks_mut(ROPE_COLS) {
+        for head in row[32..160].chunks_mut(64) {
+            let ms = head.iter().map(|a| a * a).sum::<f64>() / 64.0;
+            let inv = 1.0 / (ms + 1e-6).sqrt();
+            for (a, &w) in head.iter_mut().zip(&inp.norm_w) {
+                *a *= inv * f64::from(w);
+            }
+        }
+    }
+    push("rms_norm_heads".into(), v);
+
+    let mut v: Vec<f64> = inp.rope_x.iter().map(|&a| f64::from(a)).collect();
+    for row in v.chunks_mut(ROPE_COLS) {
+        for (a, &b) in row[17..117].iter_mut().zip(&inp.norm_w) {
+            *a += f64::from(b);
+        }
+    }
+    push("add_bias".into(), v);
+
+    push(
+        "scale".into(),
+        inp.x
+            .iter()
+            .map(|&a| f64::from(a) * f64::from(25.3f32))
+            .collect(),
+    );
+
+    for (rot, style, freq_scale, factors) in ROPE_CASES {
         let mut v: Vec<f64> = inp.rope_x.iter().map(|&a| f64::from(a)).collect();
+        let f = freq_factors(rot);
         for (t, row) in v.chunks_mut(ROPE_COLS).enumerate() {
             for head in row[32..160].chunks_mut(64) {
-                for i in 0..rot / 2 {
-                    let theta =
-                        f64::from(POSITIONS[t]) * 10_000f64.powf(-2.0 * i as f64 / rot as f64);
+                for (i, &factor) in f.iter().enumerate() {
+                    let mut theta = f64::from(POSITIONS[t])
+                        * 10_000f64.powf(-2.0 * i as f64 / rot as f64)
+                        * f64::from(freq_scale);
+                    if factors {
+                        theta /= f64::from(factor);
+                    }
                     let (s, c) = theta.sin_cos();
-                    let (a, b) = (head[2 * i], head[2 * i + 1]);
-                    head[2 * i] = a * c - b * s;
-                    head[2 * i + 1] = a * s + b * c;
+                    let (ia, ib) = match style {
+                        RopeStyle::Interleaved => (2 * i, 2 * i + 1),
+                        RopeStyle::Neox => (i, i + rot / 2),
+                    };
+                    let (a, b) = (head[ia], head[ib]);
+                    head[ia] = a * c - b * s;
+                    head[ib] = a * s + b * c;
                 }
             }
         }
-        push(format!("rope:rot{rot}"), v);
+        push(format!("rope:rot{rot}:{style:?}:{freq_scale}:{factors}"), v);
     }
 
     // Attention over the history rows of each sequence.
     let start = [0, SEQ_LENS[0]];
     let (token_seq, positions, _) = query_layout();
-    let mut v = Vec::new();
-    for (t, (&s, &pos)) in token_seq.iter().zip(&positions).enumerate() {
-        let q = &inp.queries[t * QKV..t * QKV + NH * HD];
-        for h in 0..NH {
-            let kvh = h / (NH / NKV);
-            let key = |j: usize, which: usize| {
-                let row = &inp.hist[(start[s as usize] + j) * QKV..];
-                &row[NH * HD + which * NKV * HD + kvh * HD..][..HD]
-            };
-            let scores: Vec<f64> = (0..=pos as usize)
-                .map(|j| {
-                    q[h * HD..(h + 1) * HD]
-                        .iter()
-                        .zip(key(j, 0))
-                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                        .sum::<f64>()
-                        / (HD as f64).sqrt()
-                })
-                .collect();
-            let m = scores.iter().copied().fold(f64::MIN, f64::max);
-            let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
-            let z: f64 = e.iter().sum();
-            for d in 0..HD {
-                v.push(
-                    e.iter()
-                        .enumerate()
-                        .map(|(j, p)| p * f64::from(key(j, 1)[d]))
-                        .sum::<f64>()
-                        / z,
-                );
+    for (scale, window) in ATTENTION_CASES {
+        let first = |pos: usize| window.map_or(0, |w| (pos + 1).saturating_sub(w));
+        let mut v = Vec::new();
+        for (t, (&s, &pos)) in token_seq.iter().zip(&positions).enumerate() {
+            let q = &inp.queries[t * QKV..t * QKV + NH * HD];
+            for h in 0..NH {
+                let kvh = h / (NH / NKV);
+                let key = |j: usize, which: usize| {
+                    let row = &inp.hist[(start[s as usize] + j) * QKV..];
+                    &row[NH * HD + which * NKV * HD + kvh * HD..][..HD]
+                };
+                let keys = first(pos as usize)..=pos as usize;
+                let scores: Vec<f64> = keys
+                    .clone()
+                    .map(|j| {
+                        q[h * HD..(h + 1) * HD]
+                            .iter()
+                            .zip(key(j, 0))
+                            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                            .sum::<f64>()
+                            * f64::from(attention_scale(scale))
+                    })
+                    .collect();
+                let m = scores.iter().copied().fold(f64::MIN, f64::max);
+                let e: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
+                let z: f64 = e.iter().sum();
+                for d in 0..HD {
+                    v.push(
+                        e.iter()
+                            .zip(keys.clone())
+                            .map(|(p, j)| p * f64::from(key(j, 1)[d]))
+                            .sum::<f64>()
+                            / z,
+                    );
+                }
             }
         }
+        push(format!("attention:{scale}:{window:?}"), v);
     }
-    push("attention".into(), v);
 
-    let mut v = Vec::new();
-    for row in inp.glu.chunks(2 * F) {
-        for j in 0..F {
-            let (g, u) = (f64::from(row[j]), f64::from(row[F + j]));
-            v.push(g / (1.0 + (-g).exp()) * u);
+    for act in [GluActivation::Silu, GluActivation::GeluTanh] {
+        let mut v = Vec::new();
+        for row in inp.glu.chunks(2 * F) {
+            for j in 0..F {
+                let (g, u) = (f64::from(row[j]), f64::from(row[F + j]));
+                let a = match act {
+                    GluActivation::Silu => g / (1.0 + (-g).exp()),
+                    GluActivation::GeluTanh => {
+                        let c = (2.0 / std::f64::consts::PI).sqrt();
+                        0.5 * g * (1.0 + (c * (g + 0.044715 * g * g * g)).tanh())
+                    }
+                };
+                v.push(a * u);
+            }
         }
+        push(format!("glu:{act:?}"), v);
     }
-    push("swiglu".into(), v);
 
     let v = inp.y[..T * 257]
         .iter()

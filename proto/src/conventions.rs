@@ -217,6 +217,8 @@ pub mod attr {
     pub const KV_BLOCKS_FREE_GPU: &str = "kv.blocks_free_gpu";
     /// The KV pool's device (`cpu`, `cuda`).
     pub const KV_DEVICE: &str = "kv.device";
+    /// The model's architecture (`llama`, `qwen2`, `qwen3`, `gemma3`), on `llm_core`.
+    pub const MODEL_ARCHITECTURE: &str = "model.architecture";
     /// Links to `llm_core` spans left out by the cap.
     pub const STEP_LINKS_DROPPED: &str = "step.links_dropped";
     /// Request id in a snapshot.

@@ -43,6 +43,17 @@ pub fn real_model() -> PathBuf {
     path
 }
 
+/// Gemma 3 270M Q4_K_M (fetched by `scripts/fetch-model.sh gemma3`).
+pub fn gemma3_model() -> PathBuf {
+    let path = root().join("models/gemma-3-270m-q4_k_m.gguf");
+    assert!(
+        path.exists(),
+        "missing {}: run scripts/fetch-model.sh gemma3",
+        path.display()
+    );
+    path
+}
+
 /// The Python with the `openai` SDK.
 pub fn python() -> PathBuf {
     let path = root().join(".venv-test/bin/python");
@@ -254,7 +265,8 @@ pub async fn assert_engine_idle(addr: &str) {
 
 /// Writes the tiny test model to a temp path and returns it.
 pub fn tiny_model(dir: &Path) -> PathBuf {
-    let path = dir.join("tiny.gguf");
+    // Named so the engine's default served name (the file name) is the tiny model's.
+    let path = dir.join("journey-tiny.gguf");
     let status = Command::new(binary("engine-core"))
         .args(["write-tiny-model", "--out", path.to_str().expect("utf-8")])
         .status()

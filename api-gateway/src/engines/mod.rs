@@ -148,7 +148,7 @@ impl Engines {
     }
 
     /// The served model's id and context length, fetched once from the first engine that
-    /// answers; with a `--model-name` the name is known even while every engine is down.
+    /// answers; with a `--served-model-name` the name is known even while every engine is down.
     pub async fn model_meta(&self) -> ApiResult<ModelMeta> {
         let fetched = self
             .inner
@@ -159,6 +159,7 @@ impl Engines {
                 Ok::<_, ApiError>(ModelMeta {
                     name,
                     context_length: info.context_length,
+                    architecture: info.architecture,
                 })
             })
             .await;
@@ -167,6 +168,7 @@ impl Engines {
             (Err(_), Some(name)) => Ok(ModelMeta {
                 name: name.clone(),
                 context_length: 0,
+                architecture: String::new(),
             }),
             (Err(e), None) => Err(e),
         }

@@ -104,6 +104,8 @@ pub struct ModelMeta {
     pub name: String,
     /// The engine's context length in tokens (0 if unknown).
     pub context_length: u32,
+    /// The model's architecture (`llama`, `qwen2`, ...; empty if unknown).
+    pub architecture: String,
 }
 
 impl CommonFields {

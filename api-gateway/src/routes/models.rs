@@ -31,9 +31,12 @@ pub struct ModelCard {
     /// The engine's context length (vLLM's `max_model_len`), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_model_len: Option<u32>,
+    /// The model's architecture (`llama`, `qwen2`, `qwen3`, `gemma3`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
 }
 
-/// Lists the served model (asks the engine for its name unless `--model-name` was given).
+/// Lists the served model (asks the engine for its name unless `--served-model-name` was given).
 pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelList>> {
     let meta = state.engines.model_meta().await?;
     let card = ModelCard {
@@ -42,6 +45,7 @@ pub async fn list_models(State(state): State<AppState>) -> ApiResult<Json<ModelL
         created: unix_now(),
         owned_by: "journey",
         max_model_len: (meta.context_length > 0).then_some(meta.context_length),
+        architecture: (!meta.architecture.is_empty()).then_some(meta.architecture),
     };
     Ok(Json(ModelList {
         object: "list",

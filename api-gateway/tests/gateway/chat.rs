@@ -153,4 +153,6 @@ async fn lists_the_served_model() {
         (Some(MODEL), Some("model"), Some("journey"))
     );
     assert!(card["created"].is_u64());
+    // The engine's architecture, as its GetModelInfo reports it.
+    assert_eq!(card["architecture"], "qwen3");
 }

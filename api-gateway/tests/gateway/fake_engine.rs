@@ -285,6 +285,7 @@ impl Engine for FakeEngine {
     ) -> Result<Response<ModelInfo>, Status> {
         Ok(Response::new(ModelInfo {
             model_name: MODEL.into(),
+            architecture: "qwen3".into(),
             context_length: CONTEXT,
             ..Default::default()
         }))

@@ -14,7 +14,7 @@ const BLOCK: usize = 16;
 struct Seqs<B: Backend> {
     _alloc: BlockAllocator,
     tables: Vec<BlockTable>,
-    pool: B::KvPool,
+    pool: engine_core::model::llama::KvCache<B>,
 }
 
 impl<B: Backend> Seqs<B> {
@@ -49,6 +49,7 @@ impl<B: Backend> Seqs<B> {
             positions,
             token_seq: seqs,
             block_tables: &tables,
+            window_block_tables: None,
             block_size: BLOCK,
             logits_rows: rows,
         };

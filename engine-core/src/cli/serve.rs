@@ -11,6 +11,7 @@ use engine_core::engine::{EngineConfig, EngineTelemetry, spawn_engine_with};
 #[cfg(feature = "journey")]
 use engine_core::journey::StepTracingConfig;
 use engine_core::journey::{CoreTracer, StepTracer};
+use engine_core::kv_cache::KvBudget;
 use engine_core::metrics::{self, EngineMetrics};
 use engine_core::model::Model;
 use engine_core::server;
@@ -35,6 +36,10 @@ pub struct ServeArgs {
     /// GGUF model file.
     #[arg(long, env = "JOURNEY_MODEL")]
     model: PathBuf,
+    /// The model name reported to clients (GetModelInfo, the gateway's /v1/models); default:
+    /// the file name without `.gguf` (vLLM's `--served-model-name`).
+    #[arg(long, env = "JOURNEY_SERVED_MODEL_NAME")]
+    served_model_name: Option<String>,
     /// Address to listen on (port 0 picks a free one; the chosen address is printed).
     #[arg(long, env = "JOURNEY_ENGINE_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
@@ -126,15 +131,33 @@ fn serve_on_cuda(_args: ServeArgs) -> anyhow::Result<()> {
     )
 }
 
+/// `--served-model-name`, else the model file's name without its `.gguf`: what users call
+/// the file, where `general.name` is often generic ("Gemma 3 270m" for every quant).
+fn served_name(args: &ServeArgs) -> String {
+    args.served_model_name.clone().unwrap_or_else(|| {
+        let file = args.model.file_name().unwrap_or_default().to_string_lossy();
+        file.strip_suffix(".gguf").unwrap_or(&file).to_owned()
+    })
+}
+
 fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result<()> {
     let device = backend.device_name();
     let model = Model::load(&args.model, backend)
         .with_context(|| format!("loading {}", args.model.display()))?;
-    let per_block = model.llama.kv_pool_config(1, args.block_size).bytes_f32();
-    let kv_blocks = args
-        .kv_cache_blocks
-        .unwrap_or(args.kv_cache_memory_mb * (1 << 20) / per_block);
-    if kv_blocks == 0 {
+    let (full_block_bytes, window_block_bytes) = model.llama.kv_block_bytes(args.block_size);
+    let budget = KvBudget {
+        full_block_bytes,
+        window_block_bytes,
+        block_size: args.block_size,
+        window: model.llama.kv_window(),
+        max_num_seqs: args.max_num_seqs,
+        max_num_batched_tokens: args.max_num_batched_tokens,
+    };
+    let (kv_blocks, window_kv_blocks) = match args.kv_cache_blocks {
+        Some(n) => budget.with_full_blocks(n),
+        None => budget.split(args.kv_cache_memory_mb * (1 << 20)),
+    };
+    if kv_blocks == 0 || (budget.window.is_some() && window_kv_blocks < 2) {
         bail!("the KV cache holds no block: raise --kv-cache-blocks or --kv-cache-memory-mb");
     }
     let cfg = EngineConfig {
@@ -144,11 +167,21 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         max_num_seqs: args.max_num_seqs,
         max_waiting: args.max_waiting,
         enable_prefix_caching: args.enable_prefix_caching,
+        served_model_name: Some(served_name(&args)),
+        window_kv_blocks: budget.window.map(|_| window_kv_blocks),
+    };
+    let window_note = match budget.window {
+        Some(w) => format!(
+            " (+ {window_kv_blocks} blocks for the {}-key sliding-window layers; prefix caching off)",
+            w
+        ),
+        None => String::new(),
     };
     eprintln!(
-        "engine-core: {} ({} layers, context {}), KV {} blocks x {} tokens, device {device}",
+        "engine-core: {} ({} {} layers, context {}), KV {} blocks x {} tokens{window_note}, device {device}",
         args.model.display(),
         model.llama.config().n_layers,
+        model.llama.config().arch,
         model.llama.config().context_length,
         kv_blocks,
         args.block_size
@@ -166,6 +199,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         None
     };
     let (core, steps) = tracers(&args, telemetry.as_ref(), device)?;
+    let core = core.map(|t| t.with_model(&served_name(&args), model.llama.config().arch.name()));
     let metrics = Arc::new(EngineMetrics::new());
     let handle = spawn_engine_with(
         model,

@@ -18,9 +18,11 @@ use crate::model::tokenizer::Tokenizer;
 /// Facts about the loaded model and the engine's geometry, fixed at spawn.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelFacts {
-    /// Model name from the file's metadata.
+    /// The served model name ([`EngineConfig::served_model_name`], else `general.name`).
+    ///
+    /// [`EngineConfig::served_model_name`]: super::EngineConfig::served_model_name
     pub name: String,
-    /// Architecture (`llama`).
+    /// Architecture (`llama`, `qwen2`, `qwen3`, `gemma3`).
     pub architecture: String,
     /// Context length in tokens.
     pub context_length: usize,

@@ -37,11 +37,11 @@ use crate::metrics::EngineMetrics;
 use crate::model::Model;
 use crate::model::llama::ModelError;
 use crate::sampling::SamplingParams;
-use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::scheduler::{Scheduler, SchedulerConfig, WindowKv};
 use handle::{Gate, Shared};
 
 /// Engine limits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
     /// Token slots per KV block.
     pub block_size: usize,
@@ -55,6 +55,11 @@ pub struct EngineConfig {
     pub max_waiting: usize,
     /// Share the KV blocks of common prompt prefixes between requests.
     pub enable_prefix_caching: bool,
+    /// The name clients address the model by; `None` for the file's `general.name`.
+    pub served_model_name: Option<String>,
+    /// KV blocks of the sliding-window layers' pool, for a model that has some; `None` for
+    /// as many as [`kv_blocks`](Self::kv_blocks).
+    pub window_kv_blocks: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -66,6 +71,8 @@ impl Default for EngineConfig {
             max_num_seqs: 64,
             max_waiting: 4096,
             enable_prefix_caching: true,
+            served_model_name: None,
+            window_kv_blocks: None,
         }
     }
 }
@@ -159,11 +166,37 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         tokenizer,
         chat_template,
     } = model;
-    let pool = llama.alloc_kv_pool(cfg.kv_blocks, cfg.block_size)?;
+    let window_blocks = cfg.window_kv_blocks.unwrap_or(cfg.kv_blocks);
+    let window = llama.kv_window().map(|window| WindowKv {
+        window,
+        num_blocks: window_blocks,
+    });
+    if let Some(w) = window {
+        // One sequence alone must always fit, or it would wait forever.
+        let one = crate::kv_cache::KvBudget {
+            full_block_bytes: 1,
+            window_block_bytes: 1,
+            block_size: cfg.block_size,
+            window: Some(w.window),
+            max_num_seqs: 1,
+            max_num_batched_tokens: cfg.max_num_batched_tokens,
+        }
+        .window_need();
+        if w.num_blocks < one {
+            return Err(SpawnError::InvalidConfig(format!(
+                "the sliding-window KV pool has {} blocks; one sequence needs {one}",
+                w.num_blocks
+            )));
+        }
+    }
+    let pool = llama.alloc_kv_cache(cfg.kv_blocks, window_blocks, cfg.block_size)?;
     let c = llama.config();
     let facts = ModelFacts {
-        name: c.name.clone(),
-        architecture: c.arch.clone(),
+        name: cfg
+            .served_model_name
+            .clone()
+            .unwrap_or_else(|| c.name.clone()),
+        architecture: c.arch.name().to_owned(),
         context_length: c.context_length,
         vocab_size: c.vocab_size,
         has_chat_template: chat_template.is_some(),
@@ -180,6 +213,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         num_kv_blocks: cfg.kv_blocks,
         block_size: cfg.block_size,
         enable_prefix_caching: cfg.enable_prefix_caching,
+        window,
     });
     let shared = Arc::new(Shared {
         facts,

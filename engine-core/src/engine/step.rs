@@ -26,14 +26,14 @@ use crate::journey::{
 };
 use crate::kv_cache::prefix_hashes;
 use crate::metrics::EngineMetrics;
-use crate::model::llama::{ForwardBatch, Llama, ModelError};
+use crate::model::llama::{ForwardBatch, KvCache, Llama, ModelError};
 use crate::model::tokenizer::Tokenizer;
 use crate::scheduler::{IgnoredPrompt, RequestId, ScheduleKind, Scheduler, SchedulerOutput};
 
 /// The engine thread's state.
 pub(super) struct EngineLoop<B: Backend> {
     llama: Llama<B>,
-    pool: B::KvPool,
+    pool: KvCache<B>,
     sched: Scheduler,
     shared: Arc<Shared>,
     commands: Receiver<Command>,
@@ -61,7 +61,7 @@ fn finish(reason: FinishReason, stop_reason: Option<String>) -> Finish {
 impl<B: Backend> EngineLoop<B> {
     pub fn new(
         llama: Llama<B>,
-        pool: B::KvPool,
+        pool: KvCache<B>,
         sched: Scheduler,
         shared: Arc<Shared>,
         commands: Receiver<Command>,
@@ -345,11 +345,17 @@ impl<B: Backend> EngineLoop<B> {
             .iter()
             .map(|p| self.sched.block_table(p.id).unwrap_or(&[]))
             .collect();
+        let window_tables: Vec<&[u32]> = plan
+            .parts
+            .iter()
+            .map(|p| self.sched.window_block_table(p.id).unwrap_or(&[]))
+            .collect();
         let batch = ForwardBatch {
             tokens: &plan.tokens,
             positions: &plan.positions,
             token_seq: &plan.token_seq,
             block_tables: &tables,
+            window_block_tables: self.llama.kv_window().map(|_| &window_tables[..]),
             block_size: self.sched.config().block_size,
             logits_rows: &plan.logits_rows,
         };

@@ -11,7 +11,11 @@ use crate::model::gguf::GgufFile;
 use crate::model::tiny::{TinySpec, tiny_model_bytes};
 
 fn tiny() -> Model<CpuBackend> {
-    let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::default())).expect("tiny gguf");
+    tiny_of(TinySpec::default())
+}
+
+fn tiny_of(spec: TinySpec) -> Model<CpuBackend> {
+    let file = GgufFile::from_bytes(tiny_model_bytes(&spec)).expect("tiny gguf");
     Model::from_gguf(&file, CpuBackend::new()).expect("tiny model")
 }
 
@@ -23,6 +27,8 @@ fn cfg(block_size: usize, kv_blocks: usize, budget: usize, seqs: usize) -> Engin
         max_num_seqs: seqs,
         max_waiting: 64,
         enable_prefix_caching: true,
+        served_model_name: None,
+        window_kv_blocks: None,
     }
 }
 
@@ -149,7 +155,16 @@ fn request(id: &str, prompt: &Prompt, params: &SamplingParams) -> EngineRequest 
 
 /// Submits every case at once, then checks each against `generate()` and the pool is empty.
 fn run_and_compare(cfg: EngineConfig, cases: &[(Prompt, SamplingParams)]) -> EngineStats {
-    let handle = spawn_engine(tiny(), cfg).expect("spawn");
+    run_and_compare_on(TinySpec::default(), cfg, cases)
+}
+
+/// [`run_and_compare`] on the tiny model of `spec`.
+fn run_and_compare_on(
+    spec: TinySpec,
+    cfg: EngineConfig,
+    cases: &[(Prompt, SamplingParams)],
+) -> EngineStats {
+    let handle = spawn_engine(tiny_of(spec), cfg).expect("spawn");
     let rxs: Vec<_> = cases
         .iter()
         .enumerate()
@@ -160,7 +175,7 @@ fn run_and_compare(cfg: EngineConfig, cases: &[(Prompt, SamplingParams)]) -> Eng
         })
         .collect();
     let got: Vec<Collected> = rxs.into_iter().map(collect).collect();
-    let model = tiny();
+    let model = tiny_of(spec);
     for ((p, s), g) in cases.iter().zip(&got) {
         assert_same(&model, p, s, g);
         assert_timings(g);
@@ -266,6 +281,35 @@ fn preemption_and_recompute_do_not_change_outputs() {
     };
     let stats = run_and_compare(cfg(4, 24, 64, 16), &cases);
     assert!(stats.num_preemptions_total > 0, "{stats:?}");
+}
+
+#[test]
+fn sliding_window_blocks_are_given_back_without_changing_outputs() {
+    // The tiny Gemma 3 (window 24) with blocks of 4: four requests run to ~70 tokens (18
+    // blocks each), and the window pool has the 37 blocks KvBudget says four need (a window
+    // and a chunk each), not the 72 that keeping every block would take: no preemption then
+    // proves blocks were given back. `generate()` keeps every block (one table for both
+    // pools), so equal outputs mean no query read a block after it was given back.
+    let spec = TinySpec::for_arch(crate::model::llama::Arch::Gemma3);
+    let cases: Vec<_> = (0..4)
+        .map(|i| (text(i + 4), greedy(40 + i as u32, true)))
+        .collect();
+    let cfg = EngineConfig {
+        window_kv_blocks: Some(37),
+        ..cfg(4, 96, 16, 4)
+    };
+    let need = crate::kv_cache::KvBudget {
+        full_block_bytes: 1,
+        window_block_bytes: 1,
+        block_size: 4,
+        window: Some(crate::model::tiny::TINY_SLIDING_WINDOW),
+        max_num_seqs: 4,
+        max_num_batched_tokens: 16,
+    }
+    .window_need();
+    assert_eq!(need, 37);
+    let stats = run_and_compare_on(spec, cfg, &cases);
+    assert_eq!(stats.num_preemptions_total, 0, "{stats:?}");
 }
 
 #[test]

@@ -15,6 +15,11 @@ pub enum CoreTracer {}
 
 impl CoreTracer {
     /// Unreachable: there is no tracer.
+    pub fn with_model(self, _name: &str, _architecture: &str) -> Self {
+        match self {}
+    }
+
+    /// Unreachable: there is no tracer.
     pub fn decide(&self, _parent: Context, _gateway: Option<JourneySampled>) -> TraceContext {
         match *self {}
     }

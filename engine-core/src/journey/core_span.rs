@@ -30,11 +30,15 @@ impl CoreSpan {
             .span_builder(span::LLM_CORE)
             .with_kind(SpanKind::Internal)
             .with_start_time(now.wall)
-            .with_attributes([
-                KeyValue::new(attr::GEN_AI_REQUEST_ID, id.to_owned()),
-                KeyValue::new(attr::PREFILL_TOTAL_TOKENS, p.prompt_tokens as i64),
-                KeyValue::new(attr::DECODE_MAX_TOKENS, p.max_tokens as i64),
-            ])
+            .with_attributes(
+                [
+                    KeyValue::new(attr::GEN_AI_REQUEST_ID, id.to_owned()),
+                    KeyValue::new(attr::PREFILL_TOTAL_TOKENS, p.prompt_tokens as i64),
+                    KeyValue::new(attr::DECODE_MAX_TOKENS, p.max_tokens as i64),
+                ]
+                .into_iter()
+                .chain(tracer.model_attributes().iter().cloned()),
+            )
             .start_with_context(tracer.tracer(), parent);
         add_event(
             &mut span,

@@ -1,7 +1,7 @@
 //! [`CoreTracer`]: where `llm_core` spans come from, and the engine's sampling decision.
 
-use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use proto::telemetry::propagation::JourneySampled;
 use proto::telemetry::sampling::trace_sampled;
@@ -13,6 +13,8 @@ use super::TraceContext;
 pub struct CoreTracer {
     tracer: SdkTracer,
     sample_rate: f64,
+    /// Attributes every `llm_core` span starts with (the served model).
+    model: Vec<KeyValue>,
 }
 
 impl CoreTracer {
@@ -21,7 +23,22 @@ impl CoreTracer {
         Self {
             tracer,
             sample_rate,
+            model: Vec::new(),
         }
+    }
+
+    /// Every `llm_core` span names the served model and its architecture.
+    pub fn with_model(mut self, name: &str, architecture: &str) -> Self {
+        use proto::conventions::attr;
+        self.model = vec![
+            KeyValue::new(attr::GEN_AI_RESPONSE_MODEL, name.to_owned()),
+            KeyValue::new(attr::MODEL_ARCHITECTURE, architecture.to_owned()),
+        ];
+        self
+    }
+
+    pub(crate) fn model_attributes(&self) -> &[KeyValue] {
+        &self.model
     }
 
     /// The decision for a request carrying `parent` (extracted from its metadata) and the

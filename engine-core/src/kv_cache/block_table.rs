@@ -3,11 +3,19 @@
 use super::allocator::{BlockAllocator, BlockId, OutOfBlocks};
 
 /// The blocks holding one sequence's keys and values, in position order.
+///
+/// In a sliding-window pool the leading blocks can be given back ([`release_before`]) while
+/// the sequence goes on: their entries then name a placeholder block, which attention never
+/// reads (it starts at the window).
+///
+/// [`release_before`]: BlockTable::release_before
 #[derive(Debug, Default)]
 pub struct BlockTable {
     blocks: Vec<BlockId>,
     /// The same ids as plain u32, the form the backend's attention reads.
     raw: Vec<u32>,
+    /// Leading blocks already given back.
+    released: usize,
 }
 
 impl BlockTable {
@@ -38,9 +46,31 @@ impl BlockTable {
         self.blocks.extend(blocks);
     }
 
-    /// The block ids, in position order.
+    /// The block ids, in position order (given-back ones included).
     pub fn blocks(&self) -> &[BlockId] {
         &self.blocks
+    }
+
+    /// Gives back the blocks before block index `first_kept` (all of whose positions lie
+    /// before every window still to be read); their entries become `placeholder`.
+    pub fn release_before(
+        &mut self,
+        alloc: &mut BlockAllocator,
+        first_kept: usize,
+        placeholder: BlockId,
+    ) {
+        let end = first_kept.min(self.blocks.len());
+        if end <= self.released {
+            return;
+        }
+        alloc.release(self.blocks[self.released..end].iter().copied());
+        self.raw[self.released..end].fill(placeholder.0);
+        self.released = end;
+    }
+
+    /// Blocks still held (the table's length less those given back).
+    pub fn num_held(&self) -> usize {
+        self.blocks.len() - self.released
     }
 
     /// Blocks needed beyond the current ones to hold `n_tokens`.
@@ -68,9 +98,10 @@ impl BlockTable {
         self.blocks.is_empty()
     }
 
-    /// Gives every block back.
+    /// Gives every block still held back.
     pub fn release(&mut self, alloc: &mut BlockAllocator) {
         self.raw.clear();
-        alloc.release(self.blocks.drain(..));
+        alloc.release(self.blocks.drain(..).skip(self.released));
+        self.released = 0;
     }
 }

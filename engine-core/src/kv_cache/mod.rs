@@ -9,6 +9,8 @@
 
 mod allocator;
 mod block_table;
+mod budget;
 
 pub use allocator::{BlockAllocator, BlockHash, BlockId, OutOfBlocks, prefix_hashes};
 pub use block_table::BlockTable;
+pub use budget::KvBudget;

@@ -13,6 +13,12 @@
 //! only if its blocks fit, and admission stops at the first one that does not, so a step only
 //! ever looks at the head of the waiting queue and its cost does not grow with the queue.
 //!
+//! A model with sliding-window layers (Gemma 3) keeps their keys and values in a second pool
+//! ([`WindowKv`]): every request holds blocks in both, all-or-nothing, and gives back its
+//! window blocks that no query will read again (those wholly before the window of the first
+//! token it schedules) before asking for new ones, so its window pool share stays about a
+//! window plus a chunk whatever the sequence length. Prefix caching is off for such models.
+//!
 //! With prefix caching (vLLM's automatic prefix caching, on by default there too), a request
 //! is admitted with the cached blocks of the longest prefix of full prompt blocks it shares
 //! with earlier requests: those tokens count as computed and cost no budget. A prompt block is
@@ -31,7 +37,7 @@ use std::collections::{HashMap, VecDeque};
 pub use output::{BatchStats, ScheduleKind, ScheduledRequest, SchedulerOutput};
 pub use request::{FinishReason, RequestId, RequestState, SchedRequest};
 
-use crate::kv_cache::{BlockAllocator, BlockHash};
+use crate::kv_cache::{BlockAllocator, BlockHash, BlockId};
 
 /// Limits of the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,8 +52,27 @@ pub struct SchedulerConfig {
     pub num_kv_blocks: usize,
     /// Token slots per KV block.
     pub block_size: usize,
-    /// Reuse the KV blocks of common prompt prefixes.
+    /// Reuse the KV blocks of common prompt prefixes (ignored with `window`).
     pub enable_prefix_caching: bool,
+    /// The sliding-window pool, for a model with sliding-window layers.
+    pub window: Option<WindowKv>,
+}
+
+/// The sliding-window layers' KV pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowKv {
+    /// Keys a token attends to, itself included.
+    pub window: usize,
+    /// Blocks in the pool (one of them is the placeholder of given-back entries).
+    pub num_blocks: usize,
+}
+
+/// The allocator of the sliding-window pool and its placeholder block.
+#[derive(Debug)]
+struct WindowPool {
+    window: usize,
+    alloc: BlockAllocator,
+    placeholder: BlockId,
 }
 
 /// A prompt that can never run; the request is finished as [`FinishReason::Ignored`].
@@ -60,6 +85,7 @@ pub struct IgnoredPrompt(pub String);
 pub struct Scheduler {
     cfg: SchedulerConfig,
     alloc: BlockAllocator,
+    window: Option<WindowPool>,
     requests: HashMap<RequestId, SchedRequest>,
     /// Waiting and preempted requests, in admission order.
     waiting: VecDeque<RequestId>,
@@ -71,10 +97,30 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// An empty scheduler over a pool of `cfg.num_kv_blocks` blocks.
-    pub fn new(cfg: SchedulerConfig) -> Self {
+    /// An empty scheduler over a pool of `cfg.num_kv_blocks` blocks (and `cfg.window`'s).
+    ///
+    /// # Panics
+    /// If the sliding-window pool has fewer than 2 blocks.
+    pub fn new(mut cfg: SchedulerConfig) -> Self {
+        let window = cfg.window.map(|w| {
+            assert!(
+                w.num_blocks >= 2,
+                "the sliding-window pool needs 2 blocks at least"
+            );
+            let mut alloc = BlockAllocator::new(w.num_blocks, cfg.block_size);
+            let placeholder = alloc.allocate(1).expect("checked above")[0];
+            WindowPool {
+                window: w.window,
+                alloc,
+                placeholder,
+            }
+        });
+        if window.is_some() {
+            cfg.enable_prefix_caching = false;
+        }
         Self {
             alloc: BlockAllocator::new(cfg.num_kv_blocks, cfg.block_size),
+            window,
             cfg,
             requests: HashMap::new(),
             waiting: VecDeque::new(),
@@ -158,6 +204,9 @@ impl Scheduler {
             }
         }
         req.blocks.release(&mut self.alloc);
+        if let Some(w) = self.window.as_mut() {
+            req.window_blocks.release(&mut w.alloc);
+        }
         req.state = RequestState::Finished(reason);
         Some(req)
     }
@@ -170,6 +219,18 @@ impl Scheduler {
     /// A request's block ids, as the backend reads them.
     pub fn block_table(&self, id: RequestId) -> Option<&[u32]> {
         self.requests.get(&id).map(|r| r.blocks.as_raw())
+    }
+
+    /// A request's block ids in the sliding-window pool, as the backend reads them.
+    pub fn window_block_table(&self, id: RequestId) -> Option<&[u32]> {
+        self.requests.get(&id).map(|r| r.window_blocks.as_raw())
+    }
+
+    /// Blocks in the sliding-window pool and how many requests hold (0s without one).
+    pub fn window_kv_blocks(&self) -> (usize, usize) {
+        self.window
+            .as_ref()
+            .map_or((0, 0), |w| (w.alloc.num_total(), w.alloc.num_used() - 1))
     }
 
     /// Running requests, oldest admission first.
@@ -263,8 +324,7 @@ impl Scheduler {
             let Some(req) = self.requests.get_mut(&id) else {
                 return false;
             };
-            let target = req.num_computed_tokens + n;
-            if req.blocks.reserve(&mut self.alloc, target).is_ok() {
+            if reserve(&mut self.alloc, self.window.as_mut(), req, n) {
                 return true;
             }
             let Some(victim) = self.running.pop() else {
@@ -279,7 +339,7 @@ impl Scheduler {
 
     fn preempt(&mut self, id: RequestId, out: &mut SchedulerOutput) {
         if let Some(req) = self.requests.get_mut(&id) {
-            req.release_kv(&mut self.alloc);
+            req.release_kv(&mut self.alloc, self.window.as_mut().map(|w| &mut w.alloc));
             req.num_preemptions += 1;
             req.state = RequestState::Preempted;
             self.num_preemptions += 1;
@@ -307,13 +367,9 @@ impl Scheduler {
                 req.blocks.adopt(hits);
             }
             let n = req.num_uncomputed().min(*budget);
-            if req
-                .blocks
-                .reserve(&mut self.alloc, req.num_computed_tokens + n)
-                .is_err()
-            {
+            if !reserve(&mut self.alloc, self.window.as_mut(), req, n) {
                 // Give the cached blocks back until its turn comes again.
-                req.release_kv(&mut self.alloc);
+                req.release_kv(&mut self.alloc, self.window.as_mut().map(|w| &mut w.alloc));
                 break; // FCFS: nobody overtakes the head
             }
             let kind = match req.state {
@@ -364,4 +420,27 @@ impl Scheduler {
             kind,
         });
     }
+}
+
+/// Grows `req`'s tables to hold its next `n` tokens, in both pools or neither. In the
+/// sliding-window pool it first gives back the blocks wholly before the window of the first
+/// of those tokens: no query of this step or a later one reads them.
+fn reserve(
+    alloc: &mut BlockAllocator,
+    window: Option<&mut WindowPool>,
+    req: &mut SchedRequest,
+    n: usize,
+) -> bool {
+    let target = req.num_computed_tokens + n;
+    let Some(w) = window else {
+        return req.blocks.reserve(alloc, target).is_ok();
+    };
+    let first_key = (req.num_computed_tokens + 1).saturating_sub(w.window);
+    let bs = w.alloc.block_size();
+    req.window_blocks
+        .release_before(&mut w.alloc, first_key / bs, w.placeholder);
+    let fits = req.blocks.missing_blocks(alloc, target) <= alloc.num_free()
+        && req.window_blocks.missing_blocks(&w.alloc, target) <= w.alloc.num_free();
+    fits && req.blocks.reserve(alloc, target).is_ok()
+        && req.window_blocks.reserve(&mut w.alloc, target).is_ok()
 }

@@ -53,8 +53,10 @@ pub struct SchedRequest {
     pub num_computed_tokens: usize,
     /// Times this request was preempted.
     pub num_preemptions: u32,
-    /// The blocks holding its keys and values.
+    /// The blocks holding its keys and values (of the full-attention layers).
     pub blocks: BlockTable,
+    /// Its blocks in the sliding-window pool (empty for a model without one).
+    pub window_blocks: BlockTable,
     /// Chain hashes of the prompt's full blocks (empty without prefix caching).
     pub prompt_hashes: Vec<BlockHash>,
     /// Prompt tokens found in the prefix cache at its last admission.
@@ -74,6 +76,7 @@ impl SchedRequest {
             num_computed_tokens: 0,
             num_preemptions: 0,
             blocks: BlockTable::new(),
+            window_blocks: BlockTable::new(),
             prompt_hashes: Vec::new(),
             num_cached_tokens: 0,
             num_registered_blocks: 0,
@@ -82,8 +85,11 @@ impl SchedRequest {
 
     /// Gives every KV block back: nothing is computed any more (preemption, or an admission
     /// that did not fit after finding its cached prefix).
-    pub fn release_kv(&mut self, alloc: &mut BlockAllocator) {
+    pub fn release_kv(&mut self, alloc: &mut BlockAllocator, window: Option<&mut BlockAllocator>) {
         self.blocks.release(alloc);
+        if let Some(window) = window {
+            self.window_blocks.release(window);
+        }
         self.num_computed_tokens = 0;
         self.num_cached_tokens = 0;
         self.num_registered_blocks = 0;

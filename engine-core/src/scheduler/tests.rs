@@ -10,6 +10,7 @@ fn cfg(budget: usize, seqs: usize, blocks: usize) -> SchedulerConfig {
         num_kv_blocks: blocks,
         block_size: 4,
         enable_prefix_caching: true,
+        window: None,
     }
 }
 
@@ -273,6 +274,7 @@ fn a_preempted_request_resumes_from_its_cached_prefix() {
 fn without_prefix_caching_nothing_is_shared() {
     let mut s = Scheduler::new(SchedulerConfig {
         enable_prefix_caching: false,
+        window: None,
         ..cfg(64, 4, 16)
     });
     let a = s.add_request_with_prefix(10, hashes(0, 10)).unwrap();
@@ -281,4 +283,82 @@ fn without_prefix_caching_nothing_is_shared() {
     let out = s.schedule();
     assert_eq!(chunks(&out), vec![(b.0, 0, 10)]);
     assert_eq!(s.kv_blocks_cached(), 0);
+}
+
+#[test]
+fn sliding_window_blocks_are_given_back_as_the_sequence_grows() {
+    // Window 10 over blocks of 4: a query at position p reads keys p-9..=p, so a request
+    // never needs more than 4 window blocks held at once (plus those of its chunk).
+    let mut s = Scheduler::new(SchedulerConfig {
+        window: Some(WindowKv {
+            window: 10,
+            num_blocks: 12,
+        }),
+        ..cfg(8, 4, 64)
+    });
+    assert!(
+        !s.config().enable_prefix_caching,
+        "off with a sliding window"
+    );
+    let a = s.add_request(20).unwrap();
+    let b = s.add_request(6).unwrap();
+    let placeholder = s.window.as_ref().unwrap().placeholder.0;
+    for _ in 0..40 {
+        let out = s.schedule();
+        assert!(out.preempted.is_empty(), "the window pool suffices");
+        for id in [a, b] {
+            let req = s.request(id).unwrap();
+            // Blocks wholly before the window of the next query are gone.
+            let next = req.num_computed_tokens;
+            let first_needed = (next + 1).saturating_sub(10) / 4;
+            let first_scheduled = out
+                .scheduled
+                .iter()
+                .find(|r| r.id == id)
+                .map_or(next, |r| r.start);
+            let first_kept = (first_scheduled + 1).saturating_sub(10) / 4;
+            assert!(first_kept <= first_needed);
+            let raw = s.window_block_table(id).unwrap();
+            assert!(raw[..first_kept].iter().all(|&b| b == placeholder));
+            assert!(raw[first_kept..].iter().all(|&b| b != placeholder));
+            assert!(req.window_blocks.num_held() <= 6, "{:?}", req.window_blocks);
+            // The full-attention table keeps everything.
+            assert_eq!(req.blocks.len(), req.num_computed_tokens.div_ceil(4));
+        }
+        sample_all(&mut s, &out);
+    }
+    assert!(s.request(a).unwrap().num_computed_tokens > 40);
+    let (total, used) = s.window_kv_blocks();
+    assert_eq!(total, 12);
+    assert!(used < 12, "the placeholder is never handed out");
+    s.finish(a, FinishReason::Length);
+    s.finish(b, FinishReason::Length);
+    assert_eq!(s.window_kv_blocks(), (12, 0), "everything given back");
+    assert_eq!(s.kv_blocks_used(), 0);
+}
+
+#[test]
+fn a_full_window_pool_preempts_like_a_full_pool() {
+    // 5 usable window blocks (+ the placeholder) against 64 full ones: two requests of 12
+    // prompt tokens that keep decoding need up to 4 window blocks each, so the window pool
+    // is what runs out, and preemption frees it as it frees the full pool.
+    let mut s = Scheduler::new(SchedulerConfig {
+        window: Some(WindowKv {
+            window: 10,
+            num_blocks: 6,
+        }),
+        ..cfg(16, 4, 64)
+    });
+    let ids = [s.add_request(12).unwrap(), s.add_request(12).unwrap()];
+    for _ in 0..12 {
+        let out = s.schedule();
+        assert!(s.window_kv_blocks().1 <= 5);
+        assert!(s.kv_blocks_used() < 64);
+        sample_all(&mut s, &out);
+    }
+    assert!(s.num_preemptions() > 0, "the window pool must have run out");
+    for id in ids {
+        s.finish(id, FinishReason::Length);
+    }
+    assert_eq!(s.window_kv_blocks(), (6, 0));
 }

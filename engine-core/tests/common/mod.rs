@@ -1,6 +1,8 @@
 //! Helpers shared by engine-core's integration tests.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::path::PathBuf;
 
 /// The real model: `$JOURNEY_MODEL`, else `models/SmolLM2-135M-Instruct.Q4_1.gguf` at the root.
@@ -24,4 +26,18 @@ pub fn data_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name)
+}
+
+/// A real model under `models/` (fetched by `scripts/fetch-model.sh NAME`), or a panic saying how
+/// to fetch it.
+pub fn models_path(file: &str, fetch: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models")
+        .join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-model.sh {fetch} (the test command does this)",
+        path.display()
+    );
+    path
 }

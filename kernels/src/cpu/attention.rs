@@ -24,6 +24,8 @@ struct Keys<'a> {
     layer: usize,
     table: &'a [u32],
     block_size: usize,
+    /// First key position read (the sliding window's start).
+    first: usize,
     n_keys: usize,
     /// Offset of the kv head in a slot's row.
     kv_off: usize,
@@ -32,12 +34,15 @@ struct Keys<'a> {
 }
 
 impl Keys<'_> {
-    /// Slots `0..n_keys` in order, walking the block table (no division per key).
+    /// Slots of positions `first..first + n_keys` in order, walking the block table (no
+    /// division per key; blocks before the window's are never read).
     fn slots(&self) -> impl Iterator<Item = usize> + '_ {
         let bs = self.block_size;
-        self.table
+        let skip = self.first / bs;
+        self.table[skip..]
             .iter()
             .flat_map(move |&b| (0..bs).map(move |o| b as usize * bs + o))
+            .skip(self.first - skip * bs)
             .take(self.n_keys)
     }
 }
@@ -56,7 +61,7 @@ pub(super) fn paged_attention(
     assert_eq!(layout.positions.len(), x.rows);
     assert_eq!(nh % nkv, 0, "query heads must be a multiple of kv heads");
     let group = nh / nkv;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = layout.scale;
     let fma = has_fma();
 
     // Heads of one kv group are adjacent in a row: chunks of `group * hd` are (token, kv head).
@@ -71,7 +76,8 @@ pub(super) fn paged_attention(
                 layer,
                 table: layout.block_tables[layout.token_seq[t] as usize],
                 block_size: layout.block_size,
-                n_keys: layout.positions[t] as usize + 1,
+                first: layout.first_key(layout.positions[t]) as usize,
+                n_keys: (layout.positions[t] - layout.first_key(layout.positions[t])) as usize + 1,
                 kv_off: kvh * hd,
                 head_dim: hd,
                 scale,

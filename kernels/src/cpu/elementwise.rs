@@ -1,9 +1,10 @@
-//! Row-wise ops: embedding gather, RMSNorm, RoPE, SwiGLU, residual add, row gather.
+//! Row-wise ops: embedding gather, RMSNorm (rows and heads), bias, RoPE, gated activations,
+//! residual add, row gather.
 
 use rayon::prelude::*;
 
 use super::tensor::{CpuTensor, CpuWeight};
-use crate::backend::Cols;
+use crate::backend::{Cols, GluActivation, Rope, RopeStyle};
 
 /// Rows per rayon task for cheap row-wise ops; small batches stay on the calling thread.
 const ROWS_PER_TASK: usize = 16;
@@ -26,38 +27,97 @@ pub(super) fn embedding(table: &CpuWeight, ids: &[u32], out: &mut CpuTensor) {
 
 pub(super) fn rms_norm(x: &CpuTensor, weight: &CpuWeight, eps: f32, out: &mut CpuTensor) {
     assert_eq!((x.rows, x.cols), (out.rows, out.cols));
-    let mut w = vec![0.0f32; weight.cols];
-    weight.dequantize_row(0, &mut w);
-    assert_eq!(w.len(), x.cols);
+    let w = weight_vector(weight, x.cols);
     out.data
         .par_chunks_mut(x.cols)
         .with_min_len(ROWS_PER_TASK)
         .zip(x.data.par_chunks(x.cols))
         .for_each(|(o, xr)| {
-            // f64 sum in index order: exact enough, and one fixed order per row.
-            let ss: f64 = xr.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-            let scale = (1.0 / (ss / xr.len() as f64 + f64::from(eps)).sqrt()) as f32;
+            let scale = rms_scale(xr, eps);
             for ((o, &v), &g) in o.iter_mut().zip(xr).zip(&w) {
                 *o = v * scale * g;
             }
         });
 }
 
+pub(super) fn rms_norm_heads(
+    x: &mut CpuTensor,
+    cols: Cols,
+    head_dim: usize,
+    weight: &CpuWeight,
+    eps: f32,
+) {
+    assert!(cols.offset + cols.width <= x.cols && cols.width.is_multiple_of(head_dim));
+    let w = weight_vector(weight, head_dim);
+    let stride = x.cols;
+    x.data
+        .par_chunks_mut(stride)
+        .with_min_len(ROWS_PER_TASK)
+        .for_each(|row| {
+            for head in row[cols.offset..cols.offset + cols.width].chunks_exact_mut(head_dim) {
+                let scale = rms_scale(head, eps);
+                for (v, &g) in head.iter_mut().zip(&w) {
+                    *v = *v * scale * g;
+                }
+            }
+        });
+}
+
+/// `1 / sqrt(mean(x²) + eps)`, with an f64 sum in index order: exact enough, and one fixed
+/// order per row.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let ss: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    (1.0 / (ss / x.len() as f64 + f64::from(eps)).sqrt()) as f32
+}
+
+/// A `[1, len]` weight as f32.
+fn weight_vector(weight: &CpuWeight, len: usize) -> Vec<f32> {
+    assert_eq!((weight.rows, weight.cols), (1, len), "vector weight shape");
+    let mut w = vec![0.0f32; len];
+    weight.dequantize_row(0, &mut w);
+    w
+}
+
+pub(super) fn add_bias(x: &mut CpuTensor, cols: Cols, bias: &CpuWeight) {
+    assert!(cols.offset + cols.width <= x.cols);
+    let b = weight_vector(bias, cols.width);
+    let stride = x.cols;
+    for row in x.data.chunks_exact_mut(stride) {
+        for (v, &b) in row[cols.offset..cols.offset + cols.width]
+            .iter_mut()
+            .zip(&b)
+        {
+            *v += b;
+        }
+    }
+}
+
 pub(super) fn rope(
     x: &mut CpuTensor,
     cols: Cols,
     head_dim: usize,
-    rot_dim: usize,
     positions: &[u32],
-    base: f32,
+    rope: &Rope<'_>,
 ) {
+    let rot_dim = rope.rot_dim;
     assert_eq!(positions.len(), x.rows);
     assert!(
         cols.width.is_multiple_of(head_dim) && rot_dim <= head_dim && rot_dim.is_multiple_of(2)
     );
-    let inv_freq: Vec<f64> = (0..rot_dim / 2)
-        .map(|i| f64::from(base).powf(-2.0 * i as f64 / rot_dim as f64))
-        .collect();
+    if let Some(f) = rope.freq_factors {
+        assert_eq!(
+            f.len(),
+            rot_dim / 2,
+            "one frequency factor per rotated pair"
+        );
+    }
+    let half = rot_dim / 2;
+    let inv_freq: Vec<f64> = (0..half).map(|i| rope.inv_freq(i)).collect();
+    // Pair i of a head: dims (2i, 2i+1) interleaved, (i, i + half) NeoX.
+    let (first, second) = match rope.style {
+        RopeStyle::Interleaved => (2, 1),
+        RopeStyle::Neox => (1, half),
+    };
     let stride = x.cols;
     x.data
         .par_chunks_mut(stride)
@@ -72,16 +132,17 @@ pub(super) fn rope(
                 })
                 .collect();
             for head in row[cols.offset..cols.offset + cols.width].chunks_exact_mut(head_dim) {
-                for (pair, &(s, c)) in head[..rot_dim].chunks_exact_mut(2).zip(&sin_cos) {
-                    let (a, b) = (pair[0], pair[1]);
-                    pair[0] = a * c - b * s;
-                    pair[1] = a * s + b * c;
+                for (i, &(s, c)) in sin_cos.iter().enumerate() {
+                    let (ia, ib) = (i * first, i * first + second);
+                    let (a, b) = (head[ia], head[ib]);
+                    head[ia] = a * c - b * s;
+                    head[ib] = a * s + b * c;
                 }
             }
         });
 }
 
-pub(super) fn swiglu(x: &CpuTensor, out: &mut CpuTensor) {
+pub(super) fn glu(act: GluActivation, x: &CpuTensor, out: &mut CpuTensor) {
     let f = out.cols;
     assert_eq!(x.cols, 2 * f);
     assert_eq!(x.rows, out.rows);
@@ -90,10 +151,25 @@ pub(super) fn swiglu(x: &CpuTensor, out: &mut CpuTensor) {
         .zip(x.data.par_chunks(2 * f))
         .for_each(|(o, xr)| {
             let (gate, up) = xr.split_at(f);
-            for ((o, &g), &u) in o.iter_mut().zip(gate).zip(up) {
-                *o = g / (1.0 + (-g).exp()) * u;
+            match act {
+                GluActivation::Silu => {
+                    for ((o, &g), &u) in o.iter_mut().zip(gate).zip(up) {
+                        *o = g / (1.0 + (-g).exp()) * u;
+                    }
+                }
+                GluActivation::GeluTanh => {
+                    for ((o, &g), &u) in o.iter_mut().zip(gate).zip(up) {
+                        *o = gelu_tanh(g) * u;
+                    }
+                }
             }
         });
+}
+
+/// GELU, tanh approximation: `x/2 · (1 + tanh(√(2/π) · (x + 0.044715 x³)))`.
+pub(crate) fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
 }
 
 pub(super) fn add_assign(x: &mut CpuTensor, y: &CpuTensor) {

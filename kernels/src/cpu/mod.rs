@@ -9,7 +9,9 @@ mod elementwise;
 mod matmul;
 mod tensor;
 
-use crate::backend::{AttentionLayout, Backend, BackendError, Cols, KvPoolConfig};
+use crate::backend::{
+    AttentionLayout, Backend, BackendError, Cols, GluActivation, KvPoolConfig, Rope,
+};
 use crate::quant::GgmlType;
 
 pub use tensor::{CpuKvPool, CpuTensor, CpuWeight};
@@ -99,6 +101,25 @@ impl Backend for CpuBackend {
         elementwise::rms_norm(x, weight, eps, out);
     }
 
+    fn rms_norm_heads(
+        &self,
+        x: &mut CpuTensor,
+        cols: Cols,
+        head_dim: usize,
+        weight: &CpuWeight,
+        eps: f32,
+    ) {
+        elementwise::rms_norm_heads(x, cols, head_dim, weight, eps);
+    }
+
+    fn add_bias(&self, x: &mut CpuTensor, cols: Cols, bias: &CpuWeight) {
+        elementwise::add_bias(x, cols, bias);
+    }
+
+    fn scale(&self, x: &mut CpuTensor, s: f32) {
+        x.data.iter_mut().for_each(|v| *v *= s);
+    }
+
     fn matmul(&self, x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor) {
         matmul::matmul(x, weights, out);
     }
@@ -108,11 +129,10 @@ impl Backend for CpuBackend {
         x: &mut CpuTensor,
         cols: Cols,
         head_dim: usize,
-        rot_dim: usize,
         positions: &[u32],
-        base: f32,
+        rope: &Rope<'_>,
     ) {
-        elementwise::rope(x, cols, head_dim, rot_dim, positions, base);
+        elementwise::rope(x, cols, head_dim, positions, rope);
     }
 
     fn write_kv(
@@ -139,8 +159,8 @@ impl Backend for CpuBackend {
         attention::paged_attention(x, q_cols, pool, layer, layout, out);
     }
 
-    fn swiglu(&self, x: &CpuTensor, out: &mut CpuTensor) {
-        elementwise::swiglu(x, out);
+    fn glu(&self, act: GluActivation, x: &CpuTensor, out: &mut CpuTensor) {
+        elementwise::glu(act, x, out);
     }
 
     fn add_assign(&self, x: &mut CpuTensor, y: &CpuTensor) {

@@ -16,7 +16,9 @@ use super::nvrtc;
 use super::params::*;
 use super::plan::{self, Launch, Op};
 use super::sources;
-use crate::backend::{AttentionLayout, Backend, BackendError, Cols, KvPoolConfig};
+use crate::backend::{
+    AttentionLayout, Backend, BackendError, Cols, GluActivation, KvPoolConfig, Rope, RopeStyle,
+};
 use crate::quant::GgmlType;
 
 /// Why the CUDA backend could not start.
@@ -338,6 +340,90 @@ impl Backend for CudaBackend {
         self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
+    fn rms_norm_heads(
+        &self,
+        x: &mut CudaTensor,
+        cols: Cols,
+        head_dim: usize,
+        weight: &CudaWeight,
+        eps: f32,
+    ) {
+        assert_eq!(weight.ty, GgmlType::F32, "RMSNorm weights are F32");
+        assert_eq!(
+            weight.rows * weight.cols,
+            head_dim,
+            "head norm weight width"
+        );
+        assert!(
+            head_dim > 0
+                && cols.width.is_multiple_of(head_dim)
+                && cols.offset + cols.width <= x.cols,
+            "head norm columns {cols:?} of {head_dim} in rows of {}",
+            x.cols
+        );
+        let n_heads = cols.width / head_dim;
+        if x.rows == 0 || n_heads == 0 {
+            return;
+        }
+        let kernel = "rms_norm_heads_f32";
+        let launch = ok(plan::heads_launch(kernel, x.rows, n_heads));
+        let p = HeadNormParams {
+            rows: u32_of(x.rows),
+            stride: u32_of(x.cols),
+            col_offset: u32_of(cols.offset),
+            n_heads: u32_of(n_heads),
+            head_dim: u32_of(head_dim),
+            eps,
+        };
+        let f = self.function(kernel);
+        let mut b = self.stream.launch_builder(f);
+        b.arg(&mut x.data).arg(&weight.data).arg(&p);
+        // SAFETY: each block touches one head inside the checked column range of one row
+        // and reads head_dim floats of the F32 weight (width checked).
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
+    }
+
+    fn add_bias(&self, x: &mut CudaTensor, cols: Cols, bias: &CudaWeight) {
+        assert_eq!(bias.ty, GgmlType::F32, "biases are F32");
+        assert_eq!(bias.rows * bias.cols, cols.width, "bias width");
+        assert!(cols.offset + cols.width <= x.cols, "bias columns {cols:?}");
+        if x.rows == 0 || cols.width == 0 {
+            return;
+        }
+        let kernel = "add_bias_f32";
+        let launch = ok(plan::columns_launch(kernel, x.rows, cols.width));
+        let p = BiasParams {
+            rows: u32_of(x.rows),
+            stride: u32_of(x.cols),
+            col_offset: u32_of(cols.offset),
+            width: u32_of(cols.width),
+        };
+        let f = self.function(kernel);
+        let mut b = self.stream.launch_builder(f);
+        b.arg(&mut x.data).arg(&bias.data).arg(&p);
+        // SAFETY: writes the checked column range of each row, reads width bias floats.
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
+    }
+
+    fn scale(&self, x: &mut CudaTensor, s: f32) {
+        let len = x.rows * x.cols;
+        if len == 0 {
+            return;
+        }
+        let kernel = "scale_f32";
+        let launch = ok(plan::elementwise_launch(kernel, len));
+        let p = ScaleParams {
+            len: len as u64,
+            s,
+            pad: 0,
+        };
+        let f = self.function(kernel);
+        let mut b = self.stream.launch_builder(f);
+        b.arg(&mut x.data).arg(&p);
+        // SAFETY: touches len elements of a tensor of len elements.
+        self.launched(kernel, unsafe { b.launch(config(launch)) });
+    }
+
     fn matmul(&self, x: &CudaTensor, weights: &[&CudaWeight], out: &mut CudaTensor) {
         let shapes: Vec<(usize, usize)> = weights.iter().map(|w| (w.rows, w.cols)).collect();
         ok(plan::check_matmul(
@@ -378,10 +464,17 @@ impl Backend for CudaBackend {
         x: &mut CudaTensor,
         cols: Cols,
         head_dim: usize,
-        rot_dim: usize,
         positions: &[u32],
-        base: f32,
+        rope: &Rope<'_>,
     ) {
+        let rot_dim = rope.rot_dim;
+        if let Some(f) = rope.freq_factors {
+            assert_eq!(
+                f.len(),
+                rot_dim / 2,
+                "one frequency factor per rotated pair"
+            );
+        }
         ok(plan::check_rope(
             (x.rows, x.cols),
             cols,
@@ -396,6 +489,8 @@ impl Backend for CudaBackend {
         let n_heads = cols.width / head_dim;
         let launch = ok(plan::rope_launch(x.rows, n_heads, rot_dim));
         let positions = self.upload(positions);
+        // The kernel reads factors only when has_factors; one dummy element otherwise.
+        let factors = self.upload(rope.freq_factors.unwrap_or(&[1.0]));
         let p = RopeParams {
             tokens: u32_of(x.rows),
             stride: u32_of(x.cols),
@@ -403,14 +498,17 @@ impl Backend for CudaBackend {
             n_heads: u32_of(n_heads),
             head_dim: u32_of(head_dim),
             rot_dim: u32_of(rot_dim),
-            base,
-            pad: 0,
+            base: rope.base,
+            neox: u32::from(rope.style == RopeStyle::Neox),
+            freq_scale: rope.freq_scale,
+            has_factors: u32::from(rope.freq_factors.is_some()),
         };
         let f = self.function(kernel);
         let mut b = self.stream.launch_builder(f);
-        b.arg(&mut x.data).arg(&positions).arg(&p);
+        b.arg(&mut x.data).arg(&positions).arg(&factors).arg(&p);
         // SAFETY: rope_f32 touches only columns col_offset..col_offset+width of each of
-        // the rows rows of x (checked inside a row) and reads one position per row.
+        // the rows rows of x (checked inside a row), reads one position per row, and reads
+        // factors[0..rot_dim/2] only when they were given with that length (checked above).
         self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
@@ -514,8 +612,8 @@ impl Backend for CudaBackend {
             x_stride: u32_of(x.cols),
             q_offset: u32_of(q_cols.offset),
             out_stride: u32_of(out.cols),
-            scale: 1.0 / (layout.head_dim as f32).sqrt(),
-            pad: 0,
+            scale: layout.scale,
+            window: layout.window.map_or(0, u32_of),
         };
         let f = self.function(kernel);
         let mut b = self.stream.launch_builder(f);
@@ -535,16 +633,18 @@ impl Backend for CudaBackend {
         self.launched(kernel, unsafe { b.launch(config(launch)) });
     }
 
-    fn swiglu(&self, x: &CudaTensor, out: &mut CudaTensor) {
-        assert_eq!((x.rows, x.cols), (out.rows, 2 * out.cols), "SwiGLU shapes");
+    fn glu(&self, act: GluActivation, x: &CudaTensor, out: &mut CudaTensor) {
+        assert_eq!((x.rows, x.cols), (out.rows, 2 * out.cols), "GLU shapes");
         if x.rows == 0 || out.cols == 0 {
             return;
         }
-        let kernel = "swiglu_f32";
-        let launch = ok(plan::swiglu_launch(x.rows, out.cols));
-        let p = SwigluParams {
+        let kernel = "glu_f32";
+        let launch = ok(plan::columns_launch(kernel, x.rows, out.cols));
+        let p = GluParams {
             tokens: u32_of(x.rows),
             f: u32_of(out.cols),
+            gelu: u32::from(act == GluActivation::GeluTanh),
+            pad: 0,
         };
         let f = self.function(kernel);
         let mut b = self.stream.launch_builder(f);

@@ -71,8 +71,12 @@ pub struct RopeParams {
     pub rot_dim: u32,
     /// Frequency base.
     pub base: f32,
-    /// Padding to 32 bytes.
-    pub pad: u32,
+    /// 1: NeoX pairs `(i, i + rot_dim/2)`; 0: interleaved `(2i, 2i+1)`.
+    pub neox: u32,
+    /// Linear position scale.
+    pub freq_scale: f32,
+    /// 1: divide each pair's frequency by its factor.
+    pub has_factors: u32,
 }
 
 /// `write_kv_f32`.
@@ -117,20 +121,24 @@ pub struct AttentionParams {
     pub q_offset: u32,
     /// Row stride of out, elements.
     pub out_stride: u32,
-    /// `1 / sqrt(head_dim)`.
+    /// Multiplier of `q·k`.
     pub scale: f32,
-    /// Padding to 48 bytes.
-    pub pad: u32,
+    /// Sliding window in keys; 0 for none.
+    pub window: u32,
 }
 
-/// `swiglu_f32`.
+/// `glu_f32`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SwigluParams {
+pub struct GluParams {
     /// Tokens.
     pub tokens: u32,
     /// Output width (half of x's).
     pub f: u32,
+    /// 1: GELU (tanh form); 0: SiLU.
+    pub gelu: u32,
+    /// Padding to 16 bytes.
+    pub pad: u32,
 }
 
 /// `add_assign_f32`.
@@ -155,16 +163,63 @@ pub struct GatherParams {
     pub pad: u32,
 }
 
+/// `rms_norm_heads_f32`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeadNormParams {
+    /// Rows.
+    pub rows: u32,
+    /// Row stride of x, elements.
+    pub stride: u32,
+    /// First column of the heads.
+    pub col_offset: u32,
+    /// Heads.
+    pub n_heads: u32,
+    /// Head size (the weight's length).
+    pub head_dim: u32,
+    /// Epsilon inside the square root.
+    pub eps: f32,
+}
+
+/// `add_bias_f32`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BiasParams {
+    /// Rows.
+    pub rows: u32,
+    /// Row stride of x, elements.
+    pub stride: u32,
+    /// First column.
+    pub col_offset: u32,
+    /// Columns (the bias's length).
+    pub width: u32,
+}
+
+/// `scale_f32`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ScaleParams {
+    /// Elements.
+    pub len: u64,
+    /// Factor.
+    pub s: f32,
+    /// Padding to 16 bytes.
+    pub pad: u32,
+}
+
 const _: () = {
     assert!(size_of::<EmbeddingParams>() == 16);
     assert!(size_of::<RmsNormParams>() == 16);
     assert!(size_of::<MatmulParams>() == 32);
-    assert!(size_of::<RopeParams>() == 32);
+    assert!(size_of::<RopeParams>() == 40);
     assert!(size_of::<WriteKvParams>() == 32);
     assert!(size_of::<AttentionParams>() == 48);
-    assert!(size_of::<SwigluParams>() == 8);
+    assert!(size_of::<GluParams>() == 16);
     assert!(size_of::<AddParams>() == 8);
     assert!(size_of::<GatherParams>() == 16);
+    assert!(size_of::<HeadNormParams>() == 24);
+    assert!(size_of::<BiasParams>() == 16);
+    assert!(size_of::<ScaleParams>() == 16);
 };
 
 #[cfg(feature = "cuda")]
@@ -187,11 +242,17 @@ mod device_repr {
     // SAFETY: as above.
     unsafe impl DeviceRepr for AttentionParams {}
     // SAFETY: as above.
-    unsafe impl DeviceRepr for SwigluParams {}
+    unsafe impl DeviceRepr for GluParams {}
     // SAFETY: as above.
     unsafe impl DeviceRepr for AddParams {}
     // SAFETY: as above.
     unsafe impl DeviceRepr for GatherParams {}
+    // SAFETY: as above.
+    unsafe impl DeviceRepr for HeadNormParams {}
+    // SAFETY: as above.
+    unsafe impl DeviceRepr for BiasParams {}
+    // SAFETY: as above.
+    unsafe impl DeviceRepr for ScaleParams {}
 }
 
 #[cfg(test)]
@@ -276,7 +337,9 @@ mod tests {
                     ("head_dim", offset_of!(RopeParams, head_dim)),
                     ("rot_dim", offset_of!(RopeParams, rot_dim)),
                     ("base", offset_of!(RopeParams, base)),
-                    ("pad", offset_of!(RopeParams, pad)),
+                    ("neox", offset_of!(RopeParams, neox)),
+                    ("freq_scale", offset_of!(RopeParams, freq_scale)),
+                    ("has_factors", offset_of!(RopeParams, has_factors)),
                 ],
             ),
             (
@@ -306,15 +369,17 @@ mod tests {
                     ("q_offset", offset_of!(AttentionParams, q_offset)),
                     ("out_stride", offset_of!(AttentionParams, out_stride)),
                     ("scale", offset_of!(AttentionParams, scale)),
-                    ("pad", offset_of!(AttentionParams, pad)),
+                    ("window", offset_of!(AttentionParams, window)),
                 ],
             ),
             (
-                "SwigluParams",
-                size_of::<SwigluParams>(),
+                "GluParams",
+                size_of::<GluParams>(),
                 vec![
-                    ("tokens", offset_of!(SwigluParams, tokens)),
-                    ("f", offset_of!(SwigluParams, f)),
+                    ("tokens", offset_of!(GluParams, tokens)),
+                    ("f", offset_of!(GluParams, f)),
+                    ("gelu", offset_of!(GluParams, gelu)),
+                    ("pad", offset_of!(GluParams, pad)),
                 ],
             ),
             (
@@ -330,6 +395,37 @@ mod tests {
                     ("cols", offset_of!(GatherParams, cols)),
                     ("src_rows", offset_of!(GatherParams, src_rows)),
                     ("pad", offset_of!(GatherParams, pad)),
+                ],
+            ),
+            (
+                "HeadNormParams",
+                size_of::<HeadNormParams>(),
+                vec![
+                    ("rows", offset_of!(HeadNormParams, rows)),
+                    ("stride", offset_of!(HeadNormParams, stride)),
+                    ("col_offset", offset_of!(HeadNormParams, col_offset)),
+                    ("n_heads", offset_of!(HeadNormParams, n_heads)),
+                    ("head_dim", offset_of!(HeadNormParams, head_dim)),
+                    ("eps", offset_of!(HeadNormParams, eps)),
+                ],
+            ),
+            (
+                "BiasParams",
+                size_of::<BiasParams>(),
+                vec![
+                    ("rows", offset_of!(BiasParams, rows)),
+                    ("stride", offset_of!(BiasParams, stride)),
+                    ("col_offset", offset_of!(BiasParams, col_offset)),
+                    ("width", offset_of!(BiasParams, width)),
+                ],
+            ),
+            (
+                "ScaleParams",
+                size_of::<ScaleParams>(),
+                vec![
+                    ("len", offset_of!(ScaleParams, len)),
+                    ("s", offset_of!(ScaleParams, s)),
+                    ("pad", offset_of!(ScaleParams, pad)),
                 ],
             ),
         ];

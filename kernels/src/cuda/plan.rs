@@ -21,8 +21,14 @@ pub enum Op {
     WriteKv,
     /// Paged attention.
     Attention,
-    /// SwiGLU.
-    Swiglu,
+    /// Gated activation (SwiGLU, GeGLU).
+    Glu,
+    /// Per-head RMSNorm (Q/K norms).
+    RmsNormHeads,
+    /// Bias add on a column range.
+    AddBias,
+    /// Scalar multiply.
+    Scale,
     /// Residual add.
     AddAssign,
     /// Row gather (the last token of each sequence before the LM head).
@@ -31,14 +37,17 @@ pub enum Op {
 
 impl Op {
     /// Every op.
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 12] = [
         Op::Embedding,
         Op::RmsNorm,
+        Op::RmsNormHeads,
         Op::Matmul,
+        Op::AddBias,
+        Op::Scale,
         Op::Rope,
         Op::WriteKv,
         Op::Attention,
-        Op::Swiglu,
+        Op::Glu,
         Op::AddAssign,
         Op::GatherRows,
     ];
@@ -52,12 +61,12 @@ impl Op {
     pub fn source_file(self) -> &'static str {
         match self {
             Op::Embedding => "embedding.cu",
-            Op::RmsNorm => "rms_norm.cu",
+            Op::RmsNorm | Op::RmsNormHeads => "rms_norm.cu",
             Op::Matmul => "matmul.cu",
             Op::Rope => "rope.cu",
             Op::WriteKv => "kv_cache.cu",
             Op::Attention => "attention.cu",
-            Op::Swiglu | Op::AddAssign | Op::GatherRows => "elementwise.cu",
+            Op::Glu | Op::AddBias | Op::Scale | Op::AddAssign | Op::GatherRows => "elementwise.cu",
         }
     }
 
@@ -69,7 +78,10 @@ impl Op {
             Op::Rope => "rope",
             Op::WriteKv => "write_kv",
             Op::Attention => "attention",
-            Op::Swiglu => "swiglu",
+            Op::Glu => "glu",
+            Op::RmsNormHeads => "rms_norm_heads",
+            Op::AddBias => "add_bias",
+            Op::Scale => "scale",
             Op::AddAssign => "add_assign",
             Op::GatherRows => "gather_rows",
         }
@@ -84,8 +96,13 @@ pub fn dtype_suffix(ty: GgmlType) -> &'static str {
         GgmlType::BF16 => "bf16",
         GgmlType::Q4_0 => "q4_0",
         GgmlType::Q4_1 => "q4_1",
+        GgmlType::Q5_0 => "q5_0",
+        GgmlType::Q5_1 => "q5_1",
         GgmlType::Q8_0 => "q8_0",
+        GgmlType::Q2_K => "q2_k",
+        GgmlType::Q3_K => "q3_k",
         GgmlType::Q4_K => "q4_k",
+        GgmlType::Q5_K => "q5_k",
         GgmlType::Q6_K => "q6_k",
     }
 }
@@ -279,22 +296,40 @@ pub fn attention_launch(
     .checked(K)
 }
 
-/// `swiglu_f32`: grid (⌈f / ROW_THREADS⌉, tokens), block [`ROW_THREADS`].
-pub fn swiglu_launch(tokens: usize, f: usize) -> Result<Launch, PlanError> {
-    const K: &str = "swiglu_f32";
+/// `glu_f32` (`f` = output width) and `add_bias_f32` (`f` = bias width): grid
+/// (⌈f / ROW_THREADS⌉, tokens), block [`ROW_THREADS`].
+pub fn columns_launch(kernel: &'static str, tokens: usize, f: usize) -> Result<Launch, PlanError> {
     Launch {
         grid: (
-            to_u32(K, "column blocks", f.div_ceil(ROW_THREADS as usize))?,
-            to_u32(K, "tokens", tokens)?,
+            to_u32(kernel, "column blocks", f.div_ceil(ROW_THREADS as usize))?,
+            to_u32(kernel, "tokens", tokens)?,
             1,
         ),
         block: (ROW_THREADS, 1, 1),
         shared_bytes: 0,
     }
-    .checked(K)
+    .checked(kernel)
 }
 
-/// `add_assign_f32`: ⌈len / ROW_THREADS⌉ blocks of [`ROW_THREADS`].
+/// `rms_norm_heads_f32`: grid (rows, heads), block [`ROW_THREADS`].
+pub fn heads_launch(
+    kernel: &'static str,
+    rows: usize,
+    n_heads: usize,
+) -> Result<Launch, PlanError> {
+    Launch {
+        grid: (
+            to_u32(kernel, "rows", rows)?,
+            to_u32(kernel, "heads", n_heads)?,
+            1,
+        ),
+        block: (ROW_THREADS, 1, 1),
+        shared_bytes: 0,
+    }
+    .checked(kernel)
+}
+
+/// `add_assign_f32`, `scale_f32`: ⌈len / ROW_THREADS⌉ blocks of [`ROW_THREADS`].
 pub fn elementwise_launch(kernel: &'static str, len: usize) -> Result<Launch, PlanError> {
     Launch {
         grid: (
@@ -432,7 +467,7 @@ mod tests {
         let names: Vec<String> = all_kernels().into_iter().map(|k| k.1).collect();
         let unique: std::collections::HashSet<&String> = names.iter().collect();
         assert_eq!(unique.len(), names.len(), "{names:?}");
-        assert_eq!(names.len(), 2 * GgmlType::ALL.len() + 7);
+        assert_eq!(names.len(), 2 * GgmlType::ALL.len() + 10);
         assert_eq!(kernel_name(Op::Matmul, GgmlType::Q4_K), "matmul_q4_k");
         assert_eq!(kernel_name(Op::Embedding, GgmlType::Q8_0), "embedding_q8_0");
         assert_eq!(kernel_name(Op::RmsNorm, GgmlType::Q8_0), "rms_norm_f32");
@@ -469,7 +504,11 @@ mod tests {
         );
         assert!(rope_launch(1, 1, 4096).is_err(), "2048 threads per block");
         assert_eq!(rope_launch(3, 9, 64).unwrap().block, (32, 1, 1));
-        assert_eq!(swiglu_launch(5, 1536).unwrap().grid, (6, 5, 1));
+        assert_eq!(columns_launch("glu_f32", 5, 1536).unwrap().grid, (6, 5, 1));
+        assert_eq!(
+            heads_launch("rms_norm_heads_f32", 3, 16).unwrap().grid,
+            (3, 16, 1)
+        );
         assert_eq!(
             elementwise_launch("add_assign_f32", 257).unwrap().grid,
             (2, 1, 1)
@@ -506,6 +545,8 @@ mod tests {
             positions: &[6, 7, 3],
             block_tables: &tables,
             slots: &[6, 7, 3],
+            scale: 0.125,
+            window: None,
         };
         assert!(check_attention((3, 64), Cols::new(0, 32), &layout, (3, 32)).is_ok());
         let beyond = AttentionLayout {

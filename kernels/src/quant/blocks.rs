@@ -7,11 +7,11 @@
 
 use half::f16;
 
-/// Elements in one block of the 32-element formats (Q4_0, Q4_1, Q8_0) and in one
+/// Elements in one block of the 32-element formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and in one
 /// [`BlockQ8`](super::BlockQ8) activation block.
 pub const QK: usize = 32;
 
-/// Elements in one K-quant super-block (Q4_K, Q6_K).
+/// Elements in one K-quant super-block (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K).
 pub const QK_K: usize = 256;
 
 /// Decodes a little-endian IEEE fp16 value.
@@ -44,6 +44,35 @@ pub struct BlockQ4_1 {
     pub qs: [u8; 16],
 }
 
+/// Q5_0: 32 weights `x = (q - 16) * d`, `q` a 5-bit value.
+///
+/// The low four bits of `q` sit in `qs` in Q4_0's nibble order; bit `j` of the little-endian
+/// word `qh` is bit 4 of element `j`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockQ5_0 {
+    /// Scale, fp16.
+    pub d: [u8; 2],
+    /// Bit 4 of each quant: bit `j` (little-endian) for element `j`.
+    pub qh: [u8; 4],
+    /// Low nibbles: low = elements 0..16, high = elements 16..32.
+    pub qs: [u8; 16],
+}
+
+/// Q5_1: 32 weights `x = q * d + m`, `q` a 5-bit value (same quant layout as [`BlockQ5_0`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockQ5_1 {
+    /// Scale, fp16.
+    pub d: [u8; 2],
+    /// Offset (the block minimum), fp16.
+    pub m: [u8; 2],
+    /// Bit 4 of each quant: bit `j` (little-endian) for element `j`.
+    pub qh: [u8; 4],
+    /// Low nibbles: low = elements 0..16, high = elements 16..32.
+    pub qs: [u8; 16],
+}
+
 /// Q8_0: 32 weights `x = q * d`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +101,61 @@ pub struct BlockQ4K {
     pub qs: [u8; 128],
 }
 
+/// Q2_K: 256 weights in 16 sub-blocks of 16; `x = d * sc * q - dmin * m` with a 2-bit `q` and a
+/// 4-bit scale `sc` and min `m` per sub-block (`scales[s]`: `sc` in the low nibble, `m` high).
+///
+/// The block is two halves of 128 elements; half `h` uses `qs[32 h..32 h + 32]`. Element
+/// `128 h + 32 j + l` (`j < 4`, `l < 32`) is `qs[32 h + l] >> 2 j & 3`; element `e` uses
+/// `scales[e / 16]`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockQ2K {
+    /// Sub-block scales (low nibble) and mins (high nibble).
+    pub scales: [u8; 16],
+    /// 2-bit quants.
+    pub qs: [u8; 64],
+    /// Super-block scale for the sub-block scales, fp16.
+    pub d: [u8; 2],
+    /// Super-block scale for the sub-block mins, fp16.
+    pub dmin: [u8; 2],
+}
+
+/// Q3_K: 256 weights in 16 sub-blocks of 16; `x = d * (sc - 32) * q` with a 6-bit `sc` per
+/// sub-block (see [`BlockQ3K::scale`]) and a 3-bit signed `q` in `-4..=3`.
+///
+/// Element `e = 128 h + 32 j + l` (`h < 2`, `j < 4`, `l < 32`) has low bits
+/// `qs[32 h + l] >> 2 j & 3` and is that minus 4 unless bit `4 h + j` of `hmask[l]` is set;
+/// it uses scale `e / 16`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockQ3K {
+    /// High bit of each quant: set means no `-4`.
+    pub hmask: [u8; 32],
+    /// Low 2 bits of the quants.
+    pub qs: [u8; 64],
+    /// Sixteen 6-bit scales, packed as ggml does.
+    pub scales: [u8; 12],
+    /// Super-block scale, fp16.
+    pub d: [u8; 2],
+}
+
+/// Q5_K: 256 weights in 8 sub-blocks of 32, as [`BlockQ4K`] (same `d`, `dmin` and scales), with
+/// a fifth quant bit: bit `k` of `qh[l]` is bit 4 of element `32 k + l`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockQ5K {
+    /// Super-block scale for the sub-block scales, fp16.
+    pub d: [u8; 2],
+    /// Super-block scale for the sub-block mins, fp16.
+    pub dmin: [u8; 2],
+    /// Eight 6-bit scales and eight 6-bit mins, packed as in [`BlockQ4K`].
+    pub scales: [u8; 12],
+    /// Bit 4 of the quants.
+    pub qh: [u8; 32],
+    /// Low 4 bits of the quants, in [`BlockQ4K`]'s order.
+    pub qs: [u8; 128],
+}
+
 /// Q6_K: 256 weights in 16 sub-blocks of 16; `x = d * scales[s] * (q - 32)` with a 6-bit `q`.
 ///
 /// The block is two halves of 128 elements; half `h` uses `ql[64 h..64 h + 64]`,
@@ -96,6 +180,11 @@ pub struct BlockQ6K {
 const _: () = {
     assert!(size_of::<BlockQ4_0>() == 18 && align_of::<BlockQ4_0>() == 1);
     assert!(size_of::<BlockQ4_1>() == 20 && align_of::<BlockQ4_1>() == 1);
+    assert!(size_of::<BlockQ5_0>() == 22 && align_of::<BlockQ5_0>() == 1);
+    assert!(size_of::<BlockQ5_1>() == 24 && align_of::<BlockQ5_1>() == 1);
+    assert!(size_of::<BlockQ2K>() == 84 && align_of::<BlockQ2K>() == 1);
+    assert!(size_of::<BlockQ3K>() == 110 && align_of::<BlockQ3K>() == 1);
+    assert!(size_of::<BlockQ5K>() == 176 && align_of::<BlockQ5K>() == 1);
     assert!(size_of::<BlockQ8_0>() == 34 && align_of::<BlockQ8_0>() == 1);
     assert!(size_of::<BlockQ4K>() == 144 && align_of::<BlockQ4K>() == 1);
     assert!(size_of::<BlockQ6K>() == 210 && align_of::<BlockQ6K>() == 1);
@@ -109,15 +198,7 @@ impl BlockQ4K {
     /// of bytes `j - 4` (scale) and `j` (min).
     #[inline]
     pub fn scale_min(&self, j: usize) -> (u8, u8) {
-        let q = &self.scales;
-        if j < 4 {
-            (q[j] & 63, q[j + 4] & 63)
-        } else {
-            (
-                (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
-                (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-            )
-        }
+        k4_scale_min(&self.scales, j)
     }
 
     /// Packs eight 6-bit scales and mins (each `< 64`) the way [`BlockQ4K::scale_min`] reads them.
@@ -132,6 +213,71 @@ impl BlockQ4K {
     }
 }
 
+impl BlockQ5K {
+    /// The 6-bit `(scale, min)` of sub-block `j` (`j < 8`), packed as in [`BlockQ4K::scale_min`].
+    #[inline]
+    pub fn scale_min(&self, j: usize) -> (u8, u8) {
+        k4_scale_min(&self.scales, j)
+    }
+}
+
+/// The `(scale, min)` of sub-block `j` from Q4_K/Q5_K's 12 packed scale bytes.
+#[inline]
+fn k4_scale_min(q: &[u8; 12], j: usize) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0F) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+impl BlockQ3K {
+    /// The signed scale (`-32..=31`) of 16-element sub-block `j` (`j < 16`): its low 4 bits
+    /// are nibble `j / 8` of `scales[j % 8]`, its top 2 bits are bits `2 (j / 4)` of
+    /// `scales[8 + j % 4]`, and the stored 6-bit value is biased by 32.
+    #[inline]
+    pub fn scale(&self, j: usize) -> i8 {
+        let q = &self.scales;
+        let lo = (q[j % 8] >> (4 * (j / 8))) & 0x0F;
+        let hi = (q[8 + j % 4] >> (2 * (j / 4))) & 3;
+        (lo | (hi << 4)) as i8 - 32
+    }
+
+    /// Packs sixteen stored 6-bit scales (each `< 64`, i.e. `scale + 32`) the way
+    /// [`BlockQ3K::scale`] reads them.
+    pub fn pack_scales(s: &[u8; 16]) -> [u8; 12] {
+        let mut q = [0u8; 12];
+        for (j, &v) in s.iter().enumerate() {
+            q[j % 8] |= (v & 0x0F) << (4 * (j / 8));
+            q[8 + j % 4] |= ((v >> 4) & 3) << (2 * (j / 4));
+        }
+        q
+    }
+}
+
+/// The 32 quants of chunk `k` (elements `32 k..32 k + 32`, `k < 8`) of a Q2_K or Q3_K block:
+/// the 2-bit values `qs[32 (k / 4) + l] >> 2 (k % 4) & 3`.
+#[inline]
+pub fn k2_low_bits(qs: &[u8; 64], k: usize) -> [u8; 32] {
+    let (h, shift) = (k / 4, 2 * (k % 4));
+    core::array::from_fn(|l| (qs[32 * h + l] >> shift) & 3)
+}
+
+/// The 32 unsigned 5-bit quants (0..=31) of a Q5_0 or Q5_1 block, in element order.
+#[inline]
+pub fn q5_quants(qh: [u8; 4], qs: &[u8; 16]) -> [u8; 32] {
+    let h = u32::from_le_bytes(qh);
+    let mut q = [0u8; 32];
+    for (j, &v) in qs.iter().enumerate() {
+        q[j] = (v & 0x0F) | (((h >> j) & 1) << 4) as u8;
+        q[j + 16] = (v >> 4) | (((h >> (j + 16)) & 1) << 4) as u8;
+    }
+    q
+}
+
 /// A plain-bytes block type: `#[repr(C)]`, alignment 1, every bit pattern valid.
 ///
 /// # Safety
@@ -143,6 +289,16 @@ pub(crate) unsafe trait RawBlock: Copy {}
 unsafe impl RawBlock for BlockQ4_0 {}
 // SAFETY: as above.
 unsafe impl RawBlock for BlockQ4_1 {}
+// SAFETY: as above.
+unsafe impl RawBlock for BlockQ5_0 {}
+// SAFETY: as above.
+unsafe impl RawBlock for BlockQ5_1 {}
+// SAFETY: as above.
+unsafe impl RawBlock for BlockQ2K {}
+// SAFETY: as above.
+unsafe impl RawBlock for BlockQ3K {}
+// SAFETY: as above.
+unsafe impl RawBlock for BlockQ5K {}
 // SAFETY: as above.
 unsafe impl RawBlock for BlockQ8_0 {}
 // SAFETY: as above.

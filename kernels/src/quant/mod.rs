@@ -1,8 +1,11 @@
 //! ggml tensor formats: block layouts, reference (de)quantizers and fast dot products.
 //!
 //! Supported weight types: [`GgmlType::F32`], [`GgmlType::F16`], [`GgmlType::BF16`],
-//! [`GgmlType::Q4_0`], [`GgmlType::Q4_1`], [`GgmlType::Q8_0`], [`GgmlType::Q4_K`] and
-//! [`GgmlType::Q6_K`], with the byte layouts of ggml/GGUF (see [`blocks`]).
+//! [`GgmlType::Q4_0`], [`GgmlType::Q4_1`], [`GgmlType::Q5_0`], [`GgmlType::Q5_1`],
+//! [`GgmlType::Q8_0`], and the K-quants [`GgmlType::Q2_K`], [`GgmlType::Q3_K`],
+//! [`GgmlType::Q4_K`], [`GgmlType::Q5_K`] and [`GgmlType::Q6_K`], with the byte layouts of
+//! ggml/GGUF (see [`blocks`]). The reference dequantizers match gguf-py's bit for bit on the
+//! blocks of `kernels/tests/data/quant_goldens.txt`.
 //!
 //! # Dot products
 //!
@@ -13,7 +16,11 @@
 //! - [`ActKind::Q8`] (all quantized types): the activations quantized by [`quantize_act_q8`] into
 //!   32-element [`BlockQ8`] blocks. Each 32-element weight chunk is dotted with its activation
 //!   block in exact integer arithmetic, then scaled by the weight scale and the activation `d`;
-//!   offsets (Q4_1's `m`, Q4_K's mins) multiply the activation block's `s`.
+//!   offsets (Q4_1's and Q5_1's `m`, Q4_K's and Q5_K's mins) multiply the activation block's
+//!   `s`. Q2_K's mins change every 16 elements, so their dot with the activation quants is a
+//!   second exact integer dot, scaled by `-dmin` and the activation `d`. The 5-bit types put
+//!   the high bit into the nibble and run the 4-bit path; Q3_K runs Q6_K's (signed quants,
+//!   16-element integer scales).
 //!
 //! [`vec_dot_multi`] does the same for many activation rows while unpacking each weight block
 //! once per group of activations (groups of up to 8 with AVX-512, 4 with AVX2 for quant types;
@@ -21,8 +28,9 @@
 //! row, whatever the batch.
 //!
 //! [`panel`] holds a second layout for the hottest types: sixteen rows interleaved so that one
-//! AVX-512 vector computes sixteen outputs (the CPU backend packs Q4_0 and Q4_1 weights this
-//! way with AVX2 or AVX-512 VNNI, Q8_0 with VNNI). Its order of operations is its own, equally fixed.
+//! AVX-512 vector computes sixteen outputs (the CPU backend packs Q4_0, Q4_1, Q5_0, Q5_1,
+//! Q4_K, Q5_K and Q6_K weights this way with AVX2 or AVX-512 VNNI, Q8_0 with VNNI). Its order
+//! of operations is its own, equally fixed.
 //!
 //! # Accuracy
 //!
@@ -51,6 +59,9 @@ mod tests;
 
 use std::sync::OnceLock;
 
+/// How many weight types are supported (the length of [`GgmlType::ALL`]).
+pub const N_TYPES: usize = 13;
+
 /// ggml tensor types supported. Discriminants are the ggml type ids.
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,10 +75,20 @@ pub enum GgmlType {
     Q4_0 = 2,
     /// 4-bit, 32-element blocks with an fp16 scale and an fp16 offset.
     Q4_1 = 3,
+    /// 5-bit, 32-element blocks with one fp16 scale.
+    Q5_0 = 6,
+    /// 5-bit, 32-element blocks with an fp16 scale and an fp16 offset.
+    Q5_1 = 7,
     /// 8-bit, 32-element blocks with one fp16 scale.
     Q8_0 = 8,
+    /// 2-bit K-quant, 256-element super-blocks with 4-bit sub-block scales and mins.
+    Q2_K = 10,
+    /// 3-bit K-quant, 256-element super-blocks with 6-bit sub-block scales.
+    Q3_K = 11,
     /// 4-bit K-quant, 256-element super-blocks with 6-bit sub-block scales and mins.
     Q4_K = 12,
+    /// 5-bit K-quant, 256-element super-blocks with 6-bit sub-block scales and mins.
+    Q5_K = 13,
     /// 6-bit K-quant, 256-element super-blocks with 8-bit sub-block scales.
     Q6_K = 14,
     /// bfloat16.
@@ -85,13 +106,18 @@ pub enum ActKind {
 
 impl GgmlType {
     /// Every supported type, in id order.
-    pub const ALL: [GgmlType; 8] = [
+    pub const ALL: [GgmlType; N_TYPES] = [
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_0,
         GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
         GgmlType::Q8_0,
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
         GgmlType::Q4_K,
+        GgmlType::Q5_K,
         GgmlType::Q6_K,
         GgmlType::BF16,
     ];
@@ -113,31 +139,47 @@ impl GgmlType {
             GgmlType::F16 => "F16",
             GgmlType::Q4_0 => "Q4_0",
             GgmlType::Q4_1 => "Q4_1",
+            GgmlType::Q5_0 => "Q5_0",
+            GgmlType::Q5_1 => "Q5_1",
             GgmlType::Q8_0 => "Q8_0",
+            GgmlType::Q2_K => "Q2_K",
+            GgmlType::Q3_K => "Q3_K",
             GgmlType::Q4_K => "Q4_K",
+            GgmlType::Q5_K => "Q5_K",
             GgmlType::Q6_K => "Q6_K",
             GgmlType::BF16 => "BF16",
         }
     }
 
-    /// Elements per block: 1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q8_0, 256 for Q4_K/Q6_K.
+    /// Elements per block: 1 for F32/F16/BF16, 32 for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0, 256 for the
+    /// K-quants (Q2_K..Q6_K).
     pub fn block_elems(self) -> usize {
         match self {
             GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => 1,
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => blocks::QK,
-            GgmlType::Q4_K | GgmlType::Q6_K => blocks::QK_K,
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
+                blocks::QK
+            }
+            GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
+                blocks::QK_K
+            }
         }
     }
 
-    /// Bytes per block: 4, 2, 18, 20, 34, 144, 210, 2 (in declaration order).
-    pub fn block_bytes(self) -> usize {
+    /// Bytes per block: 4, 2, 18, 20, 22, 24, 34, 84, 110, 144, 176, 210, 2 (in declaration
+    /// order).
+    pub const fn block_bytes(self) -> usize {
         match self {
             GgmlType::F32 => 4,
             GgmlType::F16 | GgmlType::BF16 => 2,
             GgmlType::Q4_0 => size_of::<blocks::BlockQ4_0>(),
             GgmlType::Q4_1 => size_of::<blocks::BlockQ4_1>(),
+            GgmlType::Q5_0 => size_of::<blocks::BlockQ5_0>(),
+            GgmlType::Q5_1 => size_of::<blocks::BlockQ5_1>(),
             GgmlType::Q8_0 => size_of::<blocks::BlockQ8_0>(),
+            GgmlType::Q2_K => size_of::<blocks::BlockQ2K>(),
+            GgmlType::Q3_K => size_of::<blocks::BlockQ3K>(),
             GgmlType::Q4_K => size_of::<blocks::BlockQ4K>(),
+            GgmlType::Q5_K => size_of::<blocks::BlockQ5K>(),
             GgmlType::Q6_K => size_of::<blocks::BlockQ6K>(),
         }
     }
@@ -166,9 +208,8 @@ impl std::fmt::Display for GgmlType {
     }
 }
 
-/// Name of any ggml type id, including ones we don't support (Q5_0=6, Q5_1=7, Q8_1=9, Q2_K=10,
-/// Q3_K=11, Q5_K=13, Q8_K=15, IQ*..., I8.., F64.., BF16=30, ...), for error messages. `None` for
-/// unknown ids.
+/// Name of any ggml type id, including ones we don't support (Q8_1=9, Q8_K=15, IQ*..., I8..,
+/// F64.., MXFP4=39, ...), for error messages. `None` for unknown ids.
 pub fn ggml_type_name(id: u32) -> Option<&'static str> {
     Some(match id {
         0 => "F32",
@@ -274,13 +315,16 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
 
 /// Reference quantizer f32 -> `ty` (used to write test models and in tests). Deterministic.
 ///
-/// Q4_0/Q4_1/Q8_0 use ggml's reference scheme (Q4_0: the largest-magnitude value maps to
-/// `-8 d`; Q4_1: `m` = min, `d` = range / 15; Q8_0: `d` = amax / 127) but round each value
-/// against the *stored* fp16 scale, so a few quants can differ by one level from ggml's output.
-/// Q4_K and Q6_K use a simple quantizer of our own, not ggml's iterative search: sub-block
-/// scales (and Q4_K mins) are rounded up so nothing is clipped, then values are rounded to
-/// nearest. Every value lands within half a step of its input, except that Q4_0 and Q6_K may
-/// clip an opposite-sign extreme by up to one step.
+/// Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 use ggml's reference scheme (Q4_0: the largest-magnitude value
+/// maps to `-8 d`, Q5_0: to `-16 d`; Q4_1/Q5_1: `m` = min, `d` = range / 15 or 31; Q8_0: `d` =
+/// amax / 127) but round each value against the *stored* fp16 scale, so a few quants can differ
+/// by one level from ggml's output.
+/// The K-quants use a simple quantizer of our own, not ggml's iterative search: Q2_K, Q4_K and
+/// Q5_K round each sub-block's min and scale up so nothing is clipped; Q3_K and Q6_K map each
+/// sub-block's largest-magnitude value to the most negative quant (-4, -32) with the scale
+/// rounded away from zero; then values are rounded to nearest. Every value lands within half a
+/// step of its input, except that Q4_0, Q5_0, Q3_K and Q6_K may clip an opposite-sign extreme
+/// by up to one step.
 ///
 /// # Panics
 /// If `dst.len() != ty.row_bytes(src.len())`.
@@ -452,8 +496,13 @@ fn check_dot(ty: GgmlType, w_row: &[u8], xs: &[ActRow<'_>], out: &[f32]) {
         GgmlType::F16 | GgmlType::BF16 => whole(len, 2, 1),
         GgmlType::Q4_0 => whole(len, 18, 32),
         GgmlType::Q4_1 => whole(len, 20, 32),
+        GgmlType::Q5_0 => whole(len, 22, 32),
+        GgmlType::Q5_1 => whole(len, 24, 32),
         GgmlType::Q8_0 => whole(len, 34, 32),
+        GgmlType::Q2_K => whole(len, 84, 256),
+        GgmlType::Q3_K => whole(len, 110, 256),
         GgmlType::Q4_K => whole(len, 144, 256),
+        GgmlType::Q5_K => whole(len, 176, 256),
         GgmlType::Q6_K => whole(len, 210, 256),
     };
     let Some(n) = n else {
@@ -481,8 +530,8 @@ pub(crate) type RowsKernel = unsafe fn(&[u8], usize, &[ActRow<'_>], &mut [f32]);
 
 /// The multi-row kernels of the detected level.
 #[inline]
-fn rows_kernels() -> &'static [RowsKernel; 8] {
-    static TABLE: OnceLock<&'static [RowsKernel; 8]> = OnceLock::new();
+fn rows_kernels() -> &'static [RowsKernel; N_TYPES] {
+    static TABLE: OnceLock<&'static [RowsKernel; N_TYPES]> = OnceLock::new();
     TABLE.get_or_init(|| match simd_level_enum() {
         Level::Scalar => &scalar::ROWS,
         #[cfg(target_arch = "x86_64")]
@@ -495,7 +544,7 @@ fn rows_kernels() -> &'static [RowsKernel; 8] {
 }
 
 /// The row kernels of `level`, in [`GgmlType::ALL`] order.
-fn kernel_table(level: Level) -> &'static [RowKernel; 8] {
+fn kernel_table(level: Level) -> &'static [RowKernel; N_TYPES] {
     match level {
         Level::Scalar => &scalar::TABLE,
         #[cfg(target_arch = "x86_64")]
@@ -509,8 +558,8 @@ fn kernel_table(level: Level) -> &'static [RowKernel; 8] {
 
 /// The row kernels of the detected level.
 #[inline]
-fn kernels() -> &'static [RowKernel; 8] {
-    static TABLE: OnceLock<&'static [RowKernel; 8]> = OnceLock::new();
+fn kernels() -> &'static [RowKernel; N_TYPES] {
+    static TABLE: OnceLock<&'static [RowKernel; N_TYPES]> = OnceLock::new();
     TABLE.get_or_init(|| kernel_table(simd_level_enum()))
 }
 
@@ -523,10 +572,15 @@ impl GgmlType {
             GgmlType::F16 => 1,
             GgmlType::Q4_0 => 2,
             GgmlType::Q4_1 => 3,
-            GgmlType::Q8_0 => 4,
-            GgmlType::Q4_K => 5,
-            GgmlType::Q6_K => 6,
-            GgmlType::BF16 => 7,
+            GgmlType::Q5_0 => 4,
+            GgmlType::Q5_1 => 5,
+            GgmlType::Q8_0 => 6,
+            GgmlType::Q2_K => 7,
+            GgmlType::Q3_K => 8,
+            GgmlType::Q4_K => 9,
+            GgmlType::Q5_K => 10,
+            GgmlType::Q6_K => 11,
+            GgmlType::BF16 => 12,
         }
     }
 }

@@ -5,7 +5,8 @@
 use half::{bf16, f16};
 
 use super::blocks::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, as_blocks, as_blocks_mut, f16_le,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
+    BlockQ8_0, QK, QK_K, as_blocks, as_blocks_mut, f16_le, k2_low_bits, q5_quants,
 };
 use super::{BlockQ8, GgmlType};
 
@@ -48,6 +49,74 @@ pub(crate) fn dequantize(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
                 for (j, &q) in b.qs.iter().enumerate() {
                     y[j] = f32::from(q & 0x0F) * d + m;
                     y[j + 16] = f32::from(q >> 4) * d + m;
+                }
+            }
+        }
+        GgmlType::Q5_0 => {
+            for (b, y) in as_blocks::<BlockQ5_0>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK))
+            {
+                let d = f16_le(b.d);
+                for (o, q) in y.iter_mut().zip(q5_quants(b.qh, &b.qs)) {
+                    *o = (i32::from(q) - 16) as f32 * d;
+                }
+            }
+        }
+        GgmlType::Q5_1 => {
+            for (b, y) in as_blocks::<BlockQ5_1>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK))
+            {
+                let (d, m) = (f16_le(b.d), f16_le(b.m));
+                for (o, q) in y.iter_mut().zip(q5_quants(b.qh, &b.qs)) {
+                    *o = f32::from(q) * d + m;
+                }
+            }
+        }
+        GgmlType::Q2_K => {
+            for (b, y) in as_blocks::<BlockQ2K>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK_K))
+            {
+                let (d, dmin) = (f16_le(b.d), f16_le(b.dmin));
+                for (k, out) in y.chunks_exact_mut(QK).enumerate() {
+                    let q = k2_low_bits(&b.qs, k);
+                    for (l, o) in out.iter_mut().enumerate() {
+                        let s = b.scales[2 * k + l / 16];
+                        let (dl, ml) = (d * f32::from(s & 0x0F), dmin * f32::from(s >> 4));
+                        *o = dl * f32::from(q[l]) - ml;
+                    }
+                }
+            }
+        }
+        GgmlType::Q3_K => {
+            for (b, y) in as_blocks::<BlockQ3K>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK_K))
+            {
+                let d = f16_le(b.d);
+                for (k, out) in y.chunks_exact_mut(QK).enumerate() {
+                    let q = q3k_chunk(b, k);
+                    for (l, o) in out.iter_mut().enumerate() {
+                        let dl = d * f32::from(b.scale(2 * k + l / 16));
+                        *o = dl * f32::from(q[l]);
+                    }
+                }
+            }
+        }
+        GgmlType::Q5_K => {
+            for (b, y) in as_blocks::<BlockQ5K>(src)
+                .iter()
+                .zip(dst.chunks_exact_mut(QK_K))
+            {
+                let (d, dmin) = (f16_le(b.d), f16_le(b.dmin));
+                for (k, out) in y.chunks_exact_mut(QK).enumerate() {
+                    let (sc, m) = b.scale_min(k);
+                    let (dl, ml) = (d * f32::from(sc), dmin * f32::from(m));
+                    for (o, q) in out.iter_mut().zip(q5k_chunk(b, k)) {
+                        *o = dl * f32::from(q) - ml;
+                    }
                 }
             }
         }
@@ -120,6 +189,20 @@ pub(crate) fn q6k_chunk(b: &BlockQ6K, k: usize) -> [i8; 32] {
     out
 }
 
+/// The 32 signed quants (-4..=3) of 32-element chunk `k` (0..8) of a Q3_K block.
+#[inline]
+pub(crate) fn q3k_chunk(b: &BlockQ3K, k: usize) -> [i8; 32] {
+    let low = k2_low_bits(&b.qs, k);
+    core::array::from_fn(|l| low[l] as i8 - if b.hmask[l] >> k & 1 == 1 { 0 } else { 4 })
+}
+
+/// The 32 unsigned quants (0..=31) of 32-element chunk `k` (0..8) of a Q5_K block.
+#[inline]
+pub(crate) fn q5k_chunk(b: &BlockQ5K, k: usize) -> [u8; 32] {
+    let (g, shift) = (k / 2, 4 * (k % 2));
+    core::array::from_fn(|l| ((b.qs[32 * g + l] >> shift) & 0x0F) | (((b.qh[l] >> k) & 1) << 4))
+}
+
 /// Index into `BlockQ6K::scales` of element `l` (0..32) of chunk `k` (0..8).
 #[inline]
 pub(crate) fn q6k_scale_index(k: usize, l: usize) -> usize {
@@ -187,6 +270,46 @@ pub(crate) fn quantize(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
                 .zip(src.chunks_exact(QK))
             {
                 *b = quantize_q4_1(x);
+            }
+        }
+        GgmlType::Q5_0 => {
+            for (b, x) in as_blocks_mut::<BlockQ5_0>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK))
+            {
+                *b = quantize_q5_0(x);
+            }
+        }
+        GgmlType::Q5_1 => {
+            for (b, x) in as_blocks_mut::<BlockQ5_1>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK))
+            {
+                *b = quantize_q5_1(x);
+            }
+        }
+        GgmlType::Q2_K => {
+            for (b, x) in as_blocks_mut::<BlockQ2K>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK_K))
+            {
+                *b = quantize_q2_k(x);
+            }
+        }
+        GgmlType::Q3_K => {
+            for (b, x) in as_blocks_mut::<BlockQ3K>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK_K))
+            {
+                *b = quantize_q3_k(x);
+            }
+        }
+        GgmlType::Q5_K => {
+            for (b, x) in as_blocks_mut::<BlockQ5K>(dst)
+                .iter_mut()
+                .zip(src.chunks_exact(QK_K))
+            {
+                *b = quantize_q5_k(x);
             }
         }
         GgmlType::Q8_0 => {
@@ -260,6 +383,57 @@ fn quantize_q4_1(x: &[f32]) -> BlockQ4_1 {
     }
 }
 
+/// Packs 32 unsigned 5-bit quants the way [`q5_quants`] reads them: `(qh, qs)`.
+fn pack_q5(q: &[u8; 32]) -> ([u8; 4], [u8; 16]) {
+    let mut qs = [0u8; 16];
+    let mut h = 0u32;
+    for (j, o) in qs.iter_mut().enumerate() {
+        *o = (q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4);
+    }
+    for (j, &v) in q.iter().enumerate() {
+        h |= u32::from(v >> 4) << j;
+    }
+    (h.to_le_bytes(), qs)
+}
+
+/// Q5_0: as Q4_0 with 32 levels, the element of largest magnitude maps exactly to `-16 d`.
+fn quantize_q5_0(x: &[f32]) -> BlockQ5_0 {
+    let mut max = 0.0f32;
+    for &v in x {
+        if v.abs() > max.abs() {
+            max = v;
+        }
+    }
+    let d = f16::from_f32(max / -16.0);
+    let df = d.to_f32();
+    let id = if df != 0.0 { 1.0 / df } else { 0.0 };
+    let q: [u8; 32] = core::array::from_fn(|j| round_clamp(x[j] * id + 16.0, 0, 31) as u8);
+    let (qh, qs) = pack_q5(&q);
+    BlockQ5_0 {
+        d: d.to_bits().to_le_bytes(),
+        qh,
+        qs,
+    }
+}
+
+/// Q5_1: as Q4_1 with 32 levels: `m` is the block minimum, `d` spreads the range over 31 steps.
+fn quantize_q5_1(x: &[f32]) -> BlockQ5_1 {
+    let min = x.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let m = f16::from_f32(min);
+    let d = f16::from_f32((max - min) / 31.0);
+    let (mf, df) = (m.to_f32(), d.to_f32());
+    let id = if df != 0.0 { 1.0 / df } else { 0.0 };
+    let q: [u8; 32] = core::array::from_fn(|j| round_clamp((x[j] - mf) * id, 0, 31) as u8);
+    let (qh, qs) = pack_q5(&q);
+    BlockQ5_1 {
+        d: d.to_bits().to_le_bytes(),
+        m: m.to_bits().to_le_bytes(),
+        qh,
+        qs,
+    }
+}
+
 /// Q8_0: `d = amax / 127`, round to nearest.
 fn quantize_q8_0(x: &[f32]) -> BlockQ8_0 {
     let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
@@ -276,53 +450,157 @@ fn quantize_q8_0(x: &[f32]) -> BlockQ8_0 {
     }
 }
 
-/// Q4_K: per sub-block the range `[min(lo, 0), hi]` is covered by rounding the 6-bit min and scale
-/// *up*, so no value is clipped; then each value is rounded to the nearest of the 16 levels.
-fn quantize_q4_k(x: &[f32]) -> BlockQ4K {
-    let mut neg_min = [0.0f32; 8];
-    let mut hi = [0.0f32; 8];
-    for (j, sub) in x.chunks_exact(QK).enumerate() {
+/// A K-quant super-block with sub-block scales and mins (`x = d * sc * q - dmin * m`), before
+/// packing: `S` sub-blocks, their integer scales and mins, and every element's quant.
+struct MinScaled<const S: usize> {
+    d: f16,
+    dmin: f16,
+    sc: [u8; S],
+    m: [u8; S],
+    q: [u8; QK_K],
+}
+
+/// The scale-and-min quantizer of Q2_K, Q4_K and Q5_K, for `S` sub-blocks of `QK_K / S`, integer
+/// scales and mins up to `smax` and quants up to `qmax`: per sub-block the range
+/// `[min(lo, 0), hi]` is covered by rounding the min and the scale *up*, so no value is clipped;
+/// then each value is rounded to the nearest of the `qmax + 1` levels.
+fn quantize_min_scaled<const S: usize>(x: &[f32], smax: i32, qmax: i32) -> MinScaled<S> {
+    let sub_len = QK_K / S;
+    let mut neg_min = [0.0f32; S];
+    let mut hi = [0.0f32; S];
+    for (j, sub) in x.chunks_exact(sub_len).enumerate() {
         let lo = sub.iter().copied().fold(f32::INFINITY, f32::min);
         neg_min[j] = (-lo).max(0.0);
         hi[j] = sub.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     }
+    let (smax_f, qmax_f) = (smax as f32, qmax as f32);
     // Mins: dmin * m[j] >= neg_min[j].
-    let dmin = f16_round_up(neg_min.iter().copied().fold(0.0, f32::max) / 63.0);
+    let dmin = f16_round_up(neg_min.iter().copied().fold(0.0, f32::max) / smax_f);
     let dminf = dmin.to_f32();
-    let mut m = [0u8; 8];
-    let mut range = [0.0f32; 8];
-    for j in 0..8 {
+    let mut m = [0u8; S];
+    let mut range = [0.0f32; S];
+    for j in 0..S {
         if dminf > 0.0 {
-            m[j] = ((neg_min[j] / dminf).ceil() as i32).clamp(0, 63) as u8;
+            m[j] = ((neg_min[j] / dminf).ceil() as i32).clamp(0, smax) as u8;
         }
         range[j] = (hi[j] + dminf * f32::from(m[j])).max(0.0);
     }
-    // Scales: 15 * d * sc[j] >= range[j].
-    let d = f16_round_up(range.iter().copied().fold(0.0, f32::max) / (15.0 * 63.0));
+    // Scales: qmax * d * sc[j] >= range[j].
+    let d = f16_round_up(range.iter().copied().fold(0.0, f32::max) / (qmax_f * smax_f));
     let df = d.to_f32();
-    let mut sc = [0u8; 8];
+    let mut sc = [0u8; S];
     if df > 0.0 {
-        for j in 0..8 {
-            sc[j] = ((range[j] / (15.0 * df)).ceil() as i32).clamp(0, 63) as u8;
+        for j in 0..S {
+            sc[j] = ((range[j] / (qmax_f * df)).ceil() as i32).clamp(0, smax) as u8;
         }
     }
-    let mut qs = [0u8; 128];
-    for j in 0..8 {
+    let mut q = [0u8; QK_K];
+    for j in 0..S {
         let step = df * f32::from(sc[j]);
         let off = dminf * f32::from(m[j]);
         let inv = if step > 0.0 { 1.0 / step } else { 0.0 };
-        let (g, shift) = (j / 2, 4 * (j % 2));
-        for l in 0..32 {
-            let q = round_clamp((x[32 * j + l] + off) * inv, 0, 15) as u8;
-            qs[32 * g + l] |= q << shift;
+        for e in sub_len * j..sub_len * (j + 1) {
+            q[e] = round_clamp((x[e] + off) * inv, 0, qmax) as u8;
         }
     }
+    MinScaled { d, dmin, sc, m, q }
+}
+
+/// Q4_K: [`quantize_min_scaled`] with 6-bit scales and mins and 16 levels.
+fn quantize_q4_k(x: &[f32]) -> BlockQ4K {
+    let r = quantize_min_scaled::<8>(x, 63, 15);
+    let mut qs = [0u8; 128];
+    for (e, &q) in r.q.iter().enumerate() {
+        let (j, l) = (e / 32, e % 32);
+        qs[32 * (j / 2) + l] |= q << (4 * (j % 2));
+    }
     BlockQ4K {
-        d: d.to_bits().to_le_bytes(),
-        dmin: dmin.to_bits().to_le_bytes(),
-        scales: BlockQ4K::pack_scale_min(&sc, &m),
+        d: r.d.to_bits().to_le_bytes(),
+        dmin: r.dmin.to_bits().to_le_bytes(),
+        scales: BlockQ4K::pack_scale_min(&r.sc, &r.m),
         qs,
     }
+}
+
+/// Q5_K: [`quantize_min_scaled`] with 6-bit scales and mins and 32 levels.
+fn quantize_q5_k(x: &[f32]) -> BlockQ5K {
+    let r = quantize_min_scaled::<8>(x, 63, 31);
+    let mut qs = [0u8; 128];
+    let mut qh = [0u8; 32];
+    for (e, &q) in r.q.iter().enumerate() {
+        let (j, l) = (e / 32, e % 32);
+        qs[32 * (j / 2) + l] |= (q & 0x0F) << (4 * (j % 2));
+        qh[l] |= (q >> 4) << j;
+    }
+    BlockQ5K {
+        d: r.d.to_bits().to_le_bytes(),
+        dmin: r.dmin.to_bits().to_le_bytes(),
+        scales: BlockQ4K::pack_scale_min(&r.sc, &r.m),
+        qh,
+        qs,
+    }
+}
+
+/// Q2_K: [`quantize_min_scaled`] over 16-element sub-blocks with 4-bit scales and mins and 4
+/// levels.
+fn quantize_q2_k(x: &[f32]) -> BlockQ2K {
+    let r = quantize_min_scaled::<16>(x, 15, 3);
+    let mut qs = [0u8; 64];
+    for (e, &q) in r.q.iter().enumerate() {
+        let (k, l) = (e / 32, e % 32);
+        qs[32 * (k / 4) + l] |= q << (2 * (k % 4));
+    }
+    BlockQ2K {
+        scales: core::array::from_fn(|j| r.sc[j] | (r.m[j] << 4)),
+        qs,
+        d: r.d.to_bits().to_le_bytes(),
+        dmin: r.dmin.to_bits().to_le_bytes(),
+    }
+}
+
+/// Q3_K: as Q6_K, per 16-element sub-block the value of largest magnitude maps to quant -4;
+/// the 6-bit scales (magnitude at most 31) are rounded away from zero so that value is never
+/// clipped.
+fn quantize_q3_k(x: &[f32]) -> BlockQ3K {
+    let mut scale = [0.0f32; 16];
+    for (s, sub) in scale.iter_mut().zip(x.chunks_exact(16)) {
+        let mut max = 0.0f32;
+        for &v in sub {
+            if v.abs() > max.abs() {
+                max = v;
+            }
+        }
+        *s = max / -4.0;
+    }
+    let d = f16_round_up(scale.iter().fold(0.0f32, |a, s| a.max(s.abs())) / 31.0);
+    let df = d.to_f32();
+    let mut isc = [0i32; 16];
+    if df > 0.0 {
+        for (o, &s) in isc.iter_mut().zip(&scale) {
+            let mag = ((s.abs() / df).ceil() as i32).clamp(0, 31);
+            *o = if s < 0.0 { -mag } else { mag };
+        }
+    }
+    let mut b = BlockQ3K {
+        hmask: [0; 32],
+        qs: [0; 64],
+        scales: BlockQ3K::pack_scales(&isc.map(|v| (v + 32) as u8)),
+        d: d.to_bits().to_le_bytes(),
+    };
+    for (e, &v) in x.iter().enumerate() {
+        let step = df * isc[e / 16] as f32;
+        let q = if step != 0.0 {
+            round_clamp(v / step, -4, 3)
+        } else {
+            0
+        };
+        // Stored as low 2 bits of q + 4 and, for q >= 0, the hmask bit.
+        let u = (q + 4) as u8;
+        let (k, l) = (e / 32, e % 32);
+        b.qs[32 * (k / 4) + l] |= (u & 3) << (2 * (k % 4));
+        b.hmask[l] |= (u >> 2) << k;
+    }
+    b
 }
 
 /// Q6_K: per 16-element sub-block, the value of largest magnitude maps to quant -32; the 8-bit

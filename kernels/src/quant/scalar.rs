@@ -4,21 +4,25 @@
 //! Order of operations (fixed by the row length only):
 //! - quant types: the row is walked in 32-element chunks; each chunk's integer dot with the
 //!   activation block is exact (i32), and one f32 accumulator per activation takes
-//!   `acc += (ds * x.d) * isum + dm * x.s` chunk after chunk;
+//!   `acc += (ds * x.d) * isum + dm * x.s` chunk after chunk (for Q2_K, whose 16-element halves
+//!   have their own integer mins, `(dm * x.d) * imin_dot` in place of `dm * x.s`, `imin_dot`
+//!   the exact dot of the mins with the activation quants);
 //! - float types: eight lane accumulators (element `i` goes to lane `i % 8`, with `a * b + c`
 //!   in two roundings), reduced as `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))`, plus the tail.
 
 use half::f16;
 
 use super::blocks::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, QK, QK_K, as_blocks, f16_le,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
+    BlockQ8_0, QK, QK_K, as_blocks, f16_le, k2_low_bits, q5_quants,
 };
-use super::reference::{q6k_chunk, q6k_scale_index};
-use super::{ActRow, BlockQ8, GgmlType, RowKernel, RowsKernel};
+use super::reference::{q3k_chunk, q5k_chunk, q6k_chunk, q6k_scale_index};
+use super::{ActRow, BlockQ8, GgmlType, N_TYPES, RowKernel, RowsKernel};
 
 /// [`TABLE`]'s kernels over consecutive rows.
-pub(crate) const ROWS: [RowsKernel; 8] = [
+pub(crate) const ROWS: [RowsKernel; N_TYPES] = [
     rows::<0>, rows::<1>, rows::<2>, rows::<3>, rows::<4>, rows::<5>, rows::<6>, rows::<7>,
+    rows::<8>, rows::<9>, rows::<10>, rows::<11>, rows::<12>,
 ];
 
 fn rows<const I: usize>(w_rows: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &mut [f32]) {
@@ -32,7 +36,7 @@ fn rows<const I: usize>(w_rows: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out:
 }
 
 /// The scalar row kernels, in [`GgmlType::ALL`] order.
-pub(crate) const TABLE: [RowKernel; 8] = {
+pub(crate) const TABLE: [RowKernel; N_TYPES] = {
     macro_rules! entry {
         ($ty:ident) => {{
             fn run(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
@@ -46,21 +50,29 @@ pub(crate) const TABLE: [RowKernel; 8] = {
         entry!(F16),
         entry!(Q4_0),
         entry!(Q4_1),
+        entry!(Q5_0),
+        entry!(Q5_1),
         entry!(Q8_0),
+        entry!(Q2_K),
+        entry!(Q3_K),
         entry!(Q4_K),
+        entry!(Q5_K),
         entry!(Q6_K),
         entry!(BF16),
     ]
 };
 
-/// One unpacked 32-element weight chunk: `w[l] = ds * isc[l / 16] * q[l]`, plus a per-chunk
-/// offset term `dm` (multiplied by the activation block's `s`).
+/// One unpacked 32-element weight chunk: `w[l] = ds * isc[l / 16] * q[l]`, plus an offset
+/// `dm` (times `imin[l / 16]` for Q2_K, whose halves have their own mins).
 struct Chunk {
     q: [i8; 32],
-    /// Integer scales of the two 16-element halves (1 except for Q6_K).
+    /// Integer scales of the two 16-element halves (1 except for Q2_K, Q3_K and Q6_K).
     isc: [i32; 2],
     ds: f32,
     dm: f32,
+    /// Q2_K's integer mins of the two halves: the offset term is then
+    /// `(dm * x.d) * Σ imin[l / 16] x.qs[l]` instead of `dm * x.s`.
+    imin: Option<[i32; 2]>,
 }
 
 impl Chunk {
@@ -70,6 +82,19 @@ impl Chunk {
             r.map(|l| i32::from(self.q[l]) * i32::from(x[l])).sum()
         };
         self.isc[0] * half(0..16) + self.isc[1] * half(16..32)
+    }
+
+    /// The chunk's offset contribution for activation block `xb`.
+    #[inline]
+    fn offset(&self, xb: &BlockQ8) -> f32 {
+        match self.imin {
+            None => self.dm * xb.s,
+            Some(m) => {
+                let half =
+                    |r: core::ops::Range<usize>| -> i32 { r.map(|l| i32::from(xb.qs[l])).sum() };
+                (self.dm * xb.d) * (m[0] * half(0..16) + m[1] * half(16..32)) as f32
+            }
+        }
     }
 }
 
@@ -93,6 +118,7 @@ fn for_each_chunk(ty: GgmlType, w_row: &[u8], mut f: impl FnMut(usize, &Chunk)) 
                     isc: [1, 1],
                     ds: f16_le(b.d),
                     dm: 0.0,
+                    imin: None,
                 });
             }
         }
@@ -108,7 +134,74 @@ fn for_each_chunk(ty: GgmlType, w_row: &[u8], mut f: impl FnMut(usize, &Chunk)) 
                     isc: [1, 1],
                     ds: f16_le(b.d),
                     dm: f16_le(b.m),
+                    imin: None,
                 });
+            }
+        }
+        GgmlType::Q5_0 => {
+            for b in as_blocks::<BlockQ5_0>(w_row) {
+                emit(Chunk {
+                    q: q5_quants(b.qh, &b.qs).map(|v| v as i8 - 16),
+                    isc: [1, 1],
+                    ds: f16_le(b.d),
+                    dm: 0.0,
+                    imin: None,
+                });
+            }
+        }
+        GgmlType::Q5_1 => {
+            for b in as_blocks::<BlockQ5_1>(w_row) {
+                emit(Chunk {
+                    q: q5_quants(b.qh, &b.qs).map(|v| v as i8),
+                    isc: [1, 1],
+                    ds: f16_le(b.d),
+                    dm: f16_le(b.m),
+                    imin: None,
+                });
+            }
+        }
+        GgmlType::Q2_K => {
+            for b in as_blocks::<BlockQ2K>(w_row) {
+                let (d, dmin) = (f16_le(b.d), f16_le(b.dmin));
+                for k in 0..QK_K / QK {
+                    let (s0, s1) = (b.scales[2 * k], b.scales[2 * k + 1]);
+                    emit(Chunk {
+                        q: k2_low_bits(&b.qs, k).map(|v| v as i8),
+                        isc: [i32::from(s0 & 0x0F), i32::from(s1 & 0x0F)],
+                        ds: d,
+                        dm: -dmin,
+                        imin: Some([i32::from(s0 >> 4), i32::from(s1 >> 4)]),
+                    });
+                }
+            }
+        }
+        GgmlType::Q3_K => {
+            for b in as_blocks::<BlockQ3K>(w_row) {
+                let d = f16_le(b.d);
+                for k in 0..QK_K / QK {
+                    emit(Chunk {
+                        q: q3k_chunk(b, k),
+                        isc: [i32::from(b.scale(2 * k)), i32::from(b.scale(2 * k + 1))],
+                        ds: d,
+                        dm: 0.0,
+                        imin: None,
+                    });
+                }
+            }
+        }
+        GgmlType::Q5_K => {
+            for b in as_blocks::<BlockQ5K>(w_row) {
+                let (d, dmin) = (f16_le(b.d), f16_le(b.dmin));
+                for k in 0..QK_K / QK {
+                    let (sc, m) = b.scale_min(k);
+                    emit(Chunk {
+                        q: q5k_chunk(b, k).map(|v| v as i8),
+                        isc: [1, 1],
+                        ds: d * f32::from(sc),
+                        dm: -(dmin * f32::from(m)),
+                        imin: None,
+                    });
+                }
             }
         }
         GgmlType::Q8_0 => {
@@ -118,6 +211,7 @@ fn for_each_chunk(ty: GgmlType, w_row: &[u8], mut f: impl FnMut(usize, &Chunk)) 
                     isc: [1, 1],
                     ds: f16_le(b.d),
                     dm: 0.0,
+                    imin: None,
                 });
             }
         }
@@ -138,6 +232,7 @@ fn for_each_chunk(ty: GgmlType, w_row: &[u8], mut f: impl FnMut(usize, &Chunk)) 
                         isc: [1, 1],
                         ds,
                         dm,
+                        imin: None,
                     });
                 }
             }
@@ -155,6 +250,7 @@ fn for_each_chunk(ty: GgmlType, w_row: &[u8], mut f: impl FnMut(usize, &Chunk)) 
                         isc,
                         ds: d,
                         dm: 0.0,
+                        imin: None,
                     });
                 }
             }
@@ -182,7 +278,7 @@ fn dot_multi(ty: GgmlType, w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
                 for_each_chunk(ty, w_row, |c, ch| {
                     for (a, x) in acc.iter_mut().zip(&q8[..xc.len()]) {
                         let xb = &x[c];
-                        *a += (ch.ds * xb.d) * ch.isum(&xb.qs) as f32 + ch.dm * xb.s;
+                        *a += (ch.ds * xb.d) * ch.isum(&xb.qs) as f32 + ch.offset(xb);
                     }
                 });
                 oc.copy_from_slice(&acc[..xc.len()]);

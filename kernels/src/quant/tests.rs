@@ -3,16 +3,13 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::blocks::{BlockQ4K, QK_K};
+use super::blocks::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, QK_K};
 use super::*;
 
-const QUANT_TYPES: [GgmlType; 5] = [
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q8_0,
-    GgmlType::Q4_K,
-    GgmlType::Q6_K,
-];
+/// Every supported block-quantized type.
+fn quant_types() -> impl Iterator<Item = GgmlType> {
+    GgmlType::ALL.into_iter().filter(|t| t.block_elems() > 1)
+}
 
 /// Every level this CPU can run, scalar first.
 fn levels() -> Vec<Level> {
@@ -106,8 +103,13 @@ fn ids_names_and_sizes() {
         (GgmlType::F16, 1, "F16", 1, 2),
         (GgmlType::Q4_0, 2, "Q4_0", 32, 18),
         (GgmlType::Q4_1, 3, "Q4_1", 32, 20),
+        (GgmlType::Q5_0, 6, "Q5_0", 32, 22),
+        (GgmlType::Q5_1, 7, "Q5_1", 32, 24),
         (GgmlType::Q8_0, 8, "Q8_0", 32, 34),
+        (GgmlType::Q2_K, 10, "Q2_K", 256, 84),
+        (GgmlType::Q3_K, 11, "Q3_K", 256, 110),
         (GgmlType::Q4_K, 12, "Q4_K", 256, 144),
+        (GgmlType::Q5_K, 13, "Q5_K", 256, 176),
         (GgmlType::Q6_K, 14, "Q6_K", 256, 210),
         (GgmlType::BF16, 30, "BF16", 1, 2),
     ];
@@ -127,27 +129,7 @@ fn ids_names_and_sizes() {
         assert_eq!(ty.act_kind(), expected_kind);
     }
     assert_eq!(GgmlType::ALL.len(), table.len());
-    for id in [
-        4,
-        5,
-        6,
-        7,
-        9,
-        10,
-        11,
-        13,
-        15,
-        16,
-        23,
-        24,
-        28,
-        29,
-        31,
-        39,
-        40,
-        1000,
-        u32::MAX,
-    ] {
+    for id in [4, 5, 9, 15, 16, 23, 24, 28, 29, 31, 39, 40, 1000, u32::MAX] {
         assert_eq!(GgmlType::from_id(id), None, "id {id}");
     }
     assert_eq!(ggml_type_name(6), Some("Q5_0"));
@@ -166,6 +148,17 @@ fn ids_names_and_sizes() {
 }
 
 #[test]
+fn all_is_in_id_order_and_indexes_the_tables() {
+    for (i, ty) in GgmlType::ALL.into_iter().enumerate() {
+        assert_eq!(ty.index(), i, "{ty}");
+        if i > 0 {
+            assert!(GgmlType::ALL[i - 1].id() < ty.id(), "{ty}");
+        }
+    }
+    assert_eq!(N_TYPES, GgmlType::ALL.len());
+}
+
+#[test]
 fn row_bytes() {
     assert_eq!(GgmlType::F32.row_bytes(7), Some(28));
     assert_eq!(GgmlType::F16.row_bytes(7), Some(14));
@@ -174,7 +167,14 @@ fn row_bytes() {
     assert_eq!(GgmlType::Q4_1.row_bytes(576), Some(360));
     assert_eq!(GgmlType::Q4_1.row_bytes(1536), Some(960));
     assert_eq!(GgmlType::Q4_1.row_bytes(33), None);
+    assert_eq!(GgmlType::Q5_0.row_bytes(64), Some(44));
+    assert_eq!(GgmlType::Q5_0.row_bytes(48), None);
+    assert_eq!(GgmlType::Q5_1.row_bytes(96), Some(72));
     assert_eq!(GgmlType::Q8_0.row_bytes(576), Some(612));
+    assert_eq!(GgmlType::Q2_K.row_bytes(512), Some(168));
+    assert_eq!(GgmlType::Q3_K.row_bytes(768), Some(330));
+    assert_eq!(GgmlType::Q3_K.row_bytes(32), None);
+    assert_eq!(GgmlType::Q5_K.row_bytes(256), Some(176));
     assert_eq!(GgmlType::Q4_K.row_bytes(512), Some(288));
     assert_eq!(GgmlType::Q4_K.row_bytes(576), None);
     assert_eq!(GgmlType::Q6_K.row_bytes(256), Some(210));
@@ -311,6 +311,23 @@ fn dequant_known_q6_k() {
 }
 
 #[test]
+fn dequant_known_q5_0() {
+    // d = 0.5; qs[j] = j | (15 - j) << 4; bit 4 of element i set when i % 3 == 0.
+    let qh: u32 = (0..32).filter(|i| i % 3 == 0).map(|i| 1u32 << i).sum();
+    let mut src = vec![0x00, 0x38];
+    src.extend(qh.to_le_bytes());
+    src.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
+    let y = dequantized(GgmlType::Q5_0, &src, 32);
+    // 0: nibble 0 | 16 -> 0; 1: nibble 1 -> -15; 16: nibble 15 -> -1; 18: 13 | 16 -> 13.
+    assert_eq!([y[0], y[1], y[16], y[18]], [0.0, -7.5, -0.5, 6.5]);
+    for (i, &v) in y.iter().enumerate() {
+        let nib = if i < 16 { i } else { 15 - (i - 16) } as i32;
+        let q = nib + if i % 3 == 0 { 16 } else { 0 };
+        assert_eq!(v, 0.5 * (q - 16) as f32, "elem {i}");
+    }
+}
+
+#[test]
 #[should_panic]
 fn dequant_rejects_wrong_length() {
     let mut dst = [0.0f32; 32];
@@ -380,6 +397,9 @@ fn round_trip_error_bounds() {
             GgmlType::BF16 => 3e-3,
             GgmlType::Q8_0 => 0.01,
             GgmlType::Q6_K => 0.04,
+            GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q5_K => 0.08,
+            GgmlType::Q3_K => 0.3,
+            GgmlType::Q2_K => 0.6,
             GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4_K => 0.15,
         };
         eprintln!("{ty}: relative RMS round-trip error {rel:.5} (bound {bound})");
@@ -406,7 +426,7 @@ fn check_elementwise(ty: GgmlType, w: &[u8], x: &[f32], y: &[f32]) {
                 );
             }
         }
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0 => {
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
             let bb = ty.block_bytes();
             for ((blk, xs), ys) in w.chunks(bb).zip(x.chunks(32)).zip(y.chunks(32)) {
                 let d = blocks::f16_le([blk[0], blk[1]]).abs();
@@ -415,6 +435,7 @@ fn check_elementwise(ty: GgmlType, w: &[u8], x: &[f32], y: &[f32]) {
                     // The extreme maps to -8 d (up to d's fp16 rounding); the opposite side may
                     // clip by one step.
                     GgmlType::Q4_0 => (1.0 + 8.0 * 2f32.powi(-11)) * d * 1.0001,
+                    GgmlType::Q5_0 => (1.0 + 16.0 * 2f32.powi(-11)) * d * 1.0001,
                     _ => 0.5 * d + 2e-3 * amax,
                 } + 1e-30;
                 for (a, b) in xs.iter().zip(ys) {
@@ -425,23 +446,65 @@ fn check_elementwise(ty: GgmlType, w: &[u8], x: &[f32], y: &[f32]) {
                 }
             }
         }
-        GgmlType::Q4_K => {
-            for ((blk, xs), ys) in w.chunks(144).zip(x.chunks(256)).zip(y.chunks(256)) {
-                let b = blocks::as_blocks::<BlockQ4K>(blk)[0];
-                let d = blocks::f16_le(b.d);
-                let r_all = xs.chunks(32).fold(0.0f32, |a, s| a.max(range_q4k(s)));
-                for (j, (xs, ys)) in xs.chunks(32).zip(ys.chunks(32)).enumerate() {
-                    let step = d * f32::from(b.scale_min(j).0);
-                    // The step is close to optimal for the sub-block range...
-                    let best = range_q4k(xs) / 15.0;
+        GgmlType::Q2_K | GgmlType::Q4_K | GgmlType::Q5_K => {
+            // Sub-block length, quant levels - 1, largest integer scale.
+            let (sub, levels, smax) = match ty {
+                GgmlType::Q2_K => (16, 3.0, 15.0),
+                GgmlType::Q4_K => (32, 15.0, 63.0),
+                _ => (32, 31.0, 63.0),
+            };
+            let bb = ty.block_bytes();
+            for ((blk, xs), ys) in w.chunks(bb).zip(x.chunks(256)).zip(y.chunks(256)) {
+                let step_of = |j: usize| match ty {
+                    GgmlType::Q2_K => {
+                        let b = blocks::as_blocks::<BlockQ2K>(blk)[0];
+                        blocks::f16_le(b.d) * f32::from(b.scales[j] & 0x0F)
+                    }
+                    GgmlType::Q4_K => {
+                        let b = blocks::as_blocks::<BlockQ4K>(blk)[0];
+                        blocks::f16_le(b.d) * f32::from(b.scale_min(j).0)
+                    }
+                    _ => {
+                        let b = blocks::as_blocks::<BlockQ5K>(blk)[0];
+                        blocks::f16_le(b.d) * f32::from(b.scale_min(j).0)
+                    }
+                };
+                let r_all = xs.chunks(sub).fold(0.0f32, |a, s| a.max(range_q4k(s)));
+                for (j, (xs, ys)) in xs.chunks(sub).zip(ys.chunks(sub)).enumerate() {
+                    let step = step_of(j);
+                    // The step is close to optimal for the sub-block range (off by at most the
+                    // rounding up of the scale and of the min)...
+                    let best = range_q4k(xs) / levels;
                     assert!(
-                        step <= best + 2.1 * r_all / (15.0 * 63.0) + 1e-30,
+                        step <= best + 2.1 * r_all / (levels * smax) + 1e-30,
                         "{ty}: step {step} vs {best}"
                     );
                     // ...and nothing is clipped.
                     for (a, v) in xs.iter().zip(ys) {
                         assert!(
                             (a - v).abs() <= 0.5 * step * 1.001 + 1e-6 * r_all + 1e-30,
+                            "{ty}: {a} -> {v}"
+                        );
+                    }
+                }
+            }
+        }
+        GgmlType::Q3_K => {
+            for ((blk, xs), ys) in w.chunks(110).zip(x.chunks(256)).zip(y.chunks(256)) {
+                let b = blocks::as_blocks::<BlockQ3K>(blk)[0];
+                let d = blocks::f16_le(b.d);
+                let a_all = amax_of(xs);
+                for (j, (xs, ys)) in xs.chunks(16).zip(ys.chunks(16)).enumerate() {
+                    let step = (d * f32::from(b.scale(j))).abs();
+                    let best = amax_of(xs) / 4.0;
+                    assert!(
+                        step <= best + 1.01 * a_all / (4.0 * 31.0) + 1e-30,
+                        "{ty}: step {step} vs {best}"
+                    );
+                    // The extreme maps to -4 steps; the other side may clip by one step.
+                    for (a, v) in xs.iter().zip(ys) {
+                        assert!(
+                            (a - v).abs() <= step * 1.001 + 1e-6 * a_all + 1e-30,
                             "{ty}: {a} -> {v}"
                         );
                     }
@@ -698,9 +761,98 @@ fn vec_dot_multi_empty_batch() {
 
 #[test]
 fn quant_types_have_q8_activations() {
-    for ty in QUANT_TYPES {
+    for ty in quant_types() {
         assert_eq!(ty.act_kind(), ActKind::Q8);
         assert_eq!(QK_K % ty.block_elems(), 0);
+    }
+    assert_eq!(quant_types().count(), GgmlType::ALL.len() - 3);
+}
+
+/// Byte offsets of the fp16 fields in one block of a quant type (scales, offsets, mins).
+fn f16_fields(ty: GgmlType) -> &'static [usize] {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => &[],
+        GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q6_K => &[208],
+    }
+}
+
+/// A weight row of `ty` whose quant and scale bytes are arbitrary (not what our quantizer
+/// writes): `fill` None for random bytes, else every byte `fill`; the fp16 fields are then set
+/// to finite values drawn from `scales` (so no block holds NaN or infinity).
+fn arbitrary_row(
+    rng: &mut ChaCha8Rng,
+    ty: GgmlType,
+    n: usize,
+    fill: Option<u8>,
+    scales: &[f32],
+) -> Vec<u8> {
+    let bb = ty.block_bytes();
+    let mut w: Vec<u8> = (0..ty.row_bytes(n).unwrap())
+        .map(|_| fill.unwrap_or_else(|| rng.random()))
+        .collect();
+    for blk in w.chunks_mut(bb) {
+        for &off in f16_fields(ty) {
+            let v = scales[rng.random_range(0..scales.len())];
+            blk[off..off + 2].copy_from_slice(&f16_bytes(v));
+        }
+    }
+    w
+}
+
+/// Every level's kernel on blocks with arbitrary bits (all-max and all-zero quants, every
+/// sub-block scale and min pattern, extreme and negative fp16 scales), against the f64
+/// reference, and bit-identical between a lone activation and a batch.
+#[test]
+fn vec_dot_arbitrary_blocks_all_levels() {
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    let scales = [1.0, -0.5, 0.0, 65504.0, -65504.0, 6e-8, 0.013, -3.25];
+    for ty in quant_types() {
+        let n = 2 * QK_K;
+        let mut rows = Vec::new();
+        for fill in [
+            None,
+            None,
+            None,
+            Some(0xFF),
+            Some(0x00),
+            Some(0x80),
+            Some(0x7F),
+        ] {
+            rows.push(arbitrary_row(&mut rng, ty, n, fill, &scales));
+        }
+        let xs: Vec<Vec<f32>> = (0..3).map(|_| test_row(&mut rng, n)).collect();
+        let mut q8s = q8_rows(ty, &xs);
+        q8s.push(extreme_q8(n / 32));
+        let xs: Vec<Vec<f32>> = q8s.iter().map(|q| dequant_q8(q)).collect();
+        let acts = act_rows(&xs, &q8s);
+        for (r, w) in rows.iter().enumerate() {
+            let wd = dequantized(ty, w, n);
+            for level in levels() {
+                let mut batch = vec![f32::NAN; acts.len()];
+                vec_dot_multi_at(level, ty, w, &acts, &mut batch);
+                for (k, (a, x)) in acts.iter().zip(&xs).enumerate() {
+                    let mut one = [f32::NAN];
+                    vec_dot_multi_at(level, ty, w, core::slice::from_ref(a), &mut one);
+                    assert_eq!(
+                        one[0].to_bits(),
+                        batch[k].to_bits(),
+                        "{ty} row {r} {level:?}"
+                    );
+                    let want = f64::from(vec_dot_reference(ty, w, x));
+                    let mag = abs_dot(&wd, x).max(1e-30);
+                    let err = (f64::from(one[0]) - want).abs() / mag;
+                    assert!(
+                        err <= KERNEL_RTOL,
+                        "{ty} row {r} act {k} {level:?}: {} vs {want}, rel. error {err:e}",
+                        one[0]
+                    );
+                }
+            }
+        }
     }
 }
 
@@ -718,10 +870,15 @@ fn bench_vec_dot() {
         GgmlType::Q4_1,
         GgmlType::Q8_0,
         GgmlType::Q4_0,
+        GgmlType::Q5_0,
         GgmlType::F32,
         GgmlType::F16,
         GgmlType::Q4_K,
         GgmlType::Q6_K,
+        GgmlType::Q5_1,
+        GgmlType::Q2_K,
+        GgmlType::Q3_K,
+        GgmlType::Q5_K,
     ] {
         let ns: &[usize] = if ty.block_elems() == 256 {
             &[512, 1536]

@@ -10,7 +10,10 @@
 //!   activation block is exact (eight i32 lanes), converted to f32 and accumulated as
 //!   `acc[c % 2] = fma(lanes, splat(ds * x.d), acc[c % 2])`; offset terms go to scalars
 //!   `accm[c % 2] = fma(dm, x.s, accm[c % 2])`. Result:
-//!   `hsum8(acc[0] + acc[1]) + (accm[0] + accm[1])`.
+//!   `hsum8(acc[0] + acc[1]) + (accm[0] + accm[1])`. Q2_K, whose 16-element halves have
+//!   their own integer mins, instead takes the exact dot of the mins with the activation
+//!   quants into the same vector: `acc[c % 2] = fma(min_lanes, splat(-dmin * x.d), acc[c % 2])`
+//!   right after the scale term.
 //! - float types: 32 elements per step into four 8-lane accumulators, remaining 8-element groups
 //!   into the first one, remaining elements into a scalar fma `tail`. Result:
 //!   `hsum8((a0 + a1) + (a2 + a3)) + tail`.
@@ -21,9 +24,10 @@
 use core::arch::x86_64::*;
 
 use super::blocks::{
-    BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ6K, BlockQ8_0, RawBlock, as_blocks, f16_le,
+    BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
+    BlockQ8_0, RawBlock, as_blocks, f16_le,
 };
-use super::{ActRow, BlockQ8, RowKernel, RowsKernel};
+use super::{ActRow, BlockQ8, N_TYPES, RowKernel, RowsKernel};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by both levels (their features are a subset of either level's, so they inline).
@@ -77,6 +81,43 @@ fn nibbles(qs: &[u8; 16]) -> __m256i {
     let raw = load_u8x16(qs);
     let hi = _mm_srli_epi16::<4>(raw);
     _mm256_and_si256(_mm256_set_m128i(hi, raw), _mm256_set1_epi8(0x0F))
+}
+
+/// Bit `i` of the little-endian word `qh` as `0x10` in byte `i` (else 0): the fifth bit of the
+/// Q5_0/Q5_1 quants, in the byte order of [`nibbles`].
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q5_high(qh: [u8; 4]) -> __m256i {
+    let word = _mm256_set1_epi32(i32::from_le_bytes(qh));
+    // Byte i takes byte i / 8 of the word; each 128-bit lane holds the whole word, so the
+    // in-lane shuffle can reach it.
+    let spread = _mm256_shuffle_epi8(
+        word,
+        _mm256_setr_epi8(
+            0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3,
+            3, 3, 3,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+}
+
+/// The 32 unsigned 5-bit quants (0..=31) of a Q5_0/Q5_1 block, in element order.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn q5_quants(qh: [u8; 4], qs: &[u8; 16]) -> __m256i {
+    _mm256_or_si256(nibbles(qs), q5_high(qh))
+}
+
+/// `val` in every byte of `v` whose bit `k` is set, 0 elsewhere (the high quant bit of Q3_K
+/// and Q5_K, moved into place).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn bit_to(v: __m256i, k: usize, val: i8) -> __m256i {
+    let bk = _mm256_set1_epi8((1u8 << k) as i8);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(v, bk), bk);
+    _mm256_and_si256(set, _mm256_set1_epi8(val))
 }
 
 /// The four 32-element chunks of one Q6_K half as unsigned 6-bit values (0..=63).
@@ -212,14 +253,17 @@ macro_rules! level_kernels {
 
             /// The row kernels, in [`GgmlType::ALL`](super::super::GgmlType::ALL) order. Calling
             /// one requires this level's CPU features and lengths checked by `check_dot`.
-            pub(in super::super) const TABLE: [RowKernel; 8] =
-                [run_f32, run_f16, run_q4_0, run_q4_1, run_q8_0, run_q4k, run_q6k, run_bf16];
+            pub(in super::super) const TABLE: [RowKernel; N_TYPES] = [
+                run_f32, run_f16, run_q4_0, run_q4_1, run_q5_0, run_q5_1, run_q8_0, run_q2k,
+                run_q3k, run_q4k, run_q5k, run_q6k, run_bf16,
+            ];
 
             /// [`TABLE`]'s kernels over consecutive rows, the loop compiled with this level's
             /// features so each row's kernel is called directly (or inlined), not per row
             /// through the dispatch.
-            pub(in super::super) const ROWS: [RowsKernel; 8] = [
+            pub(in super::super) const ROWS: [RowsKernel; N_TYPES] = [
                 rows::<0>, rows::<1>, rows::<2>, rows::<3>, rows::<4>, rows::<5>, rows::<6>, rows::<7>,
+                rows::<8>, rows::<9>, rows::<10>, rows::<11>, rows::<12>,
             ];
 
             #[target_feature(enable = $feat)]
@@ -264,6 +308,36 @@ macro_rules! level_kernels {
             }
 
             #[target_feature(enable = $feat)]
+            fn run_q5_0(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
+                let w = as_blocks::<BlockQ5_0>(w_row);
+                per_chunk!([$($qn)*], xs, out, |N, xc| q5_0_n::<N>(w, q8_rows::<N>(xc)))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn run_q5_1(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
+                let w = as_blocks::<BlockQ5_1>(w_row);
+                per_chunk!([$($qn)*], xs, out, |N, xc| q5_1_n::<N>(w, q8_rows::<N>(xc)))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn run_q2k(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
+                let w = as_blocks::<BlockQ2K>(w_row);
+                per_chunk!([$($qn)*], xs, out, |N, xc| q2k_n::<N>(w, q8_rows::<N>(xc)))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn run_q3k(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
+                let w = as_blocks::<BlockQ3K>(w_row);
+                per_chunk!([$($qn)*], xs, out, |N, xc| q3k_n::<N>(w, q8_rows::<N>(xc)))
+            }
+
+            #[target_feature(enable = $feat)]
+            fn run_q5k(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
+                let w = as_blocks::<BlockQ5K>(w_row);
+                per_chunk!([$($qn)*], xs, out, |N, xc| q5k_n::<N>(w, q8_rows::<N>(xc)))
+            }
+
+            #[target_feature(enable = $feat)]
             fn run_q8_0(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
                 let w = as_blocks::<BlockQ8_0>(w_row);
                 per_chunk!([$($qn)*], xs, out, |N, xc| q8_0_n::<N>(w, q8_rows::<N>(xc)))
@@ -281,7 +355,7 @@ macro_rules! level_kernels {
                 per_chunk!([$($qn)*], xs, out, |N, xc| q6k_n::<N>(w, q8_rows::<N>(xc)))
             }
 
-            /// Chunk `c` with unsigned weights `q` (0..=15) for every activation:
+            /// Chunk `c` with unsigned weights `q` (0..=31) for every activation:
             /// `acc += (ds * x.d) * dot(q, x.qs)` and `accm += dm * x.s`.
             #[target_feature(enable = $feat)]
             #[inline]
@@ -348,6 +422,33 @@ macro_rules! level_kernels {
                     // Pair sums are at most 2 * 32 * 127: no saturation.
                     let p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), sc);
                     *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xb.d), *a);
+                }
+            }
+
+            /// Q2_K chunk `c` (quants `q` in 0..=3, i16 scales `sc` and byte mins `m`, each
+            /// the first 16 elements' then the last 16's; `[d, dm]` the super-block factors):
+            /// `acc += (d * x.d) * Σ sc * q * x`, then `acc += (dm * x.d) * Σ m * x`.
+            #[target_feature(enable = $feat)]
+            #[inline]
+            fn step_q2<const N: usize>(
+                q: __m256i,
+                sc: __m256i,
+                m: __m256i,
+                [d, dm]: [f32; 2],
+                xs: &[&[BlockQ8]; N],
+                c: usize,
+                acc: &mut [__m256; N],
+            ) {
+                for (a, x) in acc.iter_mut().zip(xs) {
+                    debug_assert!(c < x.len());
+                    // SAFETY: as in `step_u`.
+                    let xb = unsafe { x.get_unchecked(c) };
+                    let xq = load_i8x32(&xb.qs);
+                    // q <= 3 and sc <= 15: pair sums of at most 2 * 3 * 127, then exact i32s.
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xq), sc);
+                    let pm = dot_u8i8(m, xq);
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * xb.d), *a);
+                    *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(pm), _mm256_set1_ps(dm * xb.d), *a);
                 }
             }
 
@@ -418,6 +519,146 @@ macro_rules! level_kernels {
                 if let [b] = rest {
                     let (d, m) = head_f16x2(b);
                     step_u(nibbles(&b.qs), d, m, &xs, c, &mut acc0, &mut accm0);
+                }
+                finish_m(&acc0, &acc1, &accm0, &accm1)
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline(never)]
+            fn q5_0_n<const N: usize>(w: &[BlockQ5_0], xs: [&[BlockQ8]; N]) -> [f32; N] {
+                let mut acc0 = [_mm256_setzero_ps(); N];
+                let mut acc1 = [_mm256_setzero_ps(); N];
+                let sixteen = _mm256_set1_epi8(16);
+                let (pairs, rest) = w.as_chunks::<2>();
+                let mut c = 0;
+                for [b0, b1] in pairs {
+                    let q0 = _mm256_sub_epi8(q5_quants(b0.qh, &b0.qs), sixteen);
+                    step_s(q0, f16_to_f32(b0.d), &xs, c, &mut acc0);
+                    let q1 = _mm256_sub_epi8(q5_quants(b1.qh, &b1.qs), sixteen);
+                    step_s(q1, f16_to_f32(b1.d), &xs, c + 1, &mut acc1);
+                    c += 2;
+                }
+                if let [b] = rest {
+                    let q = _mm256_sub_epi8(q5_quants(b.qh, &b.qs), sixteen);
+                    step_s(q, f16_to_f32(b.d), &xs, c, &mut acc0);
+                }
+                finish(&acc0, &acc1)
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline(never)]
+            fn q5_1_n<const N: usize>(w: &[BlockQ5_1], xs: [&[BlockQ8]; N]) -> [f32; N] {
+                let mut acc0 = [_mm256_setzero_ps(); N];
+                let mut acc1 = [_mm256_setzero_ps(); N];
+                let mut accm0 = [0.0f32; N];
+                let mut accm1 = [0.0f32; N];
+                let (pairs, rest) = w.as_chunks::<2>();
+                let mut c = 0;
+                for [b0, b1] in pairs {
+                    let (d0, m0) = head_f16x2(b0);
+                    step_u(q5_quants(b0.qh, &b0.qs), d0, m0, &xs, c, &mut acc0, &mut accm0);
+                    let (d1, m1) = head_f16x2(b1);
+                    step_u(q5_quants(b1.qh, &b1.qs), d1, m1, &xs, c + 1, &mut acc1, &mut accm1);
+                    c += 2;
+                }
+                if let [b] = rest {
+                    let (d, m) = head_f16x2(b);
+                    step_u(q5_quants(b.qh, &b.qs), d, m, &xs, c, &mut acc0, &mut accm0);
+                }
+                finish_m(&acc0, &acc1, &accm0, &accm1)
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline(never)]
+            fn q2k_n<const N: usize>(w: &[BlockQ2K], xs: [&[BlockQ8]; N]) -> [f32; N] {
+                let mut acc0 = [_mm256_setzero_ps(); N];
+                let mut acc1 = [_mm256_setzero_ps(); N];
+                let three = _mm256_set1_epi8(3);
+                for (bi, b) in w.iter().enumerate() {
+                    let (d, dmin) = (f16_to_f32(b.d), f16_to_f32(b.dmin));
+                    let (qs, _) = b.qs.as_chunks::<32>();
+                    for (h, half) in qs.iter().enumerate() {
+                        let mut bits = load_u8x32(half);
+                        for j in 0..4 {
+                            let k = 4 * h + j;
+                            let q = _mm256_and_si256(bits, three);
+                            // 16-bit shifts: the mask keeps only bits of the same byte.
+                            bits = _mm256_srli_epi16::<2>(bits);
+                            let (s0, s1) = (b.scales[2 * k], b.scales[2 * k + 1]);
+                            let sc = _mm256_set_m128i(
+                                _mm_set1_epi16(i16::from(s1 & 0x0F)),
+                                _mm_set1_epi16(i16::from(s0 & 0x0F)),
+                            );
+                            let m = _mm256_set_m128i(
+                                _mm_set1_epi8((s1 >> 4) as i8),
+                                _mm_set1_epi8((s0 >> 4) as i8),
+                            );
+                            let acc = if k % 2 == 0 { &mut acc0 } else { &mut acc1 };
+                            step_q2(q, sc, m, [d, -dmin], &xs, 8 * bi + k, acc);
+                        }
+                    }
+                }
+                finish(&acc0, &acc1)
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline(never)]
+            fn q3k_n<const N: usize>(w: &[BlockQ3K], xs: [&[BlockQ8]; N]) -> [f32; N] {
+                let mut acc0 = [_mm256_setzero_ps(); N];
+                let mut acc1 = [_mm256_setzero_ps(); N];
+                let three = _mm256_set1_epi8(3);
+                let four = _mm256_set1_epi8(4);
+                for (bi, b) in w.iter().enumerate() {
+                    let d = f16_to_f32(b.d);
+                    let hm = load_u8x32(&b.hmask);
+                    let (qs, _) = b.qs.as_chunks::<32>();
+                    for (h, half) in qs.iter().enumerate() {
+                        let mut bits = load_u8x32(half);
+                        for j in 0..4 {
+                            let k = 4 * h + j;
+                            let low = _mm256_and_si256(bits, three);
+                            // 16-bit shifts: the mask keeps only bits of the same byte.
+                            bits = _mm256_srli_epi16::<2>(bits);
+                            // A set hmask bit means no -4: q = (low | 4 * bit) - 4.
+                            let w = _mm256_sub_epi8(_mm256_or_si256(low, bit_to(hm, k, 4)), four);
+                            let sc = _mm256_set_m128i(
+                                _mm_set1_epi16(i16::from(b.scale(2 * k + 1))),
+                                _mm_set1_epi16(i16::from(b.scale(2 * k))),
+                            );
+                            let acc = if k % 2 == 0 { &mut acc0 } else { &mut acc1 };
+                            step_q6(w, sc, d, &xs, 8 * bi + k, acc);
+                        }
+                    }
+                }
+                finish(&acc0, &acc1)
+            }
+
+            #[target_feature(enable = $feat)]
+            #[inline(never)]
+            fn q5k_n<const N: usize>(w: &[BlockQ5K], xs: [&[BlockQ8]; N]) -> [f32; N] {
+                let mut acc0 = [_mm256_setzero_ps(); N];
+                let mut acc1 = [_mm256_setzero_ps(); N];
+                let mut accm0 = [0.0f32; N];
+                let mut accm1 = [0.0f32; N];
+                let mask = _mm256_set1_epi8(0x0F);
+                for (bi, b) in w.iter().enumerate() {
+                    let (d, dmin) = head_f16x2(b);
+                    let qh = load_u8x32(&b.qh);
+                    let (groups, _) = b.qs.as_chunks::<32>();
+                    for (g, raw) in groups.iter().enumerate() {
+                        let raw = load_u8x32(raw);
+                        let c = 8 * bi + 2 * g;
+                        let (sc, m) = b.scale_min(2 * g);
+                        let (ds, dm) = (d * f32::from(sc), -(dmin * f32::from(m)));
+                        let lo = _mm256_and_si256(raw, mask);
+                        let q = _mm256_or_si256(lo, bit_to(qh, 2 * g, 0x10));
+                        step_u(q, ds, dm, &xs, c, &mut acc0, &mut accm0);
+                        let (sc, m) = b.scale_min(2 * g + 1);
+                        let (ds, dm) = (d * f32::from(sc), -(dmin * f32::from(m)));
+                        let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(raw), mask);
+                        let q = _mm256_or_si256(hi, bit_to(qh, 2 * g + 1, 0x10));
+                        step_u(q, ds, dm, &xs, c + 1, &mut acc1, &mut accm1);
+                    }
                 }
                 finish_m(&acc0, &acc1, &accm0, &accm1)
             }

@@ -29,6 +29,24 @@ pub mod arch {
     pub const ROPE_DIMENSION_COUNT: &str = "rope.dimension_count";
     /// Vocabulary size (optional; the token list is authoritative).
     pub const VOCAB_SIZE: &str = "vocab_size";
+    /// Head size of keys and queries (defaults to width / heads).
+    pub const KEY_LENGTH: &str = "attention.key_length";
+    /// Head size of values (must equal the key length here).
+    pub const VALUE_LENGTH: &str = "attention.value_length";
+    /// Sliding-window size of the local attention layers (Gemma 3).
+    pub const SLIDING_WINDOW: &str = "attention.sliding_window";
+    /// RoPE base of the sliding-window layers (Gemma 3; 10000 when absent, as llama.cpp).
+    pub const ROPE_FREQ_BASE_SWA: &str = "rope.freq_base_swa";
+    /// RoPE scaling type: `none`, `linear`, `yarn`, `longrope`...
+    pub const ROPE_SCALING_TYPE: &str = "rope.scaling.type";
+    /// RoPE scaling factor.
+    pub const ROPE_SCALING_FACTOR: &str = "rope.scaling.factor";
+    /// Older files' linear RoPE scale.
+    pub const ROPE_SCALE_LINEAR: &str = "rope.scale_linear";
+    /// Multiplier of `q·k` in attention (Granite and others); default `1/√head_dim`.
+    pub const ATTENTION_SCALE: &str = "attention.scale";
+    /// Logit soft-capping of the output head (Gemma 2): refused, Gemma 3 has none.
+    pub const FINAL_LOGIT_SOFTCAPPING: &str = "final_logit_softcapping";
 }
 
 /// Tokenizer keys.
@@ -65,7 +83,7 @@ pub mod tokenizer {
     pub const CHAT_TEMPLATE: &str = "tokenizer.chat_template";
 }
 
-/// Tensor names of the llama architecture.
+/// Tensor names of the Llama family (llama, qwen2, qwen3, gemma3).
 pub mod tensor {
     /// Token embedding table `[vocab, dim]`.
     pub const TOKEN_EMBD: &str = "token_embd.weight";
@@ -74,9 +92,16 @@ pub mod tensor {
     /// Output head `[vocab, dim]`; absent when tied to the embedding.
     pub const OUTPUT: &str = "output.weight";
 
+    /// Llama 3.1+'s RoPE frequency factors `[rope_dim / 2]` (F32).
+    pub const ROPE_FREQS: &str = "rope_freqs.weight";
+
     /// Name of a per-block tensor, e.g. `blk.3.attn_q.weight`.
     pub fn block(layer: usize, suffix: &str) -> String {
         format!("blk.{layer}.{suffix}.weight")
+    }
+    /// Name of a per-block bias, e.g. `blk.3.attn_q.bias` (Qwen 2).
+    pub fn block_bias(layer: usize, suffix: &str) -> String {
+        format!("blk.{layer}.{suffix}.bias")
     }
     /// Per-block suffixes.
     pub const ATTN_NORM: &str = "attn_norm";
@@ -96,4 +121,12 @@ pub mod tensor {
     pub const FFN_UP: &str = "ffn_up";
     /// MLP down.
     pub const FFN_DOWN: &str = "ffn_down";
+    /// Per-head query norm (Qwen 3, Gemma 3).
+    pub const ATTN_Q_NORM: &str = "attn_q_norm";
+    /// Per-head key norm (Qwen 3, Gemma 3).
+    pub const ATTN_K_NORM: &str = "attn_k_norm";
+    /// Norm of the attention block's output (Gemma 3).
+    pub const POST_ATTN_NORM: &str = "post_attention_norm";
+    /// Norm of the MLP's output (Gemma 3).
+    pub const POST_FFN_NORM: &str = "post_ffw_norm";
 }

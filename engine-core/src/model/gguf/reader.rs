@@ -69,7 +69,7 @@ pub enum GgufError {
     /// A tensor type Journey cannot compute with.
     #[error(
         "tensor {name:?} has type {type_name}, which Journey does not support \
-         (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)"
+         (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)"
     )]
     UnsupportedTensorType {
         /// Tensor name.

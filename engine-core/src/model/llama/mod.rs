@@ -1,14 +1,17 @@
-//! The Llama architecture: configuration from GGUF metadata, weights on a [`Backend`], and a
-//! forward pass over a batch that mixes prefill chunks and decode tokens of several sequences.
+//! The Llama family (llama, qwen2, qwen3, gemma3): configuration from GGUF metadata, weights
+//! on a [`Backend`], and one forward pass, switched by [`ArchOptions`], over a batch that mixes
+//! prefill chunks and decode tokens of several sequences.
 //!
 //! [`Backend`]: kernels::Backend
 
 mod config;
 mod forward;
+mod kv;
 mod weights;
 
-pub use config::LlamaConfig;
+pub use config::{Arch, ArchOptions, LlamaConfig, RopeScaling};
 pub use forward::ForwardBatch;
+pub use kv::{KvCache, KvGroup};
 pub use weights::Llama;
 
 /// Why a model could not be loaded or run.
@@ -18,7 +21,7 @@ pub enum ModelError {
     #[error(transparent)]
     Gguf(#[from] super::gguf::GgufError),
     /// The architecture is not one Journey runs.
-    #[error("unsupported model architecture {0:?} (supported: llama)")]
+    #[error("unsupported model architecture {0:?} (supported: {supported})", supported = Arch::supported())]
     UnsupportedArchitecture(String),
     /// Metadata values that cannot describe a working model.
     #[error("invalid model configuration: {0}")]

@@ -7,27 +7,36 @@
 //! the bytes of each group of sixteen rows, so a packed weight is exactly as large as its GGUF
 //! rows, and [`unpack_row`] gives any row back.
 //!
-//! # Layout of one panel chunk (rows `0..16`, elements `32c..32c+32`)
+//! # Layout of one panel chunk (rows `0..16`, one GGUF block of each)
 //!
-//! - Q4_1, 320 bytes: four 64-byte groups `p = 0..4`, each holding the `qs[4p..4p+4]` bytes of
-//!   rows 0..16 (row `r` at bytes `4r..4r+4`): low nibbles are elements `4p..4p+4`, high nibbles
-//!   `16+4p..16+4p+4`; then the sixteen fp16 `d`, then the sixteen fp16 `m`.
-//! - Q4_0, 288 bytes: the same four groups, then the sixteen fp16 `d`.
-//! - Q8_0, 544 bytes: eight 64-byte groups `j = 0..8`, each holding the `qs[4j..4j+4]` bytes of
-//!   rows 0..16 stored `+128` (as unsigned bytes: `vpdpbusd` multiplies unsigned by signed);
-//!   then the sixteen fp16 `d`.
+//! Each field of the block is a segment ([`segments`]): its bytes cut into units of four (two
+//! for an fp16), unit `u` of the sixteen rows side by side (row `r` at `unit * r`), so a
+//! 4-byte unit is one 64-byte vector with row `r` in 32-bit lane `r`.
+//!
+//! - Q4_0 (288 bytes): four `qs` groups (low nibbles are elements `4p..4p+4`, high ones
+//!   `16+4p..`), the sixteen fp16 `d`. Q4_1 adds the sixteen `m`.
+//! - Q5_0 (352): Q4_0's groups, then one `qh` group (lane `r` is row `r`'s 32 fifth bits), then
+//!   `d`. Q5_1 adds `m`.
+//! - Q8_0 (544): eight groups of `qs` stored `+128` (as unsigned bytes: `vpdpbusd` multiplies
+//!   unsigned by signed), then `d`.
+//! - Q4_K (2304, one 256-element super-block): 32 `qs` groups, three groups of the packed
+//!   scales, `d`, `dmin`. Q5_K (2816) puts eight `qh` groups after the `qs`.
+//! - Q6_K (3360): 32 `ql` groups, 16 `qh` groups, four groups of the i8 scales, `d`.
 //!
 //! # Order of operations (per row and activation; it depends only on the row length)
 //!
-//! For each chunk `c` in turn: the exact integer dot `isum` of the chunk's weight quants (Q4_0:
-//! `q - 8`) with activation block `c`, then `acc = fma(isum as f32, d * x.d, acc)` and, for
-//! Q4_1, `accm = fma(m, x.s, accm)`. The result is `acc + accm` (Q4_0 and Q8_0: `acc`). [`dot_panels_scalar`] is this order written out;
-//! the fast kernel matches it bit for bit, whatever the number of activations or their
-//! position in a batch.
+//! For each 32-element chunk `c` in turn: the exact integer dot `isum` of the chunk's signed
+//! weight quants (Q4_0: `q - 8`, Q5_0: `q - 16`, Q6_K: `q - 32`, each 16-element half times its
+//! integer scale for Q6_K) with activation block `c`, then `acc = fma(isum as f32, ds * x.d,
+//! acc)` with `ds` the block's `d` (Q4_K, Q5_K: `d * sc` rounded to f32) and, for the types
+//! with an offset, `accm = fma(dm, x.s, accm)` with `dm` Q4_1's and Q5_1's `m`, or Q4_K's and
+//! Q5_K's `-(dmin * m)`. The result is `acc + accm` (`acc` without an offset).
+//! [`dot_panels_scalar`] is this order written out; every fast kernel matches it bit for bit,
+//! whatever the number of activations or their position in a batch.
 //!
-//! Panels are used only where the level has a kernel for them ([`packs`]): AVX-512 VNNI for
-//! Q4_0, Q4_1 and Q8_0, AVX2 for Q4_0 and Q4_1. Elsewhere weights keep their GGUF rows. Every
-//! kernel follows the same order, so the levels agree bit for bit.
+//! Panels are used only where the level has a kernel for them ([`packs`]): AVX-512 VNNI and
+//! AVX2 for every type with a layout except Q8_0, which only VNNI takes. Elsewhere weights
+//! keep their GGUF rows. Every kernel follows the same order, so the levels agree bit for bit.
 
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -36,7 +45,7 @@ mod x86;
 #[cfg(test)]
 mod tests;
 
-use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, QK};
+use super::blocks::QK;
 use super::{ActKind, ActRow, GgmlType, Level, simd_level_enum};
 
 pub(crate) use scalar::dot_panels_scalar;
@@ -45,7 +54,8 @@ pub(crate) use scalar::dot_panels_scalar;
 pub const PANEL_ROWS: usize = 16;
 
 /// Whether weights of `ty` are packed into panels on this CPU: true where the detected level
-/// has a panel kernel for the type (AVX-512 VNNI: Q4_0, Q4_1 and Q8_0; AVX2: Q4_0 and Q4_1).
+/// has a panel kernel for the type (AVX-512 VNNI: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K and
+/// Q6_K; AVX2: the same but Q8_0).
 pub fn packs(ty: GgmlType) -> bool {
     has_kernel(simd_level_enum(), ty)
 }
@@ -63,48 +73,84 @@ fn has_kernel(level: Level, ty: GgmlType) -> bool {
     }
 }
 
-/// Where a GGUF block of a panel type keeps its fields. Every one starts with its fp16 `d`.
+/// One field of a GGUF block as a panel stores it: `len` bytes from `off`, cut into units of
+/// `unit` bytes (4 for quants and packed scales, 2 for an fp16), each unit of the sixteen rows
+/// side by side (row `r` at `unit * r`), unit after unit. A 4-byte unit makes one 64-byte
+/// vector with row `r` in 32-bit lane `r`; a 2-byte one, sixteen fp16 for `vcvtph2ps`.
 #[derive(Clone, Copy)]
-struct Fields {
-    /// Offset of the quant bytes in the block.
-    qs: usize,
-    /// Quant groups of four bytes per block (4 for the 4-bit types, 8 for Q8_0).
-    groups: usize,
-    /// Offset of Q4_1's fp16 `m` (its halves array follows the `d` one in a chunk).
-    m: Option<usize>,
-    /// XORed into each quant byte: Q8_0's `+128` as an unsigned byte.
+struct Segment {
+    /// Offset of the field in the GGUF block.
+    off: usize,
+    /// Bytes of the field per block.
+    len: usize,
+    /// Bytes per row per unit (2 or 4).
+    unit: usize,
+    /// XORed into each byte: Q8_0's `+128` as an unsigned byte.
     flip: u8,
-    /// What a stored (unsigned) quant exceeds the weight's integer by: Q4_0's 8 (`q - 8`),
-    /// Q8_0's 128 (`flip`).
-    bias: i32,
 }
 
-/// The block fields of `ty`, or `None` if it has no panel layout.
-const fn fields(ty: GgmlType) -> Option<Fields> {
-    match ty {
-        GgmlType::Q4_0 => Some(Fields {
-            qs: 2,
-            groups: 4,
-            m: None,
-            flip: 0,
-            bias: 8,
-        }),
-        GgmlType::Q4_1 => Some(Fields {
-            qs: 4,
-            groups: 4,
-            m: Some(2),
-            flip: 0,
-            bias: 0,
-        }),
-        GgmlType::Q8_0 => Some(Fields {
-            qs: 2,
-            groups: 8,
-            m: None,
-            flip: 0x80,
-            bias: 128,
-        }),
-        _ => None,
+const fn seg(off: usize, len: usize, unit: usize) -> Segment {
+    Segment {
+        off,
+        len,
+        unit,
+        flip: 0,
     }
+}
+
+/// The fields of a GGUF block of `ty` in panel order (a panel chunk is sixteen blocks, the
+/// segments one after the other), or `None` if it has no panel layout.
+const fn segments(ty: GgmlType) -> Option<&'static [Segment]> {
+    Some(match ty {
+        // qs, d.
+        GgmlType::Q4_0 => const { &[seg(2, 16, 4), seg(0, 2, 2)] },
+        // qs, d, m.
+        GgmlType::Q4_1 => const { &[seg(4, 16, 4), seg(0, 2, 2), seg(2, 2, 2)] },
+        // qs, qh, d.
+        GgmlType::Q5_0 => const { &[seg(6, 16, 4), seg(2, 4, 4), seg(0, 2, 2)] },
+        // qs, qh, d, m.
+        GgmlType::Q5_1 => const { &[seg(8, 16, 4), seg(4, 4, 4), seg(0, 2, 2), seg(2, 2, 2)] },
+        // qs (+128), d.
+        GgmlType::Q8_0 => {
+            const {
+                &[
+                    Segment {
+                        off: 2,
+                        len: 32,
+                        unit: 4,
+                        flip: 0x80,
+                    },
+                    seg(0, 2, 2),
+                ]
+            }
+        }
+        // qs, scales, d, dmin.
+        GgmlType::Q4_K => const { &[seg(16, 128, 4), seg(4, 12, 4), seg(0, 2, 2), seg(2, 2, 2)] },
+        // qs, qh, scales, d, dmin.
+        GgmlType::Q5_K => {
+            const {
+                &[
+                    seg(48, 128, 4),
+                    seg(16, 32, 4),
+                    seg(4, 12, 4),
+                    seg(0, 2, 2),
+                    seg(2, 2, 2),
+                ]
+            }
+        }
+        // ql, qh, scales, d.
+        GgmlType::Q6_K => {
+            const {
+                &[
+                    seg(0, 128, 4),
+                    seg(128, 64, 4),
+                    seg(192, 16, 4),
+                    seg(208, 2, 2),
+                ]
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Bytes of one 64-byte quant group: four bytes of each of the sixteen rows.
@@ -112,44 +158,120 @@ const GROUP: usize = 4 * PANEL_ROWS;
 /// Bytes of the sixteen fp16 scales (or offsets) of a chunk.
 const HALVES: usize = 2 * PANEL_ROWS;
 
-/// Bytes of one panel chunk of `ty` (sixteen GGUF blocks): the quant groups, then the `d`
-/// halves, then (Q4_1) the `m` halves.
+/// Bytes of one panel chunk of `ty`: sixteen GGUF blocks, one from each row (0 if `ty` has no
+/// panel layout).
 pub(crate) const fn chunk_bytes(ty: GgmlType) -> usize {
-    match fields(ty) {
-        Some(f) => f.groups * GROUP + if f.m.is_some() { 2 } else { 1 } * HALVES,
+    match segments(ty) {
+        Some(s) => {
+            let mut total = 0;
+            let mut i = 0;
+            while i < s.len() {
+                total += PANEL_ROWS * s[i].len;
+                i += 1;
+            }
+            total
+        }
         None => 0,
     }
 }
 
+/// Offset in a panel chunk of segment `i` of `ty`'s layout.
+const fn seg_start(ty: GgmlType, i: usize) -> usize {
+    let s = match segments(ty) {
+        Some(s) => s,
+        None => panic!("no panel layout"),
+    };
+    let mut at = 0;
+    let mut j = 0;
+    while j < i {
+        at += PANEL_ROWS * s[j].len;
+        j += 1;
+    }
+    at
+}
+
 const _: () = {
-    assert!(chunk_bytes(GgmlType::Q4_0) == PANEL_ROWS * size_of::<BlockQ4_0>());
-    assert!(chunk_bytes(GgmlType::Q4_1) == PANEL_ROWS * size_of::<BlockQ4_1>());
-    assert!(chunk_bytes(GgmlType::Q8_0) == PANEL_ROWS * size_of::<BlockQ8_0>());
+    // Every layout is a permutation of sixteen blocks: each byte of a block is in exactly one
+    // segment.
+    let types = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+    let mut t = 0;
+    while t < types.len() {
+        let ty = types[t];
+        assert!(chunk_bytes(ty) == PANEL_ROWS * ty.block_bytes());
+        let s = match segments(ty) {
+            Some(s) => s,
+            None => panic!("listed types have layouts"),
+        };
+        let mut covered = [0u8; 256];
+        let mut i = 0;
+        while i < s.len() {
+            assert!(s[i].len % s[i].unit == 0);
+            let mut b = s[i].off;
+            while b < s[i].off + s[i].len {
+                covered[b] += 1;
+                b += 1;
+            }
+            i += 1;
+        }
+        let mut b = 0;
+        while b < 256 {
+            assert!(covered[b] == (b < ty.block_bytes()) as u8);
+            b += 1;
+        }
+        t += 1;
+    }
 };
 
-/// Panics unless `ty` has a layout and `row_bytes` is whole blocks of it; returns the fields.
+/// Panics unless `ty` has a layout and `row_bytes` is whole blocks of it; returns the layout.
 #[track_caller]
-fn check_rows(ty: GgmlType, row_bytes: usize) -> Fields {
-    let Some(f) = fields(ty) else {
+fn check_rows(ty: GgmlType, row_bytes: usize) -> &'static [Segment] {
+    let Some(s) = segments(ty) else {
         panic!("no panel layout for {ty}");
     };
     assert!(
         row_bytes > 0 && row_bytes.is_multiple_of(ty.block_bytes()),
         "{ty} row of {row_bytes} bytes is not whole blocks"
     );
-    f
+    s
 }
 
 /// [`check_rows`], and `panel_len` must be `PANEL_ROWS` rows of `row_bytes`.
 #[track_caller]
-fn check_panel(ty: GgmlType, panel_len: usize, row_bytes: usize) -> Fields {
-    let f = check_rows(ty, row_bytes);
+fn check_panel(ty: GgmlType, panel_len: usize, row_bytes: usize) -> &'static [Segment] {
+    let s = check_rows(ty, row_bytes);
     assert_eq!(
         panel_len,
         PANEL_ROWS * row_bytes,
         "a {ty} panel is {PANEL_ROWS} rows of {row_bytes} bytes"
     );
-    f
+    s
+}
+
+/// Calls `f(block byte, chunk byte, flip)` for every byte of row `lane`'s block in a panel
+/// chunk of layout `segs`: the permutation [`pack`] and [`unpack_row`] apply.
+fn for_each_byte(segs: &[Segment], lane: usize, mut f: impl FnMut(usize, usize, u8)) {
+    let mut start = 0;
+    for s in segs {
+        for u in 0..s.len / s.unit {
+            for b in 0..s.unit {
+                f(
+                    s.off + s.unit * u + b,
+                    start + u * s.unit * PANEL_ROWS + s.unit * lane + b,
+                    s.flip,
+                );
+            }
+        }
+        start += PANEL_ROWS * s.len;
+    }
 }
 
 /// Packs `PANEL_ROWS` consecutive GGUF rows of `ty` (`rows`, `row_bytes` each) into one panel.
@@ -157,23 +279,13 @@ fn check_panel(ty: GgmlType, panel_len: usize, row_bytes: usize) -> Fields {
 /// # Panics
 /// If `ty` has no panel layout or the lengths are not sixteen rows.
 pub fn pack(ty: GgmlType, rows: &[u8], row_bytes: usize, panel: &mut [u8]) {
-    let f = check_panel(ty, rows.len(), row_bytes);
+    let segs = check_panel(ty, rows.len(), row_bytes);
     assert_eq!(panel.len(), rows.len(), "panel and rows differ in size");
     let bb = ty.block_bytes();
-    let halves = f.groups * GROUP;
     for (c, out) in panel.chunks_exact_mut(chunk_bytes(ty)).enumerate() {
         for r in 0..PANEL_ROWS {
             let block = &rows[r * row_bytes + c * bb..][..bb];
-            for g in 0..f.groups {
-                let src = &block[f.qs + 4 * g..][..4];
-                for (o, &q) in out[g * GROUP + 4 * r..][..4].iter_mut().zip(src) {
-                    *o = q ^ f.flip;
-                }
-            }
-            out[halves + 2 * r..][..2].copy_from_slice(&block[..2]);
-            if let Some(m) = f.m {
-                out[halves + HALVES + 2 * r..][..2].copy_from_slice(&block[m..m + 2]);
-            }
+            for_each_byte(segs, r, |from, to, flip| out[to] = block[from] ^ flip);
         }
     }
 }
@@ -183,24 +295,14 @@ pub fn pack(ty: GgmlType, rows: &[u8], row_bytes: usize, panel: &mut [u8]) {
 /// # Panics
 /// As [`pack`], or if `lane` or `row.len()` is out of range.
 pub fn unpack_row(ty: GgmlType, panel: &[u8], row_bytes: usize, lane: usize, row: &mut [u8]) {
-    let f = check_panel(ty, panel.len(), row_bytes);
+    let segs = check_panel(ty, panel.len(), row_bytes);
     assert!(lane < PANEL_ROWS, "lane {lane} of a {PANEL_ROWS}-row panel");
     assert_eq!(row.len(), row_bytes, "row length");
-    let halves = f.groups * GROUP;
     for (chunk, block) in panel
         .chunks_exact(chunk_bytes(ty))
         .zip(row.chunks_exact_mut(ty.block_bytes()))
     {
-        block[..2].copy_from_slice(&chunk[halves + 2 * lane..][..2]);
-        if let Some(m) = f.m {
-            block[m..m + 2].copy_from_slice(&chunk[halves + HALVES + 2 * lane..][..2]);
-        }
-        for g in 0..f.groups {
-            let src = &chunk[g * GROUP + 4 * lane..][..4];
-            for (o, &u) in block[f.qs + 4 * g..][..4].iter_mut().zip(src) {
-                *o = u ^ f.flip;
-            }
-        }
+        for_each_byte(segs, lane, |to, from, flip| block[to] = chunk[from] ^ flip);
     }
 }
 
@@ -279,13 +381,12 @@ fn check_dots(ty: GgmlType, panels: &[u8], row_bytes: usize, xs: &[ActRow<'_>], 
         "{} bytes are not whole {ty} panels of {pb}",
         panels.len()
     );
-    let chunks = row_bytes / ty.block_bytes();
+    let elems = row_bytes / ty.block_bytes() * ty.block_elems();
     for x in xs {
         assert_eq!(
-            x.q8.len(),
-            chunks,
-            "{ty} rows of {} elements, but {} activations in q8 blocks",
-            chunks * QK,
+            x.q8.len() * QK,
+            elems,
+            "{ty} rows of {elems} elements, but {} activations in q8 blocks",
             x.q8.len() * QK
         );
     }

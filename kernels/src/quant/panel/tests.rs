@@ -11,7 +11,40 @@ use super::super::tests::{
 use super::super::{ActRow, BlockQ8, GgmlType, vec_dot_multi_at, vec_dot_reference};
 use super::*;
 
-const TYPES: [GgmlType; 3] = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0];
+/// Every type with a panel layout.
+const TYPES: [GgmlType; 8] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+/// The row lengths of `ns` that are whole blocks of `ty` (the K-quants take the multiples of
+/// 256).
+fn lengths(ty: GgmlType, ns: &[usize]) -> Vec<usize> {
+    let out: Vec<usize> = ns
+        .iter()
+        .copied()
+        .filter(|n| n.is_multiple_of(ty.block_elems()))
+        .collect();
+    assert!(!out.is_empty(), "no length for {ty}");
+    out
+}
+
+#[test]
+fn every_type_with_a_layout_is_tested() {
+    for ty in GgmlType::ALL {
+        assert_eq!(
+            segments(ty).is_some(),
+            TYPES.contains(&ty),
+            "{ty}: layout and TYPES disagree"
+        );
+    }
+}
 
 /// `PANEL_ROWS * panels` random rows of `n` elements, as GGUF bytes, and their f32 values.
 fn weight_rows(rng: &mut ChaCha8Rng, ty: GgmlType, panels: usize, n: usize) -> (Vec<u8>, Vec<f32>) {
@@ -47,7 +80,7 @@ fn packed(ty: GgmlType, rows: &[u8], row_bytes: usize) -> Vec<u8> {
 fn pack_then_unpack_gives_every_row_back() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for ty in TYPES {
-        for n in [32, 96, 576] {
+        for n in lengths(ty, &[32, 96, 256, 512, 576]) {
             let row_bytes = ty.row_bytes(n).unwrap();
             let (rows, _) = weight_rows(&mut rng, ty, 2, n);
             let panels = packed(ty, &rows, row_bytes);
@@ -71,7 +104,7 @@ fn pack_then_unpack_gives_every_row_back() {
 fn scalar_order_meets_the_dot_product_bound() {
     let mut rng = ChaCha8Rng::seed_from_u64(12);
     for ty in TYPES {
-        for n in [32, 64, 576, 1536] {
+        for n in lengths(ty, &[32, 64, 256, 576, 1536]) {
             let row_bytes = ty.row_bytes(n).unwrap();
             let (rows, values) = weight_rows(&mut rng, ty, 1, n);
             let panels = packed(ty, &rows, row_bytes);
@@ -101,35 +134,120 @@ fn scalar_order_meets_the_dot_product_bound() {
     }
 }
 
-/// Extreme quants: Q8_0 weights of -128 and 127 against activations of ±127, Q4_1 nibbles of
-/// 15 and Q4_0's -8 and 7, give the exact integer dot.
+/// GGUF block `b` of row `r` with extreme quants and scales of `ty` whose dot with
+/// [`extreme_q8`] activations stays exactly representable in f32.
+fn extreme_block(ty: GgmlType, r: usize, b: usize) -> Vec<u8> {
+    let one = half::f16::from_f32(1.0).to_bits().to_le_bytes();
+    let mut block = vec![0u8; ty.block_bytes()];
+    match ty {
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => {
+            // Every quant at its largest or smallest (Q4_0: 7 / -8, Q5_0: 15 / -16, Q4_1 and
+            // Q5_1 with m = 0: 15 / 0, 31 / 0), in the activations' sign pattern.
+            block[0..2].copy_from_slice(&one);
+            let (qh, qs) = match ty {
+                GgmlType::Q4_0 => (None, 2),
+                GgmlType::Q4_1 => (None, 4),
+                GgmlType::Q5_0 => (Some(2), 6),
+                _ => (Some(4), 8),
+            };
+            if let Some(qh) = qh {
+                block[qh..qh + 4].fill(if (r + b).is_multiple_of(2) {
+                    0x55
+                } else {
+                    0xAA
+                });
+            }
+            for (j, q) in block[qs..].iter_mut().enumerate() {
+                *q = if (j + r + b).is_multiple_of(2) {
+                    0xFF
+                } else {
+                    0
+                };
+            }
+        }
+        GgmlType::Q8_0 => {
+            block[0..2].copy_from_slice(&one);
+            for (j, q) in block[2..].iter_mut().enumerate() {
+                *q = if (j + r + b).is_multiple_of(3) {
+                    0x80
+                } else {
+                    0x7F
+                };
+            }
+        }
+        GgmlType::Q4_K | GgmlType::Q5_K => {
+            // d = dmin = 1, scales and mins of 31 and 15 (63 would overflow f32's 24 bits
+            // over eight 5-bit chunks), quants 0 or 15 (31) in the activations' sign pattern:
+            // element l of chunk k is 15 (31) where l + k + r is even.
+            block[0..2].copy_from_slice(&one);
+            block[2..4].copy_from_slice(&one);
+            block[4..16].fill(0x1F);
+            let qs = if ty == GgmlType::Q5_K {
+                for (l, q) in block[16..48].iter_mut().enumerate() {
+                    *q = if (l + r).is_multiple_of(2) {
+                        0x55
+                    } else {
+                        0xAA
+                    };
+                }
+                48
+            } else {
+                16
+            };
+            for (i, q) in block[qs..].iter_mut().enumerate() {
+                *q = if (i + r).is_multiple_of(2) {
+                    0x0F
+                } else {
+                    0xF0
+                };
+            }
+        }
+        GgmlType::Q6_K => {
+            // Quants -32 and 31 in the activations' sign pattern (element l of chunk k is 31
+            // where l + k + r is odd: each 16-element half dot is ±64008), scales 127 and -128
+            // (products near 2^23), so each chunk sums to -64008 or 64008.
+            for (i, q) in block[..128].iter_mut().enumerate() {
+                // ql byte 64 h + i': chunk parity that of i' / 32.
+                *q = if !(i % 32 + (i % 64) / 32 + r).is_multiple_of(2) {
+                    0xFF
+                } else {
+                    0
+                };
+            }
+            for (i, q) in block[128..192].iter_mut().enumerate() {
+                // qh bits 2 kk, 2 kk + 1 for chunk kk of the half.
+                *q = if !(i + r).is_multiple_of(2) {
+                    0x33
+                } else {
+                    0xCC
+                };
+            }
+            for (i, s) in block[192..208].iter_mut().enumerate() {
+                *s = if (i + r).is_multiple_of(2) { 127 } else { 0x80 };
+            }
+            block[208..210].copy_from_slice(&one);
+        }
+        _ => unreachable!("{ty} has no panel layout"),
+    }
+    block
+}
+
+/// Extreme quants and scales (Q8_0 weights of -128 and 127, the 4- and 5-bit types' largest
+/// nibbles, Q6_K's -32 and 31 times scales of -128 and 127) against activations of ±127 give
+/// the exact integer dot.
 #[test]
 fn extreme_quants_are_exact() {
     for ty in TYPES {
-        let n = 64;
+        let n = ty.block_elems().max(64);
         let row_bytes = ty.row_bytes(n).unwrap();
         let mut rows = vec![0u8; PANEL_ROWS * row_bytes];
         for (r, row) in rows.chunks_exact_mut(row_bytes).enumerate() {
             for (b, block) in row.chunks_exact_mut(ty.block_bytes()).enumerate() {
-                block[0..2].copy_from_slice(&half::f16::from_f32(1.0).to_bits().to_le_bytes());
-                match ty {
-                    GgmlType::Q4_1 => {
-                        block[2..4].fill(0); // m = 0
-                        block[4..].fill(if (r + b) % 2 == 0 { 0xFF } else { 0xF0 });
-                    }
-                    GgmlType::Q4_0 => {
-                        block[2..].fill(if (r + b) % 2 == 0 { 0x0F } else { 0xF0 });
-                    }
-                    _ => {
-                        for (j, q) in block[2..].iter_mut().enumerate() {
-                            *q = if (j + r + b) % 3 == 0 { 0x80 } else { 0x7F };
-                        }
-                    }
-                }
+                block.copy_from_slice(&extreme_block(ty, r, b));
             }
         }
         let panels = packed(ty, &rows, row_bytes);
-        let q8 = extreme_q8(2);
+        let q8 = extreme_q8(n / 32);
         let x = dequant_q8(&q8);
         let act = [ActRow { f32: &x, q8: &q8 }];
         let mut want = vec![0.0f32; PANEL_ROWS];
@@ -138,6 +256,10 @@ fn extreme_quants_are_exact() {
             let exact = vec_dot_reference(ty, &rows[r * row_bytes..][..row_bytes], &x);
             assert_eq!(w, exact, "{ty} row {r}");
         }
+        assert!(
+            want.iter().any(|&w| w.abs() > 1e4),
+            "{ty}: extremes too small"
+        );
         for level in kernel_levels(ty) {
             let mut got = vec![0.0f32; PANEL_ROWS];
             dot_panels_at(level, ty, &panels, row_bytes, &act, &mut got);
@@ -156,7 +278,7 @@ fn fast_kernels_are_bit_identical_to_the_scalar_order_at_every_batch() {
     }
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     for ty in TYPES {
-        for n in [32, 576, 1536] {
+        for n in lengths(ty, &[32, 256, 576, 1536]) {
             let row_bytes = ty.row_bytes(n).unwrap();
             let (rows, _) = weight_rows(&mut rng, ty, 2, n);
             let panels = packed(ty, &rows, row_bytes);
@@ -227,19 +349,31 @@ fn rejects_a_partial_panel() {
 
 /// Panels vs GGUF rows on one process's worth of data (run with `cargo test --release -p kernels
 /// -- --ignored --nocapture bench_panels`): ns per row-dot at 1, 8 and 16 activations, for a
-/// slice that stays in L2 and for a stream of weights past the last-level cache.
+/// slice that stays in L2 and for a stream of weights past the last-level cache (rows of 576
+/// elements, 1536 for the K-quants). `BENCH_TYPES=Q4_K,Q6_K` limits it to those types.
 #[test]
 #[ignore = "micro-benchmark; run by hand"]
 fn bench_panels() {
     use std::hint::black_box;
     use std::time::Instant;
     let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let only: Option<Vec<String>> = std::env::var("BENCH_TYPES")
+        .ok()
+        .map(|v| v.split(',').map(str::to_owned).collect());
     for ty in TYPES {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|t| t == ty.name()))
+        {
+            continue;
+        }
         if kernel_levels(ty).is_empty() {
             eprintln!("skipped: no {ty} panel kernel on this CPU");
             continue;
         }
-        for (n, rows) in [(576, 256), (576, 65536)] {
+        // SmolLM2's width for the 32-element types; K-quant rows need multiples of 256.
+        let n = lengths(ty, &[576, 1536])[0];
+        for rows in [256, 65536] {
             let rb = ty.row_bytes(n).unwrap();
             let (wm, _) = weight_rows(&mut rng, ty, rows / PANEL_ROWS, n);
             let pm = packed(ty, &wm, rb);
