@@ -61,9 +61,10 @@ pub enum TokenizerError {
         "unsupported tokenizer model {0:?} (tokenizer.ggml.model); Journey supports \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)"
     )]
     Unsupported(String),
-    /// A `tokenizer.ggml.pre` that Journey (and llama.cpp) does not know.
+    /// A `tokenizer.ggml.pre` that Journey does not implement: unknown to llama.cpp too, or one of
+    /// the few it handles with custom code (`kimi-k2`, `afmoe`, `superbpe`, `gemma4`, ...).
     #[error(
-        "unknown pre-tokenizer {0:?} (tokenizer.ggml.pre); the file needs a pre-tokenizer llama.cpp knows, e.g. \"llama-bpe\", \"qwen2\" or \"default\""
+        "unknown or unsupported pre-tokenizer {0:?} (tokenizer.ggml.pre); Journey implements llama.cpp's common ones, e.g. \"default\", \"llama-bpe\", \"qwen2\", \"gpt-4o\", \"tekken\", \"deepseek-v3\""
     )]
     UnknownPreTokenizer(String),
     /// Metadata that is present but inconsistent.
