@@ -388,52 +388,6 @@ fn gemma3_builtin_chat_template_matches_llama_cpp() {
     }
 }
 
-/// Loading the 262,144-token vocabulary and encoding 4 KB of text: times printed (run with
-/// `--nocapture`), with generous bounds so that a pathological slowdown fails.
-#[test]
-fn gemma3_load_and_encode_speed() {
-    use std::time::Instant;
-    let t0 = Instant::now();
-    let file = GgufFile::open(gemma_path()).expect("open Gemma 3");
-    let parse = t0.elapsed();
-    let mut best_load = std::time::Duration::MAX;
-    let mut tok = None;
-    for _ in 0..3 {
-        let t = Instant::now();
-        tok = Some(Tokenizer::from_gguf(&file).expect("tokenizer"));
-        best_load = best_load.min(t.elapsed());
-    }
-    let tok = tok.unwrap();
-    let g: SpmGolden = read_json("tokenizer_golden_gemma3.json");
-    let mut text = String::new();
-    for c in g.cases.iter().cycle() {
-        if text.len() >= 4096 {
-            break;
-        }
-        text.push_str(&c.text);
-        text.push('\n');
-    }
-    let mut best_encode = std::time::Duration::MAX;
-    let mut n = 0;
-    for _ in 0..5 {
-        let t = Instant::now();
-        n = tok.encode(&text, true).unwrap().len();
-        best_encode = best_encode.min(t.elapsed());
-    }
-    println!(
-        "gemma3: GGUF parse {parse:?}, tokenizer build {best_load:?} (best of 3), encode {} bytes -> {n} tokens in {best_encode:?} (best of 5)",
-        text.len()
-    );
-    assert!(
-        best_load.as_secs_f64() < 2.0,
-        "tokenizer build took {best_load:?}"
-    );
-    assert!(
-        best_encode.as_secs_f64() < 0.05,
-        "encoding 4 KB took {best_encode:?}"
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Tiny vocabularies written by the golden script and tokenized by llama.cpp:
 // `tests/data/tokenizer_golden_tiny.json`.
