@@ -187,8 +187,8 @@ impl<B: Backend> Llama<B> {
                 be.rms_norm_heads(&mut qkv, q_cols, hd, nq, c.rms_eps);
                 be.rms_norm_heads(&mut qkv, k_cols, hd, nk, c.rms_eps);
             }
-            be.rope(&mut qkv, q_cols, hd, batch.positions, rope);
-            be.rope(&mut qkv, k_cols, hd, batch.positions, rope);
+            // Q and K side by side: one call, so each row's angles are computed once.
+            be.rope(&mut qkv, Cols::new(0, q + kvd), hd, batch.positions, rope);
             let (group, index) = self.kv_slot(l);
             let (pool, layer_layout) = match group {
                 KvGroup::Full => (kv.full.as_mut(), AttentionLayout { window, ..layout }),
