@@ -558,10 +558,11 @@ fn quantize_q2_k(x: &[f32]) -> BlockQ2K {
     }
 }
 
-/// Q3_K: as Q6_K, per 16-element sub-block the value of largest magnitude maps to quant -4;
-/// the 6-bit scales (magnitude at most 31) are rounded away from zero so that value is never
-/// clipped.
-fn quantize_q3_k(x: &[f32]) -> BlockQ3K {
+/// The signed sub-block scales of Q3_K and Q6_K: per 16 elements, the value of largest
+/// magnitude maps to quant `-extreme`; returns the fp16 super-block scale `d` (rounded up) and
+/// integer scales of magnitude at most `scale_max`, rounded away from zero so that value is
+/// never clipped.
+fn signed_sub_scales(x: &[f32], extreme: f32, scale_max: i32) -> (f16, [i32; 16]) {
     let mut scale = [0.0f32; 16];
     for (s, sub) in scale.iter_mut().zip(x.chunks_exact(16)) {
         let mut max = 0.0f32;
@@ -570,17 +571,26 @@ fn quantize_q3_k(x: &[f32]) -> BlockQ3K {
                 max = v;
             }
         }
-        *s = max / -4.0;
+        *s = max / -extreme;
     }
-    let d = f16_round_up(scale.iter().fold(0.0f32, |a, s| a.max(s.abs())) / 31.0);
+    let d = f16_round_up(scale.iter().fold(0.0f32, |a, s| a.max(s.abs())) / scale_max as f32);
     let df = d.to_f32();
     let mut isc = [0i32; 16];
     if df > 0.0 {
         for (o, &s) in isc.iter_mut().zip(&scale) {
-            let mag = ((s.abs() / df).ceil() as i32).clamp(0, 31);
+            let mag = ((s.abs() / df).ceil() as i32).clamp(0, scale_max);
             *o = if s < 0.0 { -mag } else { mag };
         }
     }
+    (d, isc)
+}
+
+/// Q3_K: as Q6_K, per 16-element sub-block the value of largest magnitude maps to quant -4;
+/// the 6-bit scales (magnitude at most 31) are rounded away from zero so that value is never
+/// clipped.
+fn quantize_q3_k(x: &[f32]) -> BlockQ3K {
+    let (d, isc) = signed_sub_scales(x, 4.0, 31);
+    let df = d.to_f32();
     let mut b = BlockQ3K {
         hmask: [0; 32],
         qs: [0; 64],
@@ -606,25 +616,10 @@ fn quantize_q3_k(x: &[f32]) -> BlockQ3K {
 /// Q6_K: per 16-element sub-block, the value of largest magnitude maps to quant -32; the 8-bit
 /// scales are rounded away from zero so that value is never clipped.
 fn quantize_q6_k(x: &[f32]) -> BlockQ6K {
-    let mut scale = [0.0f32; 16];
-    for (s, sub) in scale.iter_mut().zip(x.chunks_exact(16)) {
-        let mut max = 0.0f32;
-        for &v in sub {
-            if v.abs() > max.abs() {
-                max = v;
-            }
-        }
-        *s = max / -32.0;
-    }
-    let d = f16_round_up(scale.iter().fold(0.0f32, |a, s| a.max(s.abs())) / 127.0);
+    let (d, isc) = signed_sub_scales(x, 32.0, 127);
     let df = d.to_f32();
-    let mut scales = [0i8; 16];
-    if df > 0.0 {
-        for (o, &s) in scales.iter_mut().zip(&scale) {
-            let mag = ((s.abs() / df).ceil() as i32).clamp(0, 127);
-            *o = (if s < 0.0 { -mag } else { mag }) as i8;
-        }
-    }
+    // |isc| <= 127.
+    let scales = isc.map(|v| v as i8);
     let mut b = BlockQ6K {
         ql: [0; 128],
         qh: [0; 64],
