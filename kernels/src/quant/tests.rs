@@ -328,14 +328,14 @@ fn dequant_known_q5_0() {
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "Q4_1 row of 32 elements has 20 bytes, got 18")]
 fn dequant_rejects_wrong_length() {
     let mut dst = [0.0f32; 32];
     dequantize_row(GgmlType::Q4_1, &[0u8; 18], &mut dst);
 }
 
 #[test]
-#[should_panic]
+#[should_panic(expected = "64 elements, but 32 activations in q8 blocks")]
 fn vec_dot_rejects_wrong_activation_length() {
     let w = [0u8; 40];
     let q8 = [BlockQ8::default(); 1];
