@@ -3,11 +3,12 @@
 
 use std::process::Command;
 
-use journey_tests::otlp::{Collector, Received, events, hex};
+use journey_tests::otlp::{Collector, Received, events, hex, int_attr};
 use journey_tests::{
     Service, binary, start_engine, start_engine_env, start_gateway, temp_dir, tiny_model,
 };
-use proto::conventions::{span, step_event};
+use proto::conventions::{attr, span, step_event};
+use proto::telemetry::sampling::{STEP_SALT, step_sampled};
 use serde_json::json;
 
 /// Runs `n` small completions through the gateway.
@@ -283,6 +284,15 @@ async fn step_flags_change_what_is_exported() {
         half > 0 && half < steps,
         "{half} of {steps} steps at rate 0.5"
     );
+    // And exactly the steps the rate's draw picks: every exported step id is one the hash
+    // samples at 0.5 (exporting every step, or a rate of 0.9, would fail here).
+    for r in s.iter().filter(|r| r.span.name == span::SCHEDULER_STEP) {
+        let id = int_attr(&r.span.attributes, attr::STEP_ID).expect("step.id") as u64;
+        assert!(
+            step_sampled(id, STEP_SALT, 0.5),
+            "step {id} exported though the 0.5 draw skips it"
+        );
+    }
 }
 
 /// One direct gRPC `Generate` with a sampled `traceparent`, run to the end.

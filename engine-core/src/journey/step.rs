@@ -11,17 +11,13 @@ use opentelemetry::trace::{Link, Span, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
 use proto::conventions::{attr, span, step_event};
-use proto::telemetry::sampling::step_sampled;
+use proto::telemetry::sampling::{RICH_STEP_SALT, STEP_SALT, step_sampled};
 use proto::telemetry::{LiveToken, Stamp};
 
 use super::step_record::{StepRecord, StepSampling, StepSnapshot, StepTracingConfig};
 
 /// Most span links one step span carries (the SDK keeps 128); the rest are counted.
 pub const MAX_STEP_LINKS: usize = 64;
-
-/// Salts that make the batch and rich draws independent.
-const BATCH_SALT: u64 = 0x5354_4550;
-const RICH_SALT: u64 = 0x5249_4348;
 
 struct Window {
     span: SdkSpan,
@@ -48,9 +44,9 @@ impl StepTracer {
 
     /// Whether step `id` is sampled (decided from the id alone).
     pub fn sampling(&self, id: u64) -> StepSampling {
-        if !step_sampled(id, BATCH_SALT, self.cfg.sample_rate) {
+        if !step_sampled(id, STEP_SALT, self.cfg.sample_rate) {
             StepSampling::Off
-        } else if step_sampled(id, RICH_SALT, self.cfg.rich_subsample_rate) {
+        } else if step_sampled(id, RICH_STEP_SALT, self.cfg.rich_subsample_rate) {
             StepSampling::Rich
         } else {
             StepSampling::Summary

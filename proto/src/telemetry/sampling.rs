@@ -19,6 +19,12 @@ pub fn trace_sampled(trace_id: TraceId, rate: f64) -> bool {
     ratio_hit(u64::from_be_bytes(low), rate)
 }
 
+/// The salt of the engine's per-step draw (`--step-tracing-sample-rate`).
+pub const STEP_SALT: u64 = 0x5354_4550;
+/// The salt of the rich-step draw among sampled steps (`--step-tracing-rich-subsample-rate`),
+/// independent of [`STEP_SALT`]'s.
+pub const RICH_STEP_SALT: u64 = 0x5249_4348;
+
 /// Whether scheduler step `step` is sampled at `rate` (a hash of the id, so it is the same step
 /// set on every run; independent draws for different `salt`s).
 pub fn step_sampled(step: u64, salt: u64, rate: f64) -> bool {
