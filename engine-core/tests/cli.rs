@@ -162,6 +162,11 @@ fn serve_on_cuda_without_a_gpu_fails_cleanly_at_start_up() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("tiny.gguf");
     write_tiny_model(&model, &TinySpec::default()).unwrap();
+    // Checked before starting it: with a device, the server would start and serve forever.
+    if cfg!(feature = "cuda") && std::path::Path::new("/dev/nvidiactl").exists() {
+        eprintln!("skipped: this machine has an NVIDIA device; the no-GPU error is not reachable");
+        return;
+    }
     let out = engine()
         .args(["serve", "--device", "cuda", "--listen", "127.0.0.1:0"])
         .args(["--metrics-listen", "127.0.0.1:0", "--model"])
@@ -169,10 +174,6 @@ fn serve_on_cuda_without_a_gpu_fails_cleanly_at_start_up() {
         .output()
         .expect("run engine-core");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if cfg!(feature = "cuda") && std::path::Path::new("/dev/nvidiactl").exists() {
-        eprintln!("skipped: this machine has an NVIDIA device; the no-GPU error is not reachable");
-        return;
-    }
     assert!(
         !out.status.success(),
         "serve --device cuda started without a GPU"

@@ -542,11 +542,17 @@ fn the_tolerance_table_is_not_vacuous() {
     assert_eq!(failures.len(), out.len(), "{failures:#?}");
 }
 
+/// Needs a CUDA device, so `#[ignore]`d: `-- --ignored` on a GPU machine, where
+/// `JOURNEY_REQUIRE_CUDA=1` turns a missing device into a failure.
 #[cfg(feature = "cuda")]
 #[test]
+#[ignore = "needs a CUDA device: -- --ignored on a GPU machine"]
 fn cuda_backend_matches_the_references_and_the_cpu() {
     let cuda = match kernels::cuda::CudaBackend::new(0) {
         Ok(b) => b,
+        Err(e) if std::env::var_os("JOURNEY_REQUIRE_CUDA").is_some() => {
+            panic!("JOURNEY_REQUIRE_CUDA is set but there is no CUDA device: {e}")
+        }
         Err(e) => {
             eprintln!("skipped: no CUDA device ({e})");
             return;
