@@ -804,6 +804,23 @@ async fn a_dead_collector_costs_nothing_but_spans() {
         g1 < g0 + 32 * 1024,
         "gateway RSS grew from {g0} to {g1} KiB"
     );
+    // And every span was ended: a leak of one per request is far below what RSS can see, but
+    // not below the live-span gauge.
+    for svc in [&engine, &gateway] {
+        let url = svc.metrics_url();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let v = metric_value(&url, metric::TRACING_LIVE_SPANS).await;
+            if v == 0.0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{url}: {v} live spans after 200 requests to a dead collector"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
