@@ -14,6 +14,7 @@ pub mod engine;
 pub mod generate;
 pub mod journey;
 pub mod kv_cache;
+pub mod lifecycle;
 pub mod metrics;
 pub mod model;
 pub mod sampling;

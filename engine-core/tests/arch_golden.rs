@@ -7,7 +7,8 @@
 mod common;
 
 use common::golden::{Case, GAP, check_teacher_forcing, dequantized_copy, errors_against_exact};
-use engine_core::generate::{Prompt, tokenize_prompt};
+use engine_core::engine::EnginePrompt as Prompt;
+use engine_core::generate::tokenize_prompt;
 use engine_core::model::Model;
 use engine_core::model::gguf::GgufFile;
 use engine_core::model::llama::{Arch, Llama};
@@ -155,7 +156,7 @@ fn gemma3_prompt_ids_match_llama_cpp() {
     for case in &golden.cases {
         let prompt = match case.kind.as_str() {
             "raw" => Prompt::Text(case.text.clone()),
-            "chat" => Prompt::Chat(case.text.clone()),
+            "chat" => Prompt::user(case.text.clone()),
             other => panic!("unknown case kind {other}"),
         };
         let ids = tokenize_prompt(&model, &prompt).unwrap();

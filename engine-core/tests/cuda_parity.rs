@@ -7,7 +7,8 @@
 
 mod common;
 
-use engine_core::generate::{GenerateOptions, Prompt, generate};
+use engine_core::engine::EnginePrompt as Prompt;
+use engine_core::generate::{GenerateOptions, generate};
 use engine_core::model::Model;
 use engine_core::model::tiny::{TinySpec, write_tiny_model};
 use engine_core::sampling::SamplingParams;
@@ -85,7 +86,7 @@ fn smollm2_greedy_output_equals_the_cpu() {
     let Some(cuda) = cuda_or_skip() else { return };
     let prompts = [
         Prompt::Text("The capital of France is".into()),
-        Prompt::Chat("What is the capital of France?".into()),
+        Prompt::user("What is the capital of France?".into()),
         Prompt::Text("def fibonacci(n):".into()),
     ];
     same_greedy_tokens(&cuda, &common::real_model_path(), &prompts, 32);

@@ -10,7 +10,8 @@ mod common;
 use std::sync::OnceLock;
 
 use common::golden::{Case, GAP, check_teacher_forcing};
-use engine_core::generate::{GenerateOptions, Prompt, generate, tokenize_prompt};
+use engine_core::engine::EnginePrompt as Prompt;
+use engine_core::generate::{GenerateOptions, generate, tokenize_prompt};
 use engine_core::model::Model;
 use engine_core::sampling::SamplingParams;
 use kernels::CpuBackend;
@@ -40,7 +41,7 @@ fn golden() -> Golden {
 fn prompt_of(case: &Case) -> Prompt {
     match case.kind.as_str() {
         "raw" => Prompt::Text(case.text.clone()),
-        "chat" => Prompt::Chat(case.text.clone()),
+        "chat" => Prompt::user(case.text.clone()),
         other => panic!("unknown case kind {other}"),
     }
 }

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use engine_core::generate::{GenerateOptions, Prompt, generate};
+use engine_core::engine::EnginePrompt;
+use engine_core::generate::{GenerateOptions, generate};
 use engine_core::model::Model;
 use engine_core::sampling::SamplingParams;
 use kernels::CpuBackend;
@@ -64,9 +65,9 @@ pub struct GenerateArgs {
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     let prompt = match (&args.prompt, &args.prompt_token_ids) {
-        (Some(p), _) if args.chat => Prompt::Chat(p.clone()),
-        (Some(p), _) => Prompt::Text(p.clone()),
-        (None, Some(ids)) => Prompt::TokenIds(ids.clone()),
+        (Some(p), _) if args.chat => EnginePrompt::user(p.clone()),
+        (Some(p), _) => EnginePrompt::Text(p.clone()),
+        (None, Some(ids)) => EnginePrompt::TokenIds(ids.clone()),
         (None, None) => bail!("give --prompt or --prompt-token-ids"),
     };
     if args.block_size == 0 {

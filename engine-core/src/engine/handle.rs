@@ -1,19 +1,22 @@
 //! The engine's client side: a cheap, cloneable handle that validates and queues requests and
 //! reads the step loop's published stats. Nothing here touches the model or the scheduler.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::HashMap;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-use super::events::{RequestEvent, epoch_now};
+use proto::telemetry::Stamp;
+
+use super::events::RequestEvent;
 use super::request::{EngineRequest, prompt_ids};
 use super::{Command, EngineError, Submitted};
+pub use crate::lifecycle::EngineStats;
 use crate::model::chat_template::ChatTemplate;
 use crate::model::tokenizer::Tokenizer;
+use crate::scheduler::RequestId;
 
 /// Facts about the loaded model and the engine's geometry, fixed at spawn.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,31 +45,66 @@ pub struct ModelFacts {
     pub device: String,
 }
 
-/// Live engine counters, published by the step loop (once per step, and before every
-/// `Finished` event, so a client that saw its last `Finished` sees the pool already freed).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EngineStats {
-    /// KV blocks in the pool.
-    pub kv_blocks_total: usize,
-    /// KV blocks held by requests.
-    pub kv_blocks_used: usize,
-    /// KV blocks holding a cached prompt prefix (held by requests or free to evict).
-    pub kv_blocks_cached: usize,
-    /// Requests running.
-    pub num_running: usize,
-    /// Requests waiting (preempted ones included).
-    pub num_waiting: usize,
-    /// Preemptions since start.
-    pub num_preemptions_total: u64,
-    /// Requests finished since start (any reason).
-    pub num_requests_finished: u64,
-}
-
-/// Which external ids are live; `stopped` once the loop no longer takes requests.
+/// The admission state of every live request, owned here and nowhere else: which client ids
+/// are live (and their engine ids), how many are still waiting for their first scheduling
+/// (bounded by `max_waiting`), and whether the engine still takes requests. Handles admit;
+/// the step loop's [`Published`](super::published::Published) observer moves requests on.
 #[derive(Debug, Default)]
 pub(super) struct Gate {
-    pub live: HashSet<String>,
+    live: HashMap<String, Live>,
+    queued: usize,
+    next_id: u64,
     pub stopped: bool,
+}
+
+#[derive(Debug)]
+struct Live {
+    id: RequestId,
+    /// Not yet scheduled once: counts against `max_waiting`.
+    queued: bool,
+}
+
+impl Gate {
+    /// Admits `name` under a fresh engine id, or says why not.
+    fn admit(&mut self, name: &str, max_waiting: usize) -> Result<RequestId, EngineError> {
+        if self.stopped {
+            return Err(EngineError::Stopped);
+        }
+        if self.live.contains_key(name) {
+            return Err(EngineError::InvalidRequest(format!(
+                "request id {name:?} is already in use"
+            )));
+        }
+        if self.queued >= max_waiting {
+            return Err(EngineError::Overloaded);
+        }
+        let id = RequestId(self.next_id);
+        self.next_id += 1;
+        self.queued += 1;
+        self.live.insert(name.to_owned(), Live { id, queued: true });
+        Ok(id)
+    }
+
+    /// The engine id of live request `name`.
+    fn id_of(&self, name: &str) -> Option<RequestId> {
+        self.live.get(name).map(|l| l.id)
+    }
+
+    /// `name` was scheduled for the first time: it no longer counts as waiting.
+    pub fn scheduled(&mut self, name: &str) {
+        if let Some(l) = self.live.get_mut(name)
+            && std::mem::take(&mut l.queued)
+        {
+            self.queued -= 1;
+        }
+    }
+
+    /// `name` left the engine: its id is free again.
+    pub fn left(&mut self, name: &str) {
+        if self.live.remove(name).is_some_and(|l| l.queued) {
+            self.queued -= 1;
+        }
+    }
 }
 
 /// State shared by the handles and the step loop.
@@ -76,8 +114,6 @@ pub(super) struct Shared {
     pub chat_template: Option<ChatTemplate>,
     pub max_waiting: usize,
     pub gate: Mutex<Gate>,
-    /// Requests accepted and not yet scheduled for the first time.
-    pub queued: AtomicUsize,
     pub stats: Mutex<EngineStats>,
     pub thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -108,7 +144,7 @@ impl EngineHandle {
         &self,
         req: EngineRequest,
     ) -> Result<UnboundedReceiver<RequestEvent>, EngineError> {
-        let arrived = epoch_now();
+        let arrived = Stamp::now();
         req.params
             .validate()
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
@@ -116,39 +152,28 @@ impl EngineHandle {
         let prompt = prompt_ids(
             &s.tokenizer,
             s.chat_template.as_ref(),
-            &s.facts,
+            s.facts.vocab_size,
+            s.facts.context_length,
             &req.prompt,
         )?;
         let mut gate = s.gate();
-        if gate.stopped {
-            return Err(EngineError::Stopped);
-        }
-        if gate.live.contains(&req.id) {
-            return Err(EngineError::InvalidRequest(format!(
-                "request id {:?} is already in use",
-                req.id
-            )));
-        }
-        let max = s.max_waiting;
-        s.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .map_err(|_| EngineError::Overloaded)?;
+        let id = gate.admit(&req.id, s.max_waiting)?;
         let (events, rx) = unbounded_channel();
         let sub = Submitted {
-            id: req.id.clone(),
+            id,
+            name: req.id,
             prompt,
             params: req.params,
             events,
             arrived,
             trace: req.trace,
         };
-        if self.commands.send(Command::Submit(Box::new(sub))).is_err() {
-            s.queued.fetch_sub(1, Ordering::AcqRel);
+        if let Err(failed) = self.commands.send(Command::Submit(Box::new(sub))) {
+            if let Command::Submit(sub) = failed.0 {
+                gate.left(&sub.name);
+            }
             return Err(EngineError::Stopped);
         }
-        gate.live.insert(req.id);
         Ok(rx)
     }
 
@@ -156,11 +181,8 @@ impl EngineHandle {
     /// False when no live request has this id.
     pub fn abort(&self, request_id: &str) -> bool {
         let gate = self.shared.gate();
-        gate.live.contains(request_id)
-            && self
-                .commands
-                .send(Command::Abort(request_id.to_owned()))
-                .is_ok()
+        gate.id_of(request_id)
+            .is_some_and(|id| self.commands.send(Command::Abort(id)).is_ok())
     }
 
     /// The latest published counters.

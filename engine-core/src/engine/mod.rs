@@ -5,40 +5,52 @@
 //! token events) and vLLM v1's `EngineCore` (each step: take new requests, schedule, run one
 //! batch for all scheduled tokens, sample, detokenize, check stops, emit, free). A step builds a
 //! single [`ForwardBatch`](crate::model::llama::ForwardBatch) mixing prefill chunks and decode
-//! tokens; the forward pass is batch invariant, so outputs equal [`crate::generate::generate`]'s
-//! whatever the batching, chunking or preemption.
+//! tokens; the forward pass is batch invariant, so outputs equal a request's alone
+//! ([`crate::generate::generate`], the same engine with one sequence) whatever the batching,
+//! chunking or preemption.
 //!
 //! - [`EngineHandle`]: `submit` (validates and tokenizes; bounded by `max_waiting`), `abort`,
 //!   `stats`, `model_facts`, `shutdown`.
 //! - [`RequestEvent`]: `Started`, `Tokens`..., then exactly one `Finished`.
 //! - A failed event send means the client left: the request is aborted in that step.
+//! - The step loop ([`step`]) states lifecycle events to its observers (`observers`): metrics,
+//!   journey tracing, and what the handles read (`published`).
 
 mod batch;
 mod events;
 mod handle;
+mod observers;
+mod published;
 mod request;
 mod sequence;
 mod step;
 #[cfg(test)]
 mod tests;
+mod thread;
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
 use kernels::Backend;
+use proto::telemetry::Stamp;
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use events::{FinishReason, PromptLogprob, RequestEvent, Timings, TokenLogprobs, Usage};
-pub use handle::{EngineHandle, EngineStats, ModelFacts};
+pub use events::{PromptLogprob, RequestEvent, TokenLogprobs};
+pub use handle::{EngineHandle, ModelFacts};
 pub use request::{EnginePrompt, EngineRequest};
 
-use crate::journey::{CoreTracer, StepTracer, TraceContext};
+use crate::journey::{CoreTracer, JourneyObserver, StepTracer, TraceContext};
+pub use crate::lifecycle::{
+    EngineStats, Finish, FinishReason, Finished, RequestFailure, StopReason, Timings, Usage,
+};
 use crate::metrics::EngineMetrics;
 use crate::model::Model;
 use crate::model::llama::ModelError;
 use crate::sampling::SamplingParams;
-use crate::scheduler::{Scheduler, SchedulerConfig, WindowKv};
+use crate::scheduler::RequestId;
 use handle::{Gate, Shared};
+pub(crate) use observers::Observers;
+pub(crate) use request::prompt_ids;
+pub(crate) use step::{EngineCore, kv_and_scheduler};
 
 /// Engine limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,20 +118,23 @@ pub enum SpawnError {
     Thread(#[from] std::io::Error),
 }
 
-/// A validated request on its way to the step thread.
+/// A validated request on its way to the step loop.
 pub(crate) struct Submitted {
-    id: String,
-    prompt: Vec<u32>,
-    params: SamplingParams,
-    events: UnboundedSender<RequestEvent>,
-    arrived: f64,
-    trace: TraceContext,
+    /// The engine's id (unique for the engine's life).
+    pub id: RequestId,
+    /// The client's id.
+    pub name: String,
+    pub prompt: Vec<u32>,
+    pub params: SamplingParams,
+    pub events: UnboundedSender<RequestEvent>,
+    pub arrived: Stamp,
+    pub trace: TraceContext,
 }
 
 /// Messages from handles to the step thread.
 pub(crate) enum Command {
     Submit(Box<Submitted>),
-    Abort(String),
+    Abort(RequestId),
     Shutdown,
 }
 
@@ -150,46 +165,12 @@ pub fn spawn_engine_with<B: Backend + 'static>(
     cfg: EngineConfig,
     telemetry: EngineTelemetry,
 ) -> Result<EngineHandle, SpawnError> {
-    let zero = [
-        ("block_size", cfg.block_size),
-        ("kv_blocks", cfg.kv_blocks),
-        ("max_num_batched_tokens", cfg.max_num_batched_tokens),
-        ("max_num_seqs", cfg.max_num_seqs),
-    ];
-    if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
-        return Err(SpawnError::InvalidConfig(format!(
-            "{name} must be positive"
-        )));
-    }
+    let parts = kv_and_scheduler(&model.llama, &cfg)?;
     let Model {
         llama,
         tokenizer,
         chat_template,
     } = model;
-    let window_blocks = cfg.window_kv_blocks.unwrap_or(cfg.kv_blocks);
-    let window = llama.kv_window().map(|window| WindowKv {
-        window,
-        num_blocks: window_blocks,
-    });
-    if let Some(w) = window {
-        // One sequence alone must always fit, or it would wait forever.
-        let one = crate::kv_cache::KvBudget {
-            full_block_bytes: 1,
-            window_block_bytes: 1,
-            block_size: cfg.block_size,
-            window: Some(w.window),
-            max_num_seqs: 1,
-            max_num_batched_tokens: cfg.max_num_batched_tokens,
-        }
-        .window_need();
-        if w.num_blocks < one {
-            return Err(SpawnError::InvalidConfig(format!(
-                "the sliding-window KV pool has {} blocks; one sequence needs {one}",
-                w.num_blocks
-            )));
-        }
-    }
-    let pool = llama.alloc_kv_cache(cfg.kv_blocks, window_blocks, cfg.block_size)?;
     let c = llama.config();
     let facts = ModelFacts {
         name: cfg
@@ -206,33 +187,34 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         block_size: cfg.block_size,
         device: llama.backend().device_name().to_owned(),
     };
-    let sched = Scheduler::new(SchedulerConfig {
-        max_num_batched_tokens: cfg.max_num_batched_tokens,
-        max_num_seqs: cfg.max_num_seqs,
-        max_model_len: c.context_length,
-        num_kv_blocks: cfg.kv_blocks,
-        block_size: cfg.block_size,
-        enable_prefix_caching: cfg.enable_prefix_caching,
-        window,
-    });
     let shared = Arc::new(Shared {
         facts,
         tokenizer: Arc::new(tokenizer),
         chat_template,
         max_waiting: cfg.max_waiting,
         gate: Mutex::new(Gate::default()),
-        queued: AtomicUsize::new(0),
         stats: Mutex::new(EngineStats {
             kv_blocks_total: cfg.kv_blocks,
             ..EngineStats::default()
         }),
         thread: Mutex::new(None),
     });
+    let observers = Observers {
+        metrics: telemetry.metrics,
+        journey: JourneyObserver::new(telemetry.core, telemetry.steps),
+        published: Some(published::Published {
+            shared: Arc::clone(&shared),
+        }),
+    };
     let (tx, rx) = std::sync::mpsc::channel();
-    let engine = step::EngineLoop::new(llama, pool, sched, Arc::clone(&shared), rx, telemetry);
+    let thread_shared = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name("engine-step".into())
-        .spawn(move || engine.run())?;
+        .spawn(move || {
+            let tokenizer = Arc::clone(&thread_shared.tokenizer);
+            let core = EngineCore::new(&llama, &tokenizer, parts, observers);
+            thread::run(core, &thread_shared, &rx);
+        })?;
     *shared
         .thread
         .lock()

@@ -7,7 +7,6 @@ use crate::model::tokenizer::Tokenizer;
 use crate::sampling::SamplingParams;
 
 use super::EngineError;
-use super::handle::ModelFacts;
 
 /// A generation request.
 #[derive(Clone, Debug)]
@@ -38,12 +37,26 @@ pub enum EnginePrompt {
     },
 }
 
+impl EnginePrompt {
+    /// One user message, with the assistant turn's opening after it.
+    pub fn user(text: impl Into<String>) -> Self {
+        Self::Chat {
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: text.into(),
+            }],
+            add_generation_prompt: true,
+        }
+    }
+}
+
 /// Token ids of `prompt`, checked against the model: not empty, in the vocabulary, shorter
-/// than the context. Same rules as [`crate::generate::tokenize_prompt`].
-pub(super) fn prompt_ids(
+/// than the context.
+pub(crate) fn prompt_ids(
     tokenizer: &Tokenizer,
     template: Option<&ChatTemplate>,
-    facts: &ModelFacts,
+    vocab_size: usize,
+    context_length: usize,
     prompt: &EnginePrompt,
 ) -> Result<Vec<u32>, EngineError> {
     let invalid = |m: String| EngineError::InvalidRequest(m);
@@ -69,17 +82,17 @@ pub(super) fn prompt_ids(
     if ids.is_empty() {
         return Err(invalid("the prompt is empty".into()));
     }
-    if let Some(id) = ids.iter().find(|&&id| id as usize >= facts.vocab_size) {
+    if let Some(id) = ids.iter().find(|&&id| id as usize >= vocab_size) {
         return Err(invalid(format!(
             "prompt token id {id} is outside the vocabulary of {}",
-            facts.vocab_size
+            vocab_size
         )));
     }
-    if ids.len() >= facts.context_length {
+    if ids.len() >= context_length {
         return Err(invalid(format!(
             "prompt of {} tokens does not fit the context of {}",
             ids.len(),
-            facts.context_length
+            context_length
         )));
     }
     Ok(ids)

@@ -1,27 +1,17 @@
 //! One request's engine-side state: its tokens, sampler, detokenizer, stop matcher, event
-//! sender and timings. The token rules mirror [`crate::generate::generate`] line for line, so
-//! the batched engine and the reference loop agree.
+//! sender and timings.
 
 use std::ops::Range;
-use std::time::Instant;
 
+use proto::telemetry::Stamp;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::events::{
-    FinishReason, PromptLogprob, RequestEvent, Timings, TokenLogprobs, Usage, epoch_now,
-};
-use crate::journey::{CoreSpan, Progress, Transition};
+use super::events::{PromptLogprob, RequestEvent, TokenLogprobs};
+use crate::lifecycle::{Finish, Finished, Progress, StopReason, Timings, Usage};
 use crate::model::tokenizer::{IncrementalDecoder, Tokenizer};
 use crate::sampling::{
     Sampler, SamplingParams, StopMatcher, StopOutcome, logprob_of, top_logprobs,
 };
-
-/// How a request ended, as decided by its last token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Finish {
-    pub reason: FinishReason,
-    pub stop_reason: Option<String>,
-}
 
 /// What one sampled token produced.
 pub(super) struct TokenOutput {
@@ -47,16 +37,8 @@ pub(super) struct Sequence {
     started: bool,
     events: UnboundedSender<RequestEvent>,
     pub timings: Timings,
-    /// Still counted against `max_waiting` (not yet scheduled once).
-    pub in_queue: bool,
     /// High-water mark of prompt tokens computed (survives preemption).
     pub prefill_done: usize,
-    /// Times it was preempted.
-    pub num_preemptions: u32,
-    /// When its previous token was sampled (for inter-token latency).
-    pub last_token_at: Option<Instant>,
-    /// Its `llm_core` span, when traced.
-    pub journey: Option<CoreSpan>,
 }
 
 /// Everything a sequence starts from.
@@ -66,7 +48,7 @@ pub(super) struct SequenceInit {
     pub params: SamplingParams,
     pub max_output: usize,
     pub events: UnboundedSender<RequestEvent>,
-    pub arrived: f64,
+    pub arrived: Stamp,
 }
 
 impl Sequence {
@@ -85,35 +67,22 @@ impl Sequence {
             name: init.name,
             events: init.events,
             timings: Timings {
-                arrived: init.arrived,
-                queued: epoch_now(),
-                ..Timings::default()
+                queued: Some(Stamp::now()),
+                ..Timings::new(init.arrived)
             },
-            in_queue: true,
             prefill_done: 0,
-            num_preemptions: 0,
-            last_token_at: None,
-            journey: None,
         }
     }
 
-    /// The progress snapshot of its journey events at scheduler step `step`.
-    pub fn progress(&self, step: u64) -> Progress {
+    /// Where it stands at scheduler step `step`, preempted `preemptions` times.
+    pub fn progress(&self, step: u64, preemptions: u32) -> Progress {
         Progress {
             step,
             prompt_tokens: self.num_prompt,
             prefill_done: self.prefill_done,
             output_tokens: self.num_output(),
             max_tokens: self.max_output,
-            preemptions: self.num_preemptions,
-        }
-    }
-
-    /// Records a journey transition, when traced.
-    pub fn journey_event(&mut self, t: Transition, step: u64) {
-        let p = self.progress(step);
-        if let Some(j) = self.journey.as_mut() {
-            j.record(t, p);
+            preemptions,
         }
     }
 
@@ -187,28 +156,21 @@ impl Sequence {
     }
 
     fn check_finish(&mut self, tok: &Tokenizer, token: u32, text: &mut String) -> Option<Finish> {
-        let stop = |stop_reason| Finish {
-            reason: FinishReason::Stop,
-            stop_reason,
-        };
         let mut finish = if !self.params.ignore_eos && tok.is_eog(token) {
-            Some(stop(None))
+            Some(Finish::Stop(StopReason::Eos))
         } else if self.params.stop_token_ids.contains(&token) {
-            Some(stop(Some(token.to_string())))
+            Some(Finish::Stop(StopReason::Token(token)))
         } else {
             if let Some(delta) = self.decoder.push(tok, token) {
                 match self.stops.push(&delta) {
                     StopOutcome::Continue { emit } => text.push_str(&emit),
                     StopOutcome::Stopped { emit, stop: s } => {
                         text.push_str(&emit);
-                        return Some(stop(Some(s)));
+                        return Some(Finish::Stop(StopReason::Text(s)));
                     }
                 }
             }
-            (self.num_output() == self.max_output).then_some(Finish {
-                reason: FinishReason::Length,
-                stop_reason: None,
-            })
+            (self.num_output() == self.max_output).then_some(Finish::Length)
         };
         // Release text held back for an incomplete character or a possible stop prefix.
         if finish.is_some() {
@@ -220,7 +182,7 @@ impl Sequence {
                 }
                 StopOutcome::Stopped { emit, stop: s } => {
                     text.push_str(&emit);
-                    finish = Some(stop(Some(s)));
+                    finish = Some(Finish::Stop(StopReason::Text(s)));
                 }
             }
         }
@@ -232,18 +194,17 @@ impl Sequence {
         self.events.send(event).is_ok()
     }
 
-    /// The final event.
-    pub fn finished_event(&mut self, finish: Finish) -> RequestEvent {
-        self.timings.finished = epoch_now();
-        self.timings.num_preemptions = self.num_preemptions;
-        RequestEvent::Finished {
-            reason: finish.reason,
-            stop_reason: finish.stop_reason,
+    /// What is known about it as it leaves, preempted `num_preemptions` times.
+    pub fn finished(&mut self, finish: Finish, num_preemptions: u32) -> Finished {
+        self.timings.finished = Some(Stamp::now());
+        Finished {
+            finish,
             usage: Usage {
                 prompt_tokens: self.num_prompt as u32,
                 completion_tokens: self.num_output() as u32,
             },
             timings: self.timings,
+            num_preemptions,
         }
     }
 }

@@ -1,157 +1,128 @@
-//! The step loop: the only owner of the model, the KV pool, the scheduler and the requests.
+//! The step loop: [`EngineCore`] owns the KV pool, the scheduler and every live request, and
+//! runs one step at a time. Each step: schedule, run one forward batch, record prompt logprobs,
+//! sample where a chunk reached the end of a sequence's known tokens, send tokens, and finish
+//! requests (freeing their blocks) in the same step.
 //!
-//! Each step: take every pending command (blocking only when idle), schedule, run one forward
-//! batch, record prompt logprobs, sample where a chunk reached the end of a sequence's known
-//! tokens, emit events, and finish requests (freeing their blocks) in the same step.
+//! It states what happened, once, as lifecycle events ([`crate::lifecycle`]) to its
+//! observers; it keeps no tracing or metrics code of its own.
 
 use std::collections::HashMap;
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::Instant;
 
 use kernels::Backend;
-
 use proto::telemetry::Stamp;
 
 use super::batch::{self, Plan};
-use super::events::{FinishReason, epoch_now};
-use super::handle::{EngineStats, Shared};
-use super::sequence::{Finish, Sequence, SequenceInit};
-use super::{Command, EngineTelemetry, Submitted};
-use crate::journey::{
-    CoreSpan, CoreTracer, StepRecord, StepSampling, StepSnapshot, StepTracer, TraceContext,
-    Transition,
+use super::events::RequestEvent;
+use super::observers::Observers;
+use super::sequence::{Sequence, SequenceInit};
+use super::{EngineConfig, SpawnError, Submitted};
+use crate::kv_cache::{KvBudget, prefix_hashes};
+use crate::lifecycle::{
+    AbortCause, Admission, EngineObserver, EngineStats, Event, Finish, RequestFailure, RequestRef,
+    RequestSnapshot, StepBegin, StepEnd, TokenTiming,
 };
-use crate::kv_cache::prefix_hashes;
-use crate::metrics::EngineMetrics;
 use crate::model::llama::{ForwardBatch, KvCache, Llama, ModelError};
 use crate::model::tokenizer::Tokenizer;
-use crate::scheduler::{IgnoredPrompt, RequestId, ScheduleKind, Scheduler, SchedulerOutput};
+use crate::scheduler::{
+    IgnoredPrompt, KvRelease, RequestId, ScheduleKind, Scheduler, SchedulerConfig, SchedulerOutput,
+    WindowKv,
+};
 
-/// The engine thread's state.
-pub(super) struct EngineLoop<B: Backend> {
-    llama: Llama<B>,
+/// The engine's state for one model: KV pool, scheduler, live requests, observers.
+pub(crate) struct EngineCore<'m, B: Backend> {
+    llama: &'m Llama<B>,
+    tokenizer: &'m Tokenizer,
     pool: KvCache<B>,
     sched: Scheduler,
-    shared: Arc<Shared>,
-    commands: Receiver<Command>,
+    /// Engine-side state of every live request (the scheduler keeps its scheduling state
+    /// under the same id; the handles' gate only which client ids are live).
     seqs: HashMap<RequestId, Sequence>,
-    by_name: HashMap<String, RequestId>,
+    observers: Observers,
     finished_total: u64,
-    /// Every handle is gone: finish what is live, then exit.
-    disconnected: bool,
-    /// The engine is stopping: requests still live end with reason `shutdown`.
-    stopping: bool,
-    core: Option<CoreTracer>,
-    steps: Option<StepTracer>,
-    metrics: Arc<EngineMetrics>,
     /// Requests finished in the current step.
     finished_in_step: usize,
 }
 
-fn finish(reason: FinishReason, stop_reason: Option<String>) -> Finish {
-    Finish {
-        reason,
-        stop_reason,
+/// The KV pool and scheduler `cfg` asks for, checked.
+pub(crate) fn kv_and_scheduler<B: Backend>(
+    llama: &Llama<B>,
+    cfg: &EngineConfig,
+) -> Result<(KvCache<B>, Scheduler), SpawnError> {
+    let zero = [
+        ("block_size", cfg.block_size),
+        ("kv_blocks", cfg.kv_blocks),
+        ("max_num_batched_tokens", cfg.max_num_batched_tokens),
+        ("max_num_seqs", cfg.max_num_seqs),
+    ];
+    if let Some((name, _)) = zero.iter().find(|(_, v)| *v == 0) {
+        return Err(SpawnError::InvalidConfig(format!(
+            "{name} must be positive"
+        )));
     }
+    let window_blocks = cfg.window_kv_blocks.unwrap_or(cfg.kv_blocks);
+    let window = llama.kv_window().map(|window| WindowKv {
+        window,
+        num_blocks: window_blocks,
+    });
+    if let Some(w) = window {
+        // One sequence alone must always fit, or it would wait forever.
+        let one = KvBudget {
+            full_block_bytes: 1,
+            window_block_bytes: 1,
+            block_size: cfg.block_size,
+            window: Some(w.window),
+            max_num_seqs: 1,
+            max_num_batched_tokens: cfg.max_num_batched_tokens,
+        }
+        .window_need();
+        if w.num_blocks < one {
+            return Err(SpawnError::InvalidConfig(format!(
+                "the sliding-window KV pool has {} blocks; one sequence needs {one}",
+                w.num_blocks
+            )));
+        }
+    }
+    let pool = llama.alloc_kv_cache(cfg.kv_blocks, window_blocks, cfg.block_size)?;
+    let sched = Scheduler::new(SchedulerConfig {
+        max_num_batched_tokens: cfg.max_num_batched_tokens,
+        max_num_seqs: cfg.max_num_seqs,
+        max_model_len: llama.config().context_length,
+        num_kv_blocks: cfg.kv_blocks,
+        block_size: cfg.block_size,
+        enable_prefix_caching: cfg.enable_prefix_caching,
+        window,
+    });
+    Ok((pool, sched))
 }
 
-impl<B: Backend> EngineLoop<B> {
+impl<'m, B: Backend> EngineCore<'m, B> {
+    /// An idle engine over `pool` and `sched` (from [`kv_and_scheduler`]).
     pub fn new(
-        llama: Llama<B>,
-        pool: KvCache<B>,
-        sched: Scheduler,
-        shared: Arc<Shared>,
-        commands: Receiver<Command>,
-        telemetry: EngineTelemetry,
+        llama: &'m Llama<B>,
+        tokenizer: &'m Tokenizer,
+        (pool, sched): (KvCache<B>, Scheduler),
+        observers: Observers,
     ) -> Self {
         Self {
-            stopping: false,
-            core: telemetry.core,
-            steps: telemetry.steps,
-            metrics: telemetry.metrics,
-            finished_in_step: 0,
             llama,
+            tokenizer,
             pool,
             sched,
-            shared,
-            commands,
             seqs: HashMap::new(),
-            by_name: HashMap::new(),
+            observers,
             finished_total: 0,
-            disconnected: false,
+            finished_in_step: 0,
         }
     }
 
-    /// Runs until shutdown, or until every handle is dropped and nothing is live. A panic in a
-    /// step stops the engine but still finishes every live request (with `Error`).
-    pub fn run(mut self) {
-        let served = std::panic::catch_unwind(AssertUnwindSafe(|| self.serve()));
-        let reason = match served {
-            Ok(()) => FinishReason::Aborted,
-            Err(_) => {
-                eprintln!("engine-step: a step panicked; stopping the engine");
-                FinishReason::Error
-            }
-        };
-        self.stop(reason);
+    /// True while any request is live.
+    pub fn has_unfinished(&self) -> bool {
+        self.sched.has_unfinished()
     }
 
-    fn serve(&mut self) {
-        while self.take_commands() {
-            if self.sched.has_unfinished() {
-                self.step();
-            }
-        }
-    }
-
-    /// Applies pending commands, blocking while idle; false when the loop must end.
-    fn take_commands(&mut self) -> bool {
-        if !self.sched.has_unfinished() {
-            if self.disconnected {
-                return false;
-            }
-            let Ok(c) = self.commands.recv() else {
-                return false;
-            };
-            if !self.command(c) {
-                return false;
-            }
-        }
-        loop {
-            match self.commands.try_recv() {
-                Ok(c) => {
-                    if !self.command(c) {
-                        return false;
-                    }
-                }
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => {
-                    self.disconnected = true;
-                    return true;
-                }
-            }
-        }
-    }
-
-    /// Applies one command; false on shutdown.
-    fn command(&mut self, c: Command) -> bool {
-        match c {
-            Command::Submit(sub) => self.add(*sub),
-            Command::Abort(name) => {
-                if let Some(&id) = self.by_name.get(&name) {
-                    self.finish(id, finish(FinishReason::Aborted, None));
-                }
-            }
-            Command::Shutdown => return false,
-        }
-        true
-    }
-
-    /// Queues a submitted request, or finishes it as `Ignored` if it can never run.
-    fn add(&mut self, sub: Submitted) {
+    /// Queues a submitted request, or finishes it as ignored if it can never run.
+    pub fn add(&mut self, sub: Submitted) {
         let n = sub.prompt.len();
         let cfg = *self.sched.config();
         // Prompt logprobs need the logits of every prompt position: no cached prefix.
@@ -165,178 +136,141 @@ impl<B: Backend> EngineLoop<B> {
         let max_output = (sub.params.max_tokens as usize)
             .min(cfg.max_model_len.saturating_sub(n))
             .min((capacity + 1).saturating_sub(n));
-        let mut seq = Sequence::new(SequenceInit {
-            name: sub.id,
+        let seq = Sequence::new(SequenceInit {
+            name: sub.name,
             prompt: sub.prompt,
             params: sub.params,
             max_output,
             events: sub.events,
             arrived: sub.arrived,
         });
-        start_journey(self.core.as_ref(), &sub.trace, &mut seq, self.sched.step());
-        match self.sched.add_request_with_prefix(n, hashes) {
-            Ok(id) => {
-                self.by_name.insert(seq.name.clone(), id);
+        let id = sub.id;
+        let req = RequestRef {
+            id,
+            name: &seq.name,
+            progress: seq.progress(self.sched.step(), 0),
+        };
+        let queued = Event::Queued { trace: &sub.trace };
+        self.observers.on_request(&req, &queued);
+        match self.sched.add(id, n, hashes) {
+            Ok(()) => {
                 self.seqs.insert(id, seq);
             }
-            Err(IgnoredPrompt(msg)) => self.retire(seq, finish(FinishReason::Ignored, Some(msg))),
+            Err(IgnoredPrompt(msg)) => {
+                self.retire(id, seq, Finish::Failed(RequestFailure::Ignored(msg)), 0);
+            }
         }
     }
 
+    /// Aborts live request `id` (waiting or running); unknown ids are ignored.
+    pub fn abort(&mut self, id: RequestId, cause: AbortCause) {
+        self.finish(id, Finish::Aborted(cause));
+    }
+
     /// One scheduling step and its forward pass.
-    fn step(&mut self) {
-        let start = Stamp::now();
+    pub fn step(&mut self) {
+        let started = Stamp::now();
         let began = Instant::now();
         let out = self.sched.schedule();
-        let schedule_us = began.elapsed().as_micros() as u64;
+        let schedule_time = began.elapsed();
         let step = self.sched.step();
-        let sampling = self
-            .steps
-            .as_ref()
-            .map_or(StepSampling::Off, |t| t.sampling(step));
+        self.observers.on_step_begin(&StepBegin {
+            step,
+            scheduled: &out.scheduled,
+        });
         self.on_scheduled(&out, step);
-        let mut record = (sampling != StepSampling::Off).then(|| self.step_links(&out));
         self.finished_in_step = 0;
         let forward_began = Instant::now();
         let plan = batch::plan(&out, &self.seqs);
         match self.forward(&plan) {
             Ok(mut logits) => {
-                let secs = forward_began.elapsed().as_secs_f64();
-                self.process(&plan, &mut logits, secs);
+                let took = forward_began.elapsed();
+                self.process(&plan, &mut logits, took);
             }
             Err(e) => {
                 eprintln!("engine-step: step {} failed: {e}", out.step);
                 for part in &plan.parts {
-                    let msg = format!("the model failed: {e}");
-                    self.finish(part.id, finish(FinishReason::Error, Some(msg)));
+                    let failure = RequestFailure::Model(e.to_string());
+                    self.finish(part.id, Finish::Failed(failure));
                 }
             }
         }
-        let model_us = forward_began.elapsed().as_micros() as u64;
-        self.publish();
-        self.metrics.on_step(out.num_tokens(), out.scheduled.len());
-        if let Some(r) = record.as_mut() {
-            self.fill_step_record(r, &out, sampling, start, (schedule_us, model_us));
-        }
-        if let Some(tracer) = self.steps.as_mut() {
-            if let Some(r) = &record {
-                tracer.record(r);
-            }
-            tracer.after_step(step);
-        }
+        let model_time = forward_began.elapsed();
+        let load = self.load();
+        let snapshots = || snapshots(&self.sched, &self.seqs, &out);
+        self.observers.on_step_end(&StepEnd {
+            step,
+            started,
+            ended: Stamp::now(),
+            schedule_time,
+            model_time,
+            batch: &out.stats,
+            num_preempted: out.preempted.len(),
+            num_finished: self.finished_in_step,
+            load: &load,
+            snapshots: &snapshots,
+        });
     }
 
-    /// Journey bookkeeping of a schedule: preemptions, prefill high-water marks, first and
-    /// resumed schedulings.
+    /// Finishes every live request with `finish`, then tells the observers the engine stops.
+    pub fn stop(&mut self, finish: &Finish) {
+        let mut live: Vec<RequestId> = self.seqs.keys().copied().collect();
+        live.sort_unstable();
+        for id in live {
+            self.finish(id, finish.clone());
+        }
+        self.observers.on_stop();
+    }
+
+    /// The scheduler's preemption count of `id`, the one place it is kept.
+    fn preemptions(&self, id: RequestId) -> u32 {
+        self.sched.request(id).map_or(0, |r| r.num_preemptions)
+    }
+
+    /// States the preemptions and first or resumed schedulings of a step, and moves the
+    /// prefill high-water marks.
     fn on_scheduled(&mut self, out: &SchedulerOutput, step: u64) {
-        for id in &out.preempted {
-            if let Some(seq) = self.seqs.get_mut(id) {
-                seq.num_preemptions += 1;
-                self.metrics.on_preempted();
-                seq.journey_event(Transition::Preempted, step);
+        for &id in &out.preempted {
+            let preemptions = self.preemptions(id);
+            if let Some(seq) = self.seqs.get(&id) {
+                let req = RequestRef {
+                    id,
+                    name: &seq.name,
+                    progress: seq.progress(step, preemptions),
+                };
+                self.observers.on_request(&req, &Event::Preempted);
             }
         }
         for s in &out.scheduled {
+            let (preemptions, cached) = self
+                .sched
+                .request(s.id)
+                .map_or((0, 0), |r| (r.num_preemptions, r.num_cached_tokens));
             let Some(seq) = self.seqs.get_mut(&s.id) else {
                 continue;
             };
             seq.prefill_done = seq
                 .prefill_done
                 .max((s.start + s.num_tokens).min(seq.num_prompt));
-            if s.kind != ScheduleKind::Continue {
-                let cached = self.sched.request(s.id).map_or(0, |r| r.num_cached_tokens);
-                self.metrics.on_prefix_lookup(seq.num_prompt, cached);
-            }
-            match s.kind {
+            let admission = match s.kind {
+                ScheduleKind::Continue => continue,
                 ScheduleKind::New => {
-                    seq.timings.scheduled = epoch_now();
-                    if std::mem::take(&mut seq.in_queue) {
-                        self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                    }
-                    seq.journey_event(Transition::Scheduled { resumed: false }, step);
+                    seq.timings.scheduled = Some(Stamp::now());
+                    Admission::New
                 }
-                ScheduleKind::Resumed => {
-                    seq.journey_event(Transition::Scheduled { resumed: true }, step);
-                }
-                ScheduleKind::Continue => {}
-            }
+                ScheduleKind::Resumed => Admission::Resume,
+            };
+            let req = RequestRef {
+                id: s.id,
+                name: &seq.name,
+                progress: seq.progress(step, preemptions),
+            };
+            let event = Event::Scheduled {
+                admission,
+                num_cached_tokens: cached,
+            };
+            self.observers.on_request(&req, &event);
         }
-    }
-
-    /// A step record with the links to the batch's traced requests (taken before any of them
-    /// finishes and leaves).
-    fn step_links(&self, out: &SchedulerOutput) -> StepRecord {
-        let links = out
-            .scheduled
-            .iter()
-            .filter_map(|s| self.seqs.get(&s.id)?.journey.as_ref()?.span_context())
-            .collect();
-        StepRecord {
-            links,
-            ..StepRecord::default()
-        }
-    }
-
-    /// Completes a sampled step's record; `times` is (schedule µs, model µs).
-    fn fill_step_record(
-        &self,
-        r: &mut StepRecord,
-        out: &SchedulerOutput,
-        sampling: StepSampling,
-        start: Stamp,
-        times: (u64, u64),
-    ) {
-        let st = &out.stats;
-        r.id = self.sched.step();
-        r.start = Some(start);
-        r.end = Some(Stamp::now());
-        (r.schedule_us, r.model_us) = times;
-        r.running_depth = st.num_running;
-        r.waiting_depth = st.num_waiting;
-        r.num_prefill_reqs = st.num_prefill_reqs;
-        r.num_decode_reqs = st.num_decode_reqs;
-        r.prefill_tokens = st.prefill_tokens;
-        r.decode_tokens = st.decode_tokens;
-        r.num_finished = self.finished_in_step;
-        r.num_preempted = out.preempted.len();
-        r.kv_blocks_total = self.sched.kv_blocks_total();
-        r.kv_blocks_free = self.sched.kv_blocks_total() - self.sched.kv_blocks_used();
-        if sampling == StepSampling::Rich {
-            r.snapshots = self.snapshots(out);
-        }
-    }
-
-    /// One snapshot per request still running at the end of the step.
-    fn snapshots(&self, out: &SchedulerOutput) -> Vec<StepSnapshot> {
-        self.sched
-            .running()
-            .iter()
-            .filter_map(|id| {
-                let seq = self.seqs.get(id)?;
-                let req = self.sched.request(*id)?;
-                let scheduled = out
-                    .scheduled
-                    .iter()
-                    .find(|s| s.id == *id)
-                    .map_or(0, |s| s.num_tokens);
-                Some(StepSnapshot {
-                    request_id: seq.name.clone(),
-                    phase: if seq.num_output() == 0 {
-                        proto::conventions::phase::PREFILL
-                    } else {
-                        proto::conventions::phase::DECODE
-                    },
-                    num_prompt_tokens: seq.num_prompt,
-                    num_computed_tokens: req.num_computed_tokens,
-                    num_output_tokens: seq.num_output(),
-                    num_preemptions: seq.num_preemptions,
-                    scheduled_tokens: scheduled,
-                    blocks_allocated: req.blocks.len(),
-                    blocks_cached: req.num_cached_tokens / self.sched.config().block_size,
-                    num_cached_tokens: req.num_cached_tokens,
-                })
-            })
-            .collect()
     }
 
     fn forward(&mut self, plan: &Plan) -> Result<Vec<f32>, ModelError> {
@@ -363,18 +297,18 @@ impl<B: Backend> EngineLoop<B> {
     }
 
     /// Prompt logprobs, sampling, events and finishing for every part of the batch.
-    fn process(&mut self, plan: &Plan, logits: &mut [f32], secs: f64) {
+    fn process(&mut self, plan: &Plan, logits: &mut [f32], took: std::time::Duration) {
         let vocab = self.llama.config().vocab_size;
-        let tok = Arc::clone(&self.shared.tokenizer);
         let step = self.sched.step();
         for part in &plan.parts {
+            let preemptions = self.preemptions(part.id);
             let Some(seq) = self.seqs.get_mut(&part.id) else {
                 continue;
             };
             if part.decode {
-                seq.timings.decode_time += secs;
+                seq.timings.decode_time += took;
             } else {
-                seq.timings.prefill_time += secs;
+                seq.timings.prefill_time += took;
             }
             for (j, pos) in part.prompt_positions.clone().enumerate() {
                 let r = part.first_prompt_row + j;
@@ -383,9 +317,27 @@ impl<B: Backend> EngineLoop<B> {
             let outcome = match part.sample_row {
                 Some(r) => {
                     let row = &mut logits[r * vocab..(r + 1) * vocab];
-                    emit_token(seq, &tok, row, step, &self.metrics)
+                    let timing = seq.timings.token_sampled(Stamp::now());
+                    let started = seq.take_started();
+                    let out = seq.sample(self.tokenizer, row);
+                    let req = RequestRef {
+                        id: part.id,
+                        name: &seq.name,
+                        progress: seq.progress(step, preemptions),
+                    };
+                    let event = match timing {
+                        TokenTiming::First(ttft) => Event::FirstToken { ttft },
+                        TokenTiming::Next(since_previous) => Event::Token { since_previous },
+                    };
+                    self.observers.on_request(&req, &event);
+                    let alive = started.is_none_or(|e| seq.send(e)) && seq.send(out.event);
+                    if alive {
+                        out.finish
+                    } else {
+                        Some(Finish::Aborted(AbortCause::ClientGone))
+                    }
                 }
-                None if seq.is_client_gone() => Some(finish(FinishReason::Aborted, None)),
+                None if seq.is_client_gone() => Some(Finish::Aborted(AbortCause::ClientGone)),
                 None => continue,
             };
             match outcome {
@@ -397,49 +349,43 @@ impl<B: Backend> EngineLoop<B> {
         }
     }
 
-    /// Finishes a live request: frees its blocks and sends `Finished`.
-    fn finish(&mut self, id: RequestId, f: Finish) {
+    /// Finishes a live request: frees its blocks (discarding their contents if a failed step
+    /// wrote them) and retires it.
+    fn finish(&mut self, id: RequestId, finish: Finish) {
         let Some(seq) = self.seqs.remove(&id) else {
             return;
         };
-        self.by_name.remove(&seq.name);
-        self.sched.finish(id, f.reason);
-        self.retire(seq, f);
+        let kv = match finish {
+            Finish::Failed(RequestFailure::Model(_)) => KvRelease::Discard,
+            _ => KvRelease::Keep,
+        };
+        let preemptions = self.sched.finish(id, kv).map_or(0, |r| r.num_preemptions);
+        self.retire(id, seq, finish, preemptions);
     }
 
-    /// The bookkeeping of a request leaving the engine, then its `Finished` event (stats are
-    /// published first, so a client that saw it sees the blocks already freed).
-    fn retire(&mut self, mut seq: Sequence, f: Finish) {
-        self.shared.gate().live.remove(&seq.name);
-        if std::mem::take(&mut seq.in_queue) {
-            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-        }
+    /// States a request's `Finished` (observers first, so a client that saw it sees the blocks
+    /// already freed in the published stats), then sends it to the client.
+    fn retire(&mut self, id: RequestId, mut seq: Sequence, finish: Finish, preemptions: u32) {
         self.finished_total += 1;
         self.finished_in_step += 1;
-        self.publish();
-        let reason = f.reason;
-        let event = seq.finished_event(f);
-        self.metrics
-            .on_finished(reason, &seq.timings, seq.num_prompt, seq.num_output());
-        if let Some(span) = seq.journey.take() {
-            let p = seq.progress(self.sched.step());
-            if self.stopping {
-                span.finish_shutdown(reason, p);
-            } else {
-                span.finish(reason, p);
-            }
-        }
-        seq.send(event);
+        let finished = seq.finished(finish, preemptions);
+        let load = self.load();
+        let req = RequestRef {
+            id,
+            name: &seq.name,
+            progress: seq.progress(self.sched.step(), preemptions),
+        };
+        let event = Event::Finished {
+            finished: &finished,
+            load: &load,
+        };
+        self.observers.on_request(&req, &event);
+        seq.send(RequestEvent::Finished(Box::new(finished)));
     }
 
-    fn publish(&self) {
-        self.metrics.set_load(
-            self.sched.num_running(),
-            self.sched.num_waiting(),
-            self.sched.kv_blocks_used(),
-            self.sched.kv_blocks_total(),
-        );
-        self.shared.publish(EngineStats {
+    /// The engine's counters now.
+    fn load(&self) -> EngineStats {
+        EngineStats {
             kv_blocks_total: self.sched.kv_blocks_total(),
             kv_blocks_used: self.sched.kv_blocks_used(),
             kv_blocks_cached: self.sched.kv_blocks_cached(),
@@ -447,66 +393,40 @@ impl<B: Backend> EngineLoop<B> {
             num_waiting: self.sched.num_waiting(),
             num_preemptions_total: self.sched.num_preemptions(),
             num_requests_finished: self.finished_total,
-        });
-    }
-
-    /// Ends the engine: refuses new requests, then finishes everything live or in flight.
-    fn stop(&mut self, reason: FinishReason) {
-        self.shared.gate().stopped = true;
-        self.stopping = true;
-        while let Ok(c) = self.commands.try_recv() {
-            if let Command::Submit(sub) = c {
-                self.add(*sub);
-            }
         }
-        let live: Vec<RequestId> = self.seqs.keys().copied().collect();
-        for id in live {
-            self.finish(id, finish(reason, None));
-        }
-        if let Some(steps) = self.steps.as_mut() {
-            steps.close();
-        }
-        self.publish();
     }
 }
 
-/// Starts the `llm_core` span of a traced request (its `journey.QUEUED`).
-// Without the `journey` feature `CoreTracer` is uninhabited and the body is dead code.
-#[cfg_attr(not(feature = "journey"), allow(unreachable_code))]
-fn start_journey(core: Option<&CoreTracer>, trace: &TraceContext, seq: &mut Sequence, step: u64) {
-    if let (Some(core), TraceContext::On(parent)) = (core, trace) {
-        let p = seq.progress(step);
-        seq.journey = Some(CoreSpan::queued(core, parent, &seq.name, p));
-    }
-}
-
-/// Samples one token for `seq` and sends its events; `Some` when the request is done
-/// (including the client having gone away).
-fn emit_token(
-    seq: &mut Sequence,
-    tok: &Tokenizer,
-    row: &mut [f32],
-    step: u64,
-    metrics: &EngineMetrics,
-) -> Option<Finish> {
-    let now = Instant::now();
-    let first = seq.timings.first_token == 0.0;
-    if first {
-        seq.timings.first_token = epoch_now();
-        metrics.on_first_token((seq.timings.first_token - seq.timings.arrived).max(0.0));
-    } else if let Some(prev) = seq.last_token_at {
-        metrics.on_token(now.duration_since(prev).as_secs_f64());
-    }
-    seq.last_token_at = Some(now);
-    let started = seq.take_started();
-    let out = seq.sample(tok, row);
-    if first {
-        seq.journey_event(Transition::FirstToken, step);
-    }
-    let alive = started.is_none_or(|e| seq.send(e)) && seq.send(out.event);
-    if alive {
-        out.finish
-    } else {
-        Some(finish(FinishReason::Aborted, None))
-    }
+/// One snapshot per request still running at the end of the step `out` scheduled.
+fn snapshots(
+    sched: &Scheduler,
+    seqs: &HashMap<RequestId, Sequence>,
+    out: &SchedulerOutput,
+) -> Vec<RequestSnapshot> {
+    sched
+        .running()
+        .iter()
+        .filter_map(|id| {
+            let seq = seqs.get(id)?;
+            let req = sched.request(*id)?;
+            let scheduled = out
+                .scheduled
+                .iter()
+                .find(|s| s.id == *id)
+                .map_or(0, |s| s.num_tokens);
+            let progress = seq.progress(0, req.num_preemptions);
+            Some(RequestSnapshot {
+                request_id: seq.name.clone(),
+                phase: progress.running_phase(),
+                num_prompt_tokens: seq.num_prompt,
+                num_computed_tokens: req.num_computed_tokens,
+                num_output_tokens: seq.num_output(),
+                num_preemptions: req.num_preemptions,
+                scheduled_tokens: scheduled,
+                blocks_allocated: req.blocks.len(),
+                blocks_cached: req.num_cached_tokens / sched.config().block_size,
+                num_cached_tokens: req.num_cached_tokens,
+            })
+        })
+        .collect()
 }

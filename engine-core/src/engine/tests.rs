@@ -5,8 +5,10 @@ use kernels::CpuBackend;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::*;
-use crate::generate::{self, GenerateOptions, GenerateOutput, Prompt};
-use crate::model::chat_template::ChatMessage;
+use crate::generate::{self, GenerateOptions, GenerateOutput};
+
+/// Prompts as the engine takes them.
+type Prompt = EnginePrompt;
 use crate::model::gguf::GgufFile;
 use crate::model::tiny::{TinySpec, tiny_model_bytes};
 
@@ -49,7 +51,7 @@ struct Collected {
     token_ids: Vec<u32>,
     text: String,
     logprobs: Vec<TokenLogprobs>,
-    finish: Option<(FinishReason, Option<String>, Usage, Timings)>,
+    finish: Option<Finished>,
 }
 
 /// Reads a stream to its end, checking there is exactly one `Finished`, last.
@@ -75,12 +77,7 @@ fn collect(mut rx: UnboundedReceiver<RequestEvent>) -> Collected {
                 c.text.push_str(&text);
                 c.logprobs.extend(logprobs.unwrap_or_default());
             }
-            RequestEvent::Finished {
-                reason,
-                stop_reason,
-                usage,
-                timings,
-            } => c.finish = Some((reason, stop_reason, usage, timings)),
+            RequestEvent::Finished(f) => c.finish = Some(*f),
         }
     }
     assert!(c.finish.is_some(), "stream ended without Finished");
@@ -88,7 +85,10 @@ fn collect(mut rx: UnboundedReceiver<RequestEvent>) -> Collected {
 }
 
 fn reason(c: &Collected) -> FinishReason {
-    c.finish.as_ref().map(|f| f.0).expect("finished")
+    c.finish
+        .as_ref()
+        .map(|f| f.finish.reason())
+        .expect("finished")
 }
 
 /// Asserts the engine's output equals the reference loop's.
@@ -103,12 +103,8 @@ fn assert_same(
     assert_eq!(got.prompt_ids, want.prompt_token_ids);
     assert_eq!(got.token_ids, want.token_ids, "{prompt:?}");
     assert_eq!(got.text, want.text);
-    let want_reason = match want.finish_reason {
-        generate::FinishReason::Stop => FinishReason::Stop,
-        generate::FinishReason::Length => FinishReason::Length,
-    };
-    assert_eq!(reason(got), want_reason);
-    let usage = got.finish.as_ref().map(|f| f.2).expect("finished");
+    assert_eq!(reason(got), want.finish_reason);
+    let usage = got.finish.as_ref().map(|f| f.usage).expect("finished");
     assert_eq!(usage.completion_tokens as usize, want.token_ids.len());
     if let Some(want_lp) = &want.logprobs {
         assert_eq!(got.logprobs.len(), want_lp.len());
@@ -133,21 +129,10 @@ fn assert_same(
     }
 }
 
-fn engine_prompt(p: &Prompt) -> EnginePrompt {
-    match p {
-        Prompt::Text(t) => EnginePrompt::Text(t.clone()),
-        Prompt::TokenIds(ids) => EnginePrompt::TokenIds(ids.clone()),
-        Prompt::Chat(t) => EnginePrompt::Chat {
-            messages: vec![ChatMessage::new("user", t.clone())],
-            add_generation_prompt: true,
-        },
-    }
-}
-
 fn request(id: &str, prompt: &Prompt, params: &SamplingParams) -> EngineRequest {
     EngineRequest {
         id: id.into(),
-        prompt: engine_prompt(prompt),
+        prompt: prompt.clone(),
         params: params.clone(),
         trace: Default::default(),
     }
@@ -188,7 +173,11 @@ fn run_and_compare_on(
     let stats = handle.stats();
     let preemptions: u64 = got
         .iter()
-        .map(|g| g.finish.as_ref().map_or(0, |f| f.3.num_preemptions as u64))
+        .map(|g| {
+            g.finish
+                .as_ref()
+                .map_or(0, |f| u64::from(f.num_preemptions))
+        })
         .sum();
     assert_eq!(preemptions, stats.num_preemptions_total);
     assert_idle(&stats, cases.len() as u64);
@@ -198,11 +187,14 @@ fn run_and_compare_on(
 
 /// Timestamps in order, durations spent.
 fn assert_timings(c: &Collected) {
-    let t = c.finish.as_ref().map(|f| f.3).expect("finished");
-    assert!(t.arrived > 0.0, "{t:?}");
-    let order = [t.arrived, t.queued, t.scheduled, t.first_token, t.finished];
+    let t = c.finish.as_ref().map(|f| f.timings).expect("finished");
+    let order = [t.queued, t.scheduled, t.first_token, t.finished];
+    let order: Option<Vec<_>> = order.into_iter().collect();
+    let order = order.unwrap_or_else(|| panic!("every instant happened: {t:?}"));
+    let mut order: Vec<u64> = order.iter().map(|s| s.mono_ns).collect();
+    order.insert(0, t.arrived.mono_ns);
     assert!(order.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
-    assert!(t.prefill_time > 0.0, "{t:?}");
+    assert!(t.prefill_time > std::time::Duration::ZERO, "{t:?}");
 }
 
 fn assert_idle(stats: &EngineStats, finished: u64) {
@@ -236,7 +228,7 @@ fn concurrent_greedy_requests_match_generate() {
     let mut cases: Vec<_> = (0..7)
         .map(|i| (text(i), greedy(12 + i as u32 * 3, i % 2 == 0)))
         .collect();
-    cases.push((Prompt::Chat("hi there".into()), greedy(20, false)));
+    cases.push((EnginePrompt::user("hi there"), greedy(20, false)));
     // Stop strings and stop tokens taken from a reference run, so they do hit.
     let base = greedy(30, true);
     let want = generate::generate(&tiny(), &text(5), &base, &GenerateOptions::default())
@@ -506,13 +498,16 @@ fn prompt_larger_than_the_kv_cache_is_ignored() {
             ))
             .expect("big"),
     );
-    let (why, msg) = c
+    let finish = c
         .finish
         .as_ref()
-        .map(|f| (f.0, f.1.clone()))
+        .map(|f| f.finish.clone())
         .expect("finished");
-    assert_eq!(why, FinishReason::Ignored);
-    assert!(msg.unwrap_or_default().contains("KV cache"));
+    assert_eq!(finish.reason(), FinishReason::Ignored);
+    let Finish::Failed(failure) = finish else {
+        panic!("{finish:?}")
+    };
+    assert!(failure.to_string().contains("KV cache"));
     assert!(c.prompt_ids.is_empty());
     // A request that fits still runs, capped by the cache: 15 + 2 - 1 = 16 slots.
     let c = collect(

@@ -6,12 +6,22 @@
 use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Span as SdkSpan;
-use proto::conventions::{abort_reason, attr, journey_event, phase, schedule_kind, span};
+use proto::conventions::{abort_reason, attr, journey_event, schedule_kind, span};
 use proto::telemetry::{LiveToken, Stamp};
 
 use super::CoreTracer;
-use super::progress::{Progress, Transition, finish_status_of};
-use crate::scheduler::FinishReason;
+use crate::lifecycle::{Admission, FinishReason, Phase, Progress};
+
+/// A journey event between `QUEUED` and `FINISHED`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Scheduled from waiting.
+    Scheduled(Admission),
+    /// First output token.
+    FirstToken,
+    /// Lost its blocks.
+    Preempted,
+}
 
 /// The live `llm_core` span of one request.
 #[derive(Debug)]
@@ -64,11 +74,10 @@ impl CoreSpan {
         };
         let now = Stamp::now();
         match t {
-            Transition::Scheduled { resumed } => {
-                let kind = if resumed {
-                    schedule_kind::RESUME
-                } else {
-                    schedule_kind::FIRST
+            Transition::Scheduled(admission) => {
+                let kind = match admission {
+                    Admission::Resume => schedule_kind::RESUME,
+                    Admission::New => schedule_kind::FIRST,
                 };
                 let extra = KeyValue::new(attr::SCHEDULE_KIND, kind);
                 add_event(
@@ -123,7 +132,7 @@ impl CoreSpan {
             return;
         };
         let now = Stamp::now();
-        let status = finish_status_of(reason);
+        let status = reason.status();
         let mut extra = vec![KeyValue::new(attr::FINISH_STATUS, status)];
         extra.extend(why.map(|w| KeyValue::new(attr::REASON, w)));
         add_event(
@@ -168,18 +177,16 @@ fn add_event(
     extra: impl IntoIterator<Item = KeyValue>,
 ) {
     let ph = if waiting {
-        phase::WAITING
-    } else if p.output_tokens == 0 {
-        phase::PREFILL
+        Phase::Waiting
     } else {
-        phase::DECODE
+        p.running_phase()
     };
     let mut attrs = vec![
         KeyValue::new(attr::EVENT_TYPE, ty),
         KeyValue::new(attr::TS_MONOTONIC, now.mono_secs()),
         KeyValue::new(attr::TS_MONOTONIC_NS, now.mono_ns as i64),
         KeyValue::new(attr::SCHEDULER_STEP, p.step as i64),
-        KeyValue::new(attr::PHASE, ph),
+        KeyValue::new(attr::PHASE, ph.as_str()),
         KeyValue::new(attr::PREFILL_DONE_TOKENS, p.prefill_done as i64),
         KeyValue::new(attr::PREFILL_TOTAL_TOKENS, p.prompt_tokens as i64),
         KeyValue::new(attr::DECODE_DONE_TOKENS, p.output_tokens as i64),

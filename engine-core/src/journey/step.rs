@@ -7,14 +7,15 @@
 //! spans `closure_interval` steps; a window with no event is never created, which is how an
 //! empty window is "extended". Sampling is a hash of the step id, so runs are reproducible.
 
-use opentelemetry::trace::{Link, Span, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, Span, SpanContext, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
 use proto::conventions::{attr, span, step_event};
 use proto::telemetry::sampling::{RICH_STEP_SALT, STEP_SALT, step_sampled};
 use proto::telemetry::{LiveToken, Stamp};
 
-use super::step_record::{StepRecord, StepSampling, StepSnapshot, StepTracingConfig};
+use super::config::{StepSampling, StepTracingConfig};
+use crate::lifecycle::{RequestSnapshot, StepEnd};
 
 /// Most span links one step span carries (the SDK keeps 128); the rest are counted.
 pub const MAX_STEP_LINKS: usize = 64;
@@ -53,28 +54,31 @@ impl StepTracer {
         }
     }
 
-    /// Records a sampled step: its span, and its events on the span and the window.
-    pub fn record(&mut self, r: &StepRecord) {
-        let (Some(start), Some(end)) = (r.start, r.end) else {
-            return;
-        };
-        let summary = summary_attributes(r, start, end);
-        let window = self.window_for(r.id, start);
+    /// Records a sampled step: its span (linked to `links`, the `llm_core` spans of the
+    /// traced requests in its batch), and its events on the span and the window, with a
+    /// snapshot per running request when `snapshots` (rich sampling).
+    pub fn record(
+        &mut self,
+        r: &StepEnd<'_>,
+        links: &[SpanContext],
+        snapshots: &[RequestSnapshot],
+    ) {
+        let (start, end) = (r.started, r.ended);
+        let summary = summary_attributes(r);
+        let window = self.window_for(r.step, start);
         window
             .span
             .add_event_with_timestamp(step_event::BATCH_SUMMARY, end.wall, summary.clone());
         let parent = Context::new().with_remote_span_context(window.span.span_context().clone());
-        let kept = r.links.len().min(MAX_STEP_LINKS);
-        let links = r.links[..kept]
+        let kept = links.len().min(MAX_STEP_LINKS);
+        let dropped = links.len() - kept;
+        let links = links[..kept]
             .iter()
             .map(|sc| Link::with_context(sc.clone()))
             .collect();
         let mut attrs = summary.clone();
         attrs.push(KeyValue::new(attr::KV_DEVICE, self.cfg.kv_device.clone()));
-        attrs.push(KeyValue::new(
-            attr::STEP_LINKS_DROPPED,
-            (r.links.len() - kept) as i64,
-        ));
+        attrs.push(KeyValue::new(attr::STEP_LINKS_DROPPED, dropped as i64));
         let mut step = self
             .tracer
             .span_builder(span::SCHEDULER_STEP)
@@ -84,8 +88,8 @@ impl StepTracer {
             .with_links(links)
             .start_with_context(&self.tracer, &parent);
         step.add_event_with_timestamp(step_event::BATCH_SUMMARY, end.wall, summary);
-        for s in &r.snapshots {
-            let attrs = snapshot_attributes(r.id, s);
+        for s in snapshots {
+            let attrs = snapshot_attributes(r.step, s);
             step.add_event_with_timestamp(step_event::REQUEST_SNAPSHOT, end.wall, attrs.clone());
             if let Some(w) = self.window.as_mut() {
                 w.span
@@ -143,49 +147,53 @@ impl Drop for StepTracer {
     }
 }
 
-fn summary_attributes(r: &StepRecord, start: Stamp, end: Stamp) -> Vec<KeyValue> {
+fn summary_attributes(r: &StepEnd<'_>) -> Vec<KeyValue> {
     let ns = |s: Stamp| {
         s.wall
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i64)
     };
-    let total = r.kv_blocks_total.max(1) as f64;
-    let usage = (r.kv_blocks_total - r.kv_blocks_free.min(r.kv_blocks_total)) as f64 / total;
+    let (b, load) = (r.batch, r.load);
+    let total = load.kv_blocks_total.max(1) as f64;
+    let free = load.kv_blocks_total - load.kv_blocks_used.min(load.kv_blocks_total);
     let int = |k: &'static str, v: usize| KeyValue::new(k, v as i64);
     vec![
-        KeyValue::new(attr::STEP_ID, r.id as i64),
-        KeyValue::new(attr::STEP_TS_START_NS, ns(start)),
-        KeyValue::new(attr::STEP_TS_END_NS, ns(end)),
+        KeyValue::new(attr::STEP_ID, r.step as i64),
+        KeyValue::new(attr::STEP_TS_START_NS, ns(r.started)),
+        KeyValue::new(attr::STEP_TS_END_NS, ns(r.ended)),
         KeyValue::new(
             attr::STEP_DURATION_US,
-            (end.mono_ns.saturating_sub(start.mono_ns) / 1000) as i64,
+            (r.ended.mono_ns.saturating_sub(r.started.mono_ns) / 1000) as i64,
         ),
-        KeyValue::new(attr::STEP_SCHEDULE_US, r.schedule_us as i64),
-        KeyValue::new(attr::STEP_MODEL_US, r.model_us as i64),
-        int(attr::QUEUE_RUNNING_DEPTH, r.running_depth),
-        int(attr::QUEUE_WAITING_DEPTH, r.waiting_depth),
-        int(attr::BATCH_NUM_PREFILL_REQS, r.num_prefill_reqs),
-        int(attr::BATCH_NUM_DECODE_REQS, r.num_decode_reqs),
+        KeyValue::new(attr::STEP_SCHEDULE_US, r.schedule_time.as_micros() as i64),
+        KeyValue::new(attr::STEP_MODEL_US, r.model_time.as_micros() as i64),
+        int(attr::QUEUE_RUNNING_DEPTH, b.num_running),
+        int(attr::QUEUE_WAITING_DEPTH, b.num_waiting),
+        int(attr::BATCH_NUM_PREFILL_REQS, b.num_prefill_reqs),
+        int(attr::BATCH_NUM_DECODE_REQS, b.num_decode_reqs),
         int(
             attr::BATCH_SCHEDULED_TOKENS,
-            r.prefill_tokens + r.decode_tokens,
+            b.prefill_tokens + b.decode_tokens,
         ),
-        int(attr::BATCH_PREFILL_TOKENS, r.prefill_tokens),
-        int(attr::BATCH_DECODE_TOKENS, r.decode_tokens),
+        int(attr::BATCH_PREFILL_TOKENS, b.prefill_tokens),
+        int(attr::BATCH_DECODE_TOKENS, b.decode_tokens),
         int(attr::BATCH_NUM_FINISHED, r.num_finished),
         int(attr::BATCH_NUM_PREEMPTED, r.num_preempted),
-        KeyValue::new(attr::KV_USAGE_GPU_RATIO, usage),
-        int(attr::KV_BLOCKS_TOTAL_GPU, r.kv_blocks_total),
-        int(attr::KV_BLOCKS_FREE_GPU, r.kv_blocks_free),
+        KeyValue::new(
+            attr::KV_USAGE_GPU_RATIO,
+            load.kv_blocks_used.min(load.kv_blocks_total) as f64 / total,
+        ),
+        int(attr::KV_BLOCKS_TOTAL_GPU, load.kv_blocks_total),
+        int(attr::KV_BLOCKS_FREE_GPU, free),
     ]
 }
 
-fn snapshot_attributes(step: u64, s: &StepSnapshot) -> Vec<KeyValue> {
+fn snapshot_attributes(step: u64, s: &RequestSnapshot) -> Vec<KeyValue> {
     let int = |k: &'static str, v: usize| KeyValue::new(k, v as i64);
     vec![
         KeyValue::new(attr::STEP_ID, step as i64),
         KeyValue::new(attr::REQUEST_ID, s.request_id.clone()),
-        KeyValue::new(attr::REQUEST_PHASE, s.phase),
+        KeyValue::new(attr::REQUEST_PHASE, s.phase.as_str()),
         int(attr::REQUEST_NUM_PROMPT_TOKENS, s.num_prompt_tokens),
         int(attr::REQUEST_NUM_COMPUTED_TOKENS, s.num_computed_tokens),
         int(attr::REQUEST_NUM_OUTPUT_TOKENS, s.num_output_tokens),

@@ -1,8 +1,9 @@
-//! The engine's Prometheus metrics (vLLM's names with a `journey:` prefix, OTel GenAI buckets),
-//! updated by the step loop at the same lifecycle points as the journey events, whether or not
-//! tracing is on, and served as text on `/metrics` ([`serve`]).
+//! The engine's Prometheus metrics (vLLM's names with a `journey:` prefix, OTel GenAI buckets):
+//! an observer of the request lifecycle ([`crate::lifecycle`]) fed the same events as the
+//! journey spans, whether or not tracing is on, and served as text on `/metrics` ([`serve`]).
 
 mod http;
+mod observer;
 
 use std::sync::atomic::AtomicU64;
 
@@ -15,9 +16,6 @@ use proto::conventions::{buckets, metric};
 use proto::telemetry::exposition::Exposition;
 
 pub use http::serve;
-
-use crate::engine::{FinishReason, Timings};
-use crate::journey::finish_status_of;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
@@ -175,87 +173,8 @@ impl EngineMetrics {
         self
     }
 
-    /// A token was sampled `since_last` seconds after the request's previous one.
-    pub fn on_token(&self, since_last: f64) {
-        self.itl.observe(since_last);
-    }
-
-    /// The first token of a request arrived `ttft` seconds after arrival.
-    pub fn on_first_token(&self, ttft: f64) {
-        self.ttft.observe(ttft);
-    }
-
-    /// A request was preempted.
-    pub fn on_preempted(&self) {
-        self.preemptions.inc();
-    }
-
-    /// A request was admitted with `hit` of its `queried` prompt tokens cached.
-    pub fn on_prefix_lookup(&self, queried: usize, hit: usize) {
-        self.prefix_queries.inc_by(queried as u64);
-        self.prefix_hits.inc_by(hit as u64);
-    }
-
-    /// A request left the engine.
-    pub fn on_finished(&self, reason: FinishReason, t: &Timings, prompt: usize, output: usize) {
-        self.finished
-            .get_or_create(&vec![(
-                metric::LABEL_FINISHED_REASON,
-                finish_status_of(reason),
-            )])
-            .inc();
-        self.prompt_tokens.inc_by(prompt as u64);
-        self.generation_tokens.inc_by(output as u64);
-        if t.finished > 0.0 && t.arrived > 0.0 {
-            self.e2e.observe((t.finished - t.arrived).max(0.0));
-        }
-        if t.scheduled > 0.0 {
-            self.queue.observe((t.scheduled - t.queued).max(0.0));
-            self.prefill.observe(t.prefill_time);
-            self.decode.observe(t.decode_time);
-        }
-    }
-
-    /// The shape of one step.
-    pub fn on_step(&self, tokens: usize, requests: usize) {
-        self.iteration_tokens.observe(tokens as f64);
-        self.batch_size.observe(requests as f64);
-    }
-
-    /// Queue depths and KV usage after a step.
-    pub fn set_load(&self, running: usize, waiting: usize, kv_used: usize, kv_total: usize) {
-        self.running.set(running as i64);
-        self.waiting.set(waiting as i64);
-        self.kv_usage.set(kv_used as f64 / kv_total.max(1) as f64);
-    }
-
     /// The text exposition.
     pub fn render(&self) -> String {
         self.exposition.render(&self.registry)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_and_values_render() {
-        let m = EngineMetrics::new();
-        m.on_preempted();
-        m.on_finished(FinishReason::Stop, &Timings::default(), 5, 7);
-        m.set_load(2, 3, 1, 4);
-        let text = m.render();
-        for needle in [
-            "journey:num_preemptions_total 1",
-            "journey:request_success_total{finished_reason=\"stopped\"} 1",
-            "journey:prompt_tokens_total 5",
-            "journey:generation_tokens_total 7",
-            "journey:num_requests_running 2",
-            "journey:kv_cache_usage_perc 0.25",
-            "journey:time_to_first_token_seconds_bucket{le=\"0.001\"} 0",
-        ] {
-            assert!(text.contains(needle), "{needle:?} missing from\n{text}");
-        }
     }
 }

@@ -35,7 +35,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 
 pub use output::{BatchStats, ScheduleKind, ScheduledRequest, SchedulerOutput};
-pub use request::{FinishReason, RequestId, RequestState, SchedRequest};
+pub use request::{KvRelease, RequestId, RequestState, SchedRequest};
 
 use crate::kv_cache::{BlockAllocator, BlockHash, BlockId};
 
@@ -75,7 +75,7 @@ struct WindowPool {
     placeholder: BlockId,
 }
 
-/// A prompt that can never run; the request is finished as [`FinishReason::Ignored`].
+/// A prompt that can never run; the engine finishes such a request as ignored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct IgnoredPrompt(pub String);
@@ -149,6 +149,20 @@ impl Scheduler {
         num_prompt_tokens: usize,
         prompt_hashes: Vec<BlockHash>,
     ) -> Result<RequestId, IgnoredPrompt> {
+        let id = RequestId(self.next_id);
+        self.add(id, num_prompt_tokens, prompt_hashes)?;
+        Ok(id)
+    }
+
+    /// Queues request `id` (an id not used before in this scheduler: the engine numbers
+    /// requests where they are submitted) like
+    /// [`add_request_with_prefix`](Self::add_request_with_prefix).
+    pub fn add(
+        &mut self,
+        id: RequestId,
+        num_prompt_tokens: usize,
+        prompt_hashes: Vec<BlockHash>,
+    ) -> Result<(), IgnoredPrompt> {
         let n = num_prompt_tokens;
         let capacity = self.cfg.num_kv_blocks * self.cfg.block_size;
         if n == 0 {
@@ -165,15 +179,14 @@ impl Scheduler {
                 "prompt of {n} tokens (+1 to generate) exceeds the KV cache of {capacity} tokens"
             )));
         }
-        let id = RequestId(self.next_id);
-        self.next_id += 1;
+        self.next_id = self.next_id.max(id.0 + 1);
         let mut req = SchedRequest::new(id, n);
         if self.cfg.enable_prefix_caching {
             req.prompt_hashes = prompt_hashes;
         }
         self.requests.insert(id, req);
         self.waiting.push_back(id);
-        Ok(id)
+        Ok(())
     }
 
     /// Records a token sampled for `id`: it becomes known and will be computed next step.
@@ -189,15 +202,15 @@ impl Scheduler {
     }
 
     /// Finishes `id` wherever it is and frees its blocks; returns its last state (with
-    /// `state` set to `Finished(reason)`), or `None` for an unknown request.
-    pub fn finish(&mut self, id: RequestId, reason: FinishReason) -> Option<SchedRequest> {
+    /// `state` set to `Finished`), or `None` for an unknown request.
+    pub fn finish(&mut self, id: RequestId, kv: KvRelease) -> Option<SchedRequest> {
         let mut req = self.requests.remove(&id)?;
         match req.state {
             RequestState::Running => self.running.retain(|&r| r != id),
             RequestState::Waiting | RequestState::Preempted => self.waiting.retain(|&r| r != id),
-            RequestState::Finished(_) => {}
+            RequestState::Finished => {}
         }
-        if reason == FinishReason::Error {
+        if kv == KvRelease::Discard {
             // The failed step may have left its blocks half written.
             for &b in req.blocks.blocks() {
                 self.alloc.unregister(b);
@@ -207,7 +220,7 @@ impl Scheduler {
         if let Some(w) = self.window.as_mut() {
             req.window_blocks.release(&mut w.alloc);
         }
-        req.state = RequestState::Finished(reason);
+        req.state = RequestState::Finished;
         Some(req)
     }
 

@@ -10,19 +10,13 @@ use crate::kv_cache::{BlockAllocator, BlockHash, BlockTable};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId(pub u64);
 
-/// Why a request finished.
+/// What becomes of a finished request's KV blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FinishReason {
-    /// End-of-generation token, stop token or stop string.
-    Stop,
-    /// `max_tokens` or the context length reached.
-    Length,
-    /// Aborted by the client (explicitly, or by going away) or by shutdown.
-    Aborted,
-    /// Never run: the prompt can never fit the KV cache.
-    Ignored,
-    /// The model failed while running it.
-    Error,
+pub enum KvRelease {
+    /// Their contents are valid: cached prompt blocks stay findable by later requests.
+    Keep,
+    /// The step that wrote them failed: nobody may reuse their contents.
+    Discard,
 }
 
 /// Where a request is in its life.
@@ -35,7 +29,7 @@ pub enum RequestState {
     /// Was running, lost its blocks to a newer request's need; queued to recompute.
     Preempted,
     /// Done; holds nothing.
-    Finished(FinishReason),
+    Finished,
 }
 
 /// Scheduling state of one request.

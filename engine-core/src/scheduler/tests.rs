@@ -70,7 +70,7 @@ fn max_num_seqs_caps_running_requests() {
     assert_eq!(out.scheduled.len(), 2);
     assert_eq!((s.num_running(), s.num_waiting()), (2, 1));
     sample_all(&mut s, &out);
-    s.finish(out.scheduled[0].id, FinishReason::Stop);
+    s.finish(out.scheduled[0].id, KvRelease::Keep);
     let out = s.schedule();
     assert_eq!(out.scheduled.len(), 2);
     assert_eq!(out.scheduled[1].id, RequestId(2));
@@ -112,7 +112,7 @@ fn preemption_picks_the_newest_and_requeues_it_at_the_front() {
     assert_eq!(s.waiting.iter().copied().collect::<Vec<_>>(), vec![b, c]);
     sample_all(&mut s, &out);
     // A finishes: B resumes first (front of the queue), recomputing its 5 tokens.
-    s.finish(a, FinishReason::Length);
+    s.finish(a, KvRelease::Keep);
     let out = s.schedule();
     assert_eq!(out.scheduled[0].id, b);
     assert_eq!(out.scheduled[0].kind, ScheduleKind::Resumed);
@@ -162,14 +162,14 @@ fn blocks_are_all_returned_after_finish_and_abort() {
         sample_all(&mut s, &out);
     }
     assert!(s.kv_blocks_used() > 0);
-    s.finish(ids[0], FinishReason::Stop);
-    s.finish(ids[3], FinishReason::Aborted); // still waiting or mid-prefill
+    s.finish(ids[0], KvRelease::Keep);
+    s.finish(ids[3], KvRelease::Keep); // still waiting or mid-prefill
     for &id in &ids[1..3] {
-        s.finish(id, FinishReason::Aborted);
+        s.finish(id, KvRelease::Keep);
     }
     assert_eq!(s.kv_blocks_used(), 0);
     assert_eq!((s.num_running(), s.num_waiting()), (0, 0));
-    assert!(s.finish(ids[0], FinishReason::Stop).is_none());
+    assert!(s.finish(ids[0], KvRelease::Keep).is_none());
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn hashes(salt: u32, n: usize) -> Vec<BlockHash> {
 fn run_to_end(s: &mut Scheduler, id: RequestId) {
     let out = s.schedule();
     sample_all(s, &out);
-    s.finish(id, FinishReason::Length);
+    s.finish(id, KvRelease::Keep);
 }
 
 #[test]
@@ -212,8 +212,8 @@ fn a_shared_prefix_is_not_recomputed() {
         s.block_table(b).unwrap()[..2]
     );
     assert_eq!(s.kv_blocks_used(), 3 + 1);
-    s.finish(a, FinishReason::Length);
-    s.finish(b, FinishReason::Length);
+    s.finish(a, KvRelease::Keep);
+    s.finish(b, KvRelease::Keep);
     assert_eq!(s.kv_blocks_used(), 0);
     assert_eq!(s.kv_blocks_cached(), 2, "the prefix outlives its requests");
 }
@@ -260,7 +260,7 @@ fn a_preempted_request_resumes_from_its_cached_prefix() {
         sample_all(&mut s, &out);
     }
     assert!(preempted, "b was never preempted");
-    s.finish(a, FinishReason::Length);
+    s.finish(a, KvRelease::Keep);
     let out = s.schedule();
     let resumed = out.scheduled.iter().find(|r| r.id == b).expect("b resumes");
     assert_eq!(resumed.kind, ScheduleKind::Resumed);
@@ -331,8 +331,8 @@ fn sliding_window_blocks_are_given_back_as_the_sequence_grows() {
     let (total, used) = s.window_kv_blocks();
     assert_eq!(total, 12);
     assert!(used < 12, "the placeholder is never handed out");
-    s.finish(a, FinishReason::Length);
-    s.finish(b, FinishReason::Length);
+    s.finish(a, KvRelease::Keep);
+    s.finish(b, KvRelease::Keep);
     assert_eq!(s.window_kv_blocks(), (12, 0), "everything given back");
     assert_eq!(s.kv_blocks_used(), 0);
 }
@@ -358,7 +358,7 @@ fn a_full_window_pool_preempts_like_a_full_pool() {
     }
     assert!(s.num_preemptions() > 0, "the window pool must have run out");
     for id in ids {
-        s.finish(id, FinishReason::Length);
+        s.finish(id, KvRelease::Keep);
     }
     assert_eq!(s.window_kv_blocks(), (6, 0));
 }

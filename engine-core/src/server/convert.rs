@@ -8,9 +8,11 @@ use crate::engine::{
     EngineError, EngineHandle, EnginePrompt, EngineRequest, FinishReason, RequestEvent,
 };
 use crate::journey::TraceContext;
+use crate::lifecycle::{Finish, StopReason, epoch_secs};
 use crate::model::chat_template::ChatMessage;
 use crate::model::tokenizer::Tokenizer;
 use crate::sampling::{SamplingParams, TokenLogprob};
+use proto::telemetry::Stamp;
 
 /// A validated engine request from the wire form.
 pub(super) fn engine_request(
@@ -89,6 +91,17 @@ fn logprobs(tok: &Tokenizer, chosen: &TokenLogprob, top: &[TokenLogprob]) -> pb:
     pb::Logprobs {
         token: Some(token(tok, chosen)),
         top: top.iter().map(|t| token(tok, t)).collect(),
+    }
+}
+
+/// The wire's `stop_reason`: the stop string, or the stop token id in decimal, that ended the
+/// request; for a refused or failed one, the reason in words; empty otherwise.
+fn stop_reason(f: &Finish) -> String {
+    match f {
+        Finish::Stop(StopReason::Text(s)) => s.clone(),
+        Finish::Stop(StopReason::Token(t)) => t.to_string(),
+        Finish::Failed(failure) => failure.to_string(),
+        Finish::Stop(StopReason::Eos) | Finish::Length | Finish::Aborted(_) => String::new(),
     }
 }
 
@@ -171,27 +184,25 @@ pub(super) fn response(
             r.token_ids = token_ids;
             r.text = text;
         }
-        RequestEvent::Finished {
-            reason,
-            stop_reason,
-            usage,
-            timings,
-        } => {
-            r.finish_reason = Some(finish_reason(reason) as i32);
-            r.stop_reason = stop_reason.unwrap_or_default();
+        RequestEvent::Finished(f) => {
+            r.finish_reason = Some(finish_reason(f.finish.reason()) as i32);
+            r.stop_reason = stop_reason(&f.finish);
             r.usage = Some(pb::Usage {
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
+                prompt_tokens: f.usage.prompt_tokens,
+                completion_tokens: f.usage.completion_tokens,
             });
+            let t = &f.timings;
+            // The wire's instants are epoch seconds, 0 for one that never happened.
+            let secs = |s: Option<Stamp>| s.map_or(0.0, epoch_secs);
             r.timings = Some(pb::Timings {
-                arrived: timings.arrived,
-                queued: timings.queued,
-                scheduled: timings.scheduled,
-                first_token: timings.first_token,
-                finished: timings.finished,
-                prefill_time: timings.prefill_time,
-                decode_time: timings.decode_time,
-                num_preemptions: timings.num_preemptions,
+                arrived: epoch_secs(t.arrived),
+                queued: secs(t.queued),
+                scheduled: secs(t.scheduled),
+                first_token: secs(t.first_token),
+                finished: secs(t.finished),
+                prefill_time: t.prefill_time.as_secs_f64(),
+                decode_time: t.decode_time.as_secs_f64(),
+                num_preemptions: f.num_preemptions,
             });
         }
     }

@@ -217,7 +217,7 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// One instant read on both clocks: wall (for the event timestamp) and monotonic.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
     /// Wall clock.
     pub wall: std::time::SystemTime,
