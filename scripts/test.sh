@@ -21,6 +21,10 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 echo "== cargo clippy --features cuda (the CUDA backend; no GPU needed to build it)"
 cargo clippy --release -p kernels -p engine-core --features cuda --all-targets -- -D warnings
 
+echo "== engine-core without the journey feature (tracing compiled out: the no-op observer)"
+cargo clippy --release -p engine-core --no-default-features --all-targets -- -D warnings
+cargo test --release -p engine-core --no-default-features --lib
+
 echo "== CUDA kernels: NVRTC compile (sm_80, sm_90), ptxas, entry points (GPU parity: #[ignore]d, needs a device)"
 nvidia=$(ls -d "$root"/.venv-test/lib/python3*/site-packages/nvidia)
 cuda_env=(env LD_LIBRARY_PATH="$nvidia/cuda_nvrtc/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"

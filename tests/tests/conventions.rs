@@ -69,3 +69,66 @@ fn no_trace_name_is_spelled_outside_the_conventions_module() {
         offences.join("\n")
     );
 }
+
+/// Every line of the Rust files under `dir` (relative to the repository root), with its file.
+fn lines_under(dir: &str) -> Vec<(std::path::PathBuf, String)> {
+    let mut files = Vec::new();
+    rust_files(&root().join(dir), &mut files);
+    files
+        .into_iter()
+        .flat_map(|f| {
+            let text = std::fs::read_to_string(&f).unwrap();
+            text.lines()
+                .map(|l| (f.clone(), l.to_owned()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_step_loop_states_events_and_holds_no_observability_code() {
+    let step = root().join("engine-core/src/engine/step.rs");
+    let text = std::fs::read_to_string(&step).unwrap();
+    for needle in [
+        "opentelemetry",
+        "prometheus_client",
+        "conventions",
+        "attr::",
+        "metric::",
+        "span::",
+        "journey::",
+        "metrics::",
+        "EngineMetrics",
+        "CoreSpan",
+        "StepTracer",
+    ] {
+        assert!(
+            !text.contains(needle),
+            "{} mentions {needle:?}: the step loop states lifecycle events, observers do the rest",
+            step.display()
+        );
+    }
+    assert!(
+        text.contains("observers.on_request"),
+        "the step loop no longer states events?"
+    );
+}
+
+#[test]
+fn observers_and_the_lifecycle_do_not_import_the_engine() {
+    for dir in [
+        "engine-core/src/metrics",
+        "engine-core/src/journey",
+        "engine-core/src/lifecycle",
+    ] {
+        let lines = lines_under(dir);
+        assert!(!lines.is_empty(), "{dir} has no Rust files");
+        for (file, line) in lines {
+            assert!(
+                !line.contains("crate::engine") && !line.contains("super::engine"),
+                "{} imports the engine: {line}",
+                file.display()
+            );
+        }
+    }
+}

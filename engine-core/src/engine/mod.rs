@@ -19,6 +19,9 @@
 mod batch;
 mod events;
 mod handle;
+#[cfg(test)]
+#[cfg(feature = "journey")]
+mod journey_tests;
 mod observers;
 mod published;
 mod request;

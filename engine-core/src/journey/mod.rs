@@ -11,7 +11,7 @@
 mod config;
 #[cfg(test)]
 #[cfg(feature = "journey")]
-mod tests;
+pub(crate) mod tests;
 
 #[cfg(feature = "journey")]
 mod core_span;

@@ -1,21 +1,16 @@
-//! The engine's journey spans through the embedded default exporter (OTLP-JSON lines), with
-//! no processes: shutdown ends live spans with reason `shutdown`; a dropped guard still ends
-//! its span.
+//! The `llm_core` span guard through the embedded default exporter (OTLP-JSON lines), with no
+//! engine: a dropped guard still ends its span. The helpers read such files for the engine's
+//! own span tests.
 
 use opentelemetry::Context;
-use proto::conventions::{abort_reason, attr, journey_event, scope, service, span};
+use proto::conventions::{attr, journey_event, scope, service};
 use proto::telemetry::{Destination, Telemetry};
 use serde_json::Value;
 
-use super::{CoreSpan, CoreTracer, Progress, TraceContext};
-use crate::engine::{EngineConfig, EnginePrompt, EngineRequest, EngineTelemetry, RequestEvent};
-use crate::model::Model;
-use crate::model::gguf::GgufFile;
-use crate::model::tiny::{TinySpec, tiny_model_bytes};
-use crate::sampling::SamplingParams;
+use super::{CoreSpan, CoreTracer, Progress};
 
 /// Every span in an OTLP-JSON lines file, flattened.
-fn spans_in(path: &std::path::Path) -> Vec<Value> {
+pub(crate) fn spans_in(path: &std::path::Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).expect("trace file");
     let mut out = Vec::new();
     for line in text.lines() {
@@ -30,7 +25,7 @@ fn spans_in(path: &std::path::Path) -> Vec<Value> {
     out
 }
 
-fn event_attr<'a>(event: &'a Value, key: &str) -> Option<&'a Value> {
+pub(crate) fn event_attr<'a>(event: &'a Value, key: &str) -> Option<&'a Value> {
     event["attributes"]
         .as_array()?
         .iter()
@@ -38,70 +33,13 @@ fn event_attr<'a>(event: &'a Value, key: &str) -> Option<&'a Value> {
         .map(|kv| &kv["value"])
 }
 
-fn finished_event(span: &Value) -> &Value {
+pub(crate) fn finished_event(span: &Value) -> &Value {
     span["events"]
         .as_array()
         .unwrap()
         .iter()
         .find(|e| e["name"] == journey_event::FINISHED)
         .expect("a FINISHED event")
-}
-
-#[test]
-fn shutdown_ends_live_spans_with_reason_shutdown() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("traces.jsonl");
-    let telemetry =
-        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::File(path.clone())).unwrap();
-    let core = CoreTracer::new(telemetry.tracer(scope::SCHEDULER), 1.0);
-    let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::default())).unwrap();
-    let model = Model::from_gguf(&file, kernels::CpuBackend::new()).unwrap();
-    let handle = crate::engine::spawn_engine_with(
-        model,
-        EngineConfig::default(),
-        EngineTelemetry {
-            core: Some(core),
-            ..EngineTelemetry::default()
-        },
-    )
-    .unwrap();
-    let mut events = handle
-        .submit(EngineRequest {
-            id: "long".into(),
-            prompt: EnginePrompt::TokenIds(vec![1, 2, 3]),
-            params: SamplingParams {
-                max_tokens: 400,
-                ignore_eos: true,
-                ..SamplingParams::default()
-            },
-            trace: TraceContext::On(Context::new()),
-        })
-        .unwrap();
-    // Running: its first token is out.
-    while !matches!(events.blocking_recv(), Some(RequestEvent::Tokens { .. })) {}
-    handle.shutdown();
-    telemetry.shutdown();
-
-    let spans = spans_in(&path);
-    let core: Vec<&Value> = spans
-        .iter()
-        .filter(|s| s["name"] == span::LLM_CORE)
-        .collect();
-    assert_eq!(core.len(), 1, "{spans:?}");
-    let fin = finished_event(core[0]);
-    assert_eq!(
-        event_attr(fin, attr::FINISH_STATUS).unwrap()["stringValue"],
-        "aborted"
-    );
-    assert_eq!(
-        event_attr(fin, attr::REASON).unwrap()["stringValue"],
-        abort_reason::SHUTDOWN
-    );
-    assert!(
-        core[0]["endTimeUnixNano"]
-            .as_str()
-            .is_some_and(|t| t != "0")
-    );
 }
 
 #[test]

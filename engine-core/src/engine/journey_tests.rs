@@ -1,0 +1,71 @@
+//! Journey spans of requests the engine cuts short.
+
+use opentelemetry::Context;
+use proto::conventions::{abort_reason, attr, scope, service, span};
+use proto::telemetry::{Destination, Telemetry};
+use serde_json::Value;
+
+use super::{EngineConfig, EnginePrompt, EngineRequest, EngineTelemetry, RequestEvent};
+use crate::journey::tests::{event_attr, finished_event, spans_in};
+use crate::journey::{CoreTracer, TraceContext};
+use crate::model::Model;
+use crate::model::gguf::GgufFile;
+use crate::model::tiny::{TinySpec, tiny_model_bytes};
+use crate::sampling::SamplingParams;
+
+#[test]
+fn shutdown_ends_live_spans_with_reason_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    let telemetry =
+        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::File(path.clone())).unwrap();
+    let core = CoreTracer::new(telemetry.tracer(scope::SCHEDULER), 1.0);
+    let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::default())).unwrap();
+    let model = Model::from_gguf(&file, kernels::CpuBackend::new()).unwrap();
+    let handle = crate::engine::spawn_engine_with(
+        model,
+        EngineConfig::default(),
+        EngineTelemetry {
+            core: Some(core),
+            ..EngineTelemetry::default()
+        },
+    )
+    .unwrap();
+    let mut events = handle
+        .submit(EngineRequest {
+            id: "long".into(),
+            prompt: EnginePrompt::TokenIds(vec![1, 2, 3]),
+            params: SamplingParams {
+                max_tokens: 400,
+                ignore_eos: true,
+                ..SamplingParams::default()
+            },
+            trace: TraceContext::On(Context::new()),
+        })
+        .unwrap();
+    // Running: its first token is out.
+    while !matches!(events.blocking_recv(), Some(RequestEvent::Tokens { .. })) {}
+    handle.shutdown();
+    telemetry.shutdown();
+
+    let spans = spans_in(&path);
+    let core: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == span::LLM_CORE)
+        .collect();
+    assert_eq!(core.len(), 1, "{spans:?}");
+    let fin = finished_event(core[0]);
+    assert_eq!(
+        event_attr(fin, attr::FINISH_STATUS).unwrap()["stringValue"],
+        "aborted"
+    );
+    assert_eq!(
+        event_attr(fin, attr::REASON).unwrap()["stringValue"],
+        abort_reason::SHUTDOWN
+    );
+    assert!(
+        core[0]["endTimeUnixNano"]
+            .as_str()
+            .is_some_and(|t| t != "0")
+    );
+}
