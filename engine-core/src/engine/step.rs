@@ -245,7 +245,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             let (preemptions, cached) = self
                 .sched
                 .request(s.id)
-                .map_or((0, 0), |r| (r.num_preemptions, r.num_cached_tokens));
+                .map_or((0, 0), |r| (r.num_preemptions, r.kv.num_cached_tokens()));
             let Some(seq) = self.seqs.get_mut(&s.id) else {
                 continue;
             };
@@ -423,9 +423,9 @@ fn snapshots(
                 num_output_tokens: seq.num_output(),
                 num_preemptions: req.num_preemptions,
                 scheduled_tokens: scheduled,
-                blocks_allocated: req.blocks.len(),
-                blocks_cached: req.num_cached_tokens / sched.config().block_size,
-                num_cached_tokens: req.num_cached_tokens,
+                blocks_allocated: req.kv.blocks().len(),
+                blocks_cached: req.kv.num_cached_tokens() / sched.config().block_size,
+                num_cached_tokens: req.kv.num_cached_tokens(),
             })
         })
         .collect()

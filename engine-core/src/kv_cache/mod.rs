@@ -10,7 +10,9 @@
 mod allocator;
 mod block_table;
 mod budget;
+mod manager;
 
 pub use allocator::{BlockAllocator, BlockHash, BlockId, OutOfBlocks, prefix_hashes};
 pub use block_table::BlockTable;
 pub use budget::KvBudget;
+pub use manager::{KvCacheManager, KvRelease, RequestKv, WindowKv};

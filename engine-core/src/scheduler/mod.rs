@@ -7,7 +7,9 @@
 //! under `max_num_batched_tokens` and `max_num_seqs`. A long prompt is thus prefilled in chunks,
 //! a decode is a chunk of one, and a preempted request simply recomputes from zero.
 //!
-//! KV blocks come from a [`BlockAllocator`], all-or-nothing per request. A running request that
+//! KV blocks come from the [`KvCacheManager`], all-or-nothing per request: the scheduler asks
+//! for a request's blocks and learns how many of its tokens are already computed, and the
+//! manager alone decides how blocks are shared, cached and given back (below). A running request that
 //! cannot get blocks preempts the newest-admitted running request (possibly itself): its blocks
 //! are freed and it goes back to the *front* of the waiting queue. A waiting request is admitted
 //! only if its blocks fit, and admission stops at the first one that does not, so a step only
@@ -34,10 +36,11 @@ mod tests;
 
 use std::collections::{HashMap, VecDeque};
 
+pub use crate::kv_cache::{KvRelease, WindowKv};
 pub use output::{BatchStats, ScheduleKind, ScheduledRequest, SchedulerOutput};
-pub use request::{KvRelease, RequestId, RequestState, SchedRequest};
+pub use request::{RequestId, RequestState, SchedRequest};
 
-use crate::kv_cache::{BlockAllocator, BlockHash, BlockId};
+use crate::kv_cache::{BlockHash, KvCacheManager};
 
 /// Limits of the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,23 +61,6 @@ pub struct SchedulerConfig {
     pub window: Option<WindowKv>,
 }
 
-/// The sliding-window layers' KV pool.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WindowKv {
-    /// Keys a token attends to, itself included.
-    pub window: usize,
-    /// Blocks in the pool (one of them is the placeholder of given-back entries).
-    pub num_blocks: usize,
-}
-
-/// The allocator of the sliding-window pool and its placeholder block.
-#[derive(Debug)]
-struct WindowPool {
-    window: usize,
-    alloc: BlockAllocator,
-    placeholder: BlockId,
-}
-
 /// A prompt that can never run; the engine finishes such a request as ignored.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -84,8 +70,7 @@ pub struct IgnoredPrompt(pub String);
 #[derive(Debug)]
 pub struct Scheduler {
     cfg: SchedulerConfig,
-    alloc: BlockAllocator,
-    window: Option<WindowPool>,
+    kv: KvCacheManager,
     requests: HashMap<RequestId, SchedRequest>,
     /// Waiting and preempted requests, in admission order.
     waiting: VecDeque<RequestId>,
@@ -102,25 +87,15 @@ impl Scheduler {
     /// # Panics
     /// If the sliding-window pool has fewer than 2 blocks.
     pub fn new(mut cfg: SchedulerConfig) -> Self {
-        let window = cfg.window.map(|w| {
-            assert!(
-                w.num_blocks >= 2,
-                "the sliding-window pool needs 2 blocks at least"
-            );
-            let mut alloc = BlockAllocator::new(w.num_blocks, cfg.block_size);
-            let placeholder = alloc.allocate(1).expect("checked above")[0];
-            WindowPool {
-                window: w.window,
-                alloc,
-                placeholder,
-            }
-        });
-        if window.is_some() {
-            cfg.enable_prefix_caching = false;
-        }
+        let kv = KvCacheManager::new(
+            cfg.num_kv_blocks,
+            cfg.block_size,
+            cfg.window,
+            cfg.enable_prefix_caching,
+        );
+        cfg.enable_prefix_caching = kv.prefix_caching();
         Self {
-            alloc: BlockAllocator::new(cfg.num_kv_blocks, cfg.block_size),
-            window,
+            kv,
             cfg,
             requests: HashMap::new(),
             waiting: VecDeque::new(),
@@ -180,10 +155,7 @@ impl Scheduler {
             )));
         }
         self.next_id = self.next_id.max(id.0 + 1);
-        let mut req = SchedRequest::new(id, n);
-        if self.cfg.enable_prefix_caching {
-            req.prompt_hashes = prompt_hashes;
-        }
+        let req = SchedRequest::new(id, n, self.kv.new_request(prompt_hashes));
         self.requests.insert(id, req);
         self.waiting.push_back(id);
         Ok(())
@@ -210,16 +182,7 @@ impl Scheduler {
             RequestState::Waiting | RequestState::Preempted => self.waiting.retain(|&r| r != id),
             RequestState::Finished => {}
         }
-        if kv == KvRelease::Discard {
-            // The failed step may have left its blocks half written.
-            for &b in req.blocks.blocks() {
-                self.alloc.unregister(b);
-            }
-        }
-        req.blocks.release(&mut self.alloc);
-        if let Some(w) = self.window.as_mut() {
-            req.window_blocks.release(&mut w.alloc);
-        }
+        self.kv.free_finished(&mut req.kv, kv);
         req.state = RequestState::Finished;
         Some(req)
     }
@@ -231,19 +194,17 @@ impl Scheduler {
 
     /// A request's block ids, as the backend reads them.
     pub fn block_table(&self, id: RequestId) -> Option<&[u32]> {
-        self.requests.get(&id).map(|r| r.blocks.as_raw())
+        self.requests.get(&id).map(|r| r.kv.block_table())
     }
 
     /// A request's block ids in the sliding-window pool, as the backend reads them.
     pub fn window_block_table(&self, id: RequestId) -> Option<&[u32]> {
-        self.requests.get(&id).map(|r| r.window_blocks.as_raw())
+        self.requests.get(&id).map(|r| r.kv.window_block_table())
     }
 
     /// Blocks in the sliding-window pool and how many requests hold (0s without one).
     pub fn window_kv_blocks(&self) -> (usize, usize) {
-        self.window
-            .as_ref()
-            .map_or((0, 0), |w| (w.alloc.num_total(), w.alloc.num_used() - 1))
+        self.kv.window_blocks()
     }
 
     /// Running requests, oldest admission first.
@@ -273,17 +234,17 @@ impl Scheduler {
 
     /// KV blocks in the pool.
     pub fn kv_blocks_total(&self) -> usize {
-        self.alloc.num_total()
+        self.kv.num_total()
     }
 
     /// KV blocks held by requests.
     pub fn kv_blocks_used(&self) -> usize {
-        self.alloc.num_used()
+        self.kv.num_used()
     }
 
     /// KV blocks holding a cached prefix (held by requests or not).
     pub fn kv_blocks_cached(&self) -> usize {
-        self.alloc.num_cached()
+        self.kv.num_cached()
     }
 
     /// The number the next [`schedule`](Self::schedule) call will carry.
@@ -306,8 +267,8 @@ impl Scheduler {
         }
         out.stats.num_running = self.running.len();
         out.stats.num_waiting = self.waiting.len();
-        out.stats.kv_blocks_total = self.alloc.num_total();
-        out.stats.kv_blocks_free = self.alloc.num_free();
+        out.stats.kv_blocks_total = self.kv.num_total();
+        out.stats.kv_blocks_free = self.kv.num_free();
         out
     }
 
@@ -337,7 +298,7 @@ impl Scheduler {
             let Some(req) = self.requests.get_mut(&id) else {
                 return false;
             };
-            if reserve(&mut self.alloc, self.window.as_mut(), req, n) {
+            if self.kv.allocate(&mut req.kv, req.num_computed_tokens, n) {
                 return true;
             }
             let Some(victim) = self.running.pop() else {
@@ -352,7 +313,8 @@ impl Scheduler {
 
     fn preempt(&mut self, id: RequestId, out: &mut SchedulerOutput) {
         if let Some(req) = self.requests.get_mut(&id) {
-            req.release_kv(&mut self.alloc, self.window.as_mut().map(|w| &mut w.alloc));
+            self.kv.free(&mut req.kv);
+            req.num_computed_tokens = 0;
             req.num_preemptions += 1;
             req.state = RequestState::Preempted;
             self.num_preemptions += 1;
@@ -369,20 +331,14 @@ impl Scheduler {
             let Some(req) = self.requests.get_mut(&id) else {
                 break;
             };
-            if req.blocks.is_empty() && !req.prompt_hashes.is_empty() {
-                // Leave the last known token to compute: its logits give the next sample.
-                let bs = self.cfg.block_size;
-                let most = ((req.num_tokens - 1) / bs).min(req.prompt_hashes.len());
-                let hits = self.alloc.lookup(&req.prompt_hashes[..most]);
-                req.num_computed_tokens = hits.len() * bs;
-                req.num_cached_tokens = req.num_computed_tokens;
-                req.num_registered_blocks = hits.len();
-                req.blocks.adopt(hits);
+            if req.kv.blocks().is_empty() {
+                req.num_computed_tokens = self.kv.computed_prefix(&mut req.kv, req.num_tokens);
             }
             let n = req.num_uncomputed().min(*budget);
-            if !reserve(&mut self.alloc, self.window.as_mut(), req, n) {
+            if !self.kv.allocate(&mut req.kv, req.num_computed_tokens, n) {
                 // Give the cached blocks back until its turn comes again.
-                req.release_kv(&mut self.alloc, self.window.as_mut().map(|w| &mut w.alloc));
+                self.kv.free(&mut req.kv);
+                req.num_computed_tokens = 0;
                 break; // FCFS: nobody overtakes the head
             }
             let kind = match req.state {
@@ -404,14 +360,10 @@ impl Scheduler {
         };
         let start = req.num_computed_tokens;
         req.num_computed_tokens += n;
-        // Full prompt blocks scheduled now are written this step: later requests may share them.
-        let full = (req.num_computed_tokens.min(req.num_prompt_tokens) / self.cfg.block_size)
-            .min(req.prompt_hashes.len());
-        for j in req.num_registered_blocks..full {
-            self.alloc
-                .register(req.blocks.blocks()[j], req.prompt_hashes[j]);
-        }
-        req.num_registered_blocks = req.num_registered_blocks.max(full);
+        self.kv.cache_prompt_blocks(
+            &mut req.kv,
+            req.num_computed_tokens.min(req.num_prompt_tokens),
+        );
         let samples = req.num_computed_tokens == req.num_tokens;
         // A decode computes the one newest token of a request past its prompt that was not
         // just re-admitted (a resumed request recomputes, which is prefill work).
@@ -433,27 +385,4 @@ impl Scheduler {
             kind,
         });
     }
-}
-
-/// Grows `req`'s tables to hold its next `n` tokens, in both pools or neither. In the
-/// sliding-window pool it first gives back the blocks wholly before the window of the first
-/// of those tokens: no query of this step or a later one reads them.
-fn reserve(
-    alloc: &mut BlockAllocator,
-    window: Option<&mut WindowPool>,
-    req: &mut SchedRequest,
-    n: usize,
-) -> bool {
-    let target = req.num_computed_tokens + n;
-    let Some(w) = window else {
-        return req.blocks.reserve(alloc, target).is_ok();
-    };
-    let first_key = (req.num_computed_tokens + 1).saturating_sub(w.window);
-    let bs = w.alloc.block_size();
-    req.window_blocks
-        .release_before(&mut w.alloc, first_key / bs, w.placeholder);
-    let fits = req.blocks.missing_blocks(alloc, target) <= alloc.num_free()
-        && req.window_blocks.missing_blocks(&w.alloc, target) <= w.alloc.num_free();
-    fits && req.blocks.reserve(alloc, target).is_ok()
-        && req.window_blocks.reserve(&mut w.alloc, target).is_ok()
 }

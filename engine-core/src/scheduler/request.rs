@@ -4,20 +4,11 @@
 //! tokens are known (`num_tokens`: prompt plus generated) and how many of them already have
 //! their keys and values in the cache (`num_computed_tokens`).
 
-use crate::kv_cache::{BlockAllocator, BlockHash, BlockTable};
+use crate::kv_cache::RequestKv;
 
 /// The scheduler's id of a request; ids grow with arrival order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RequestId(pub u64);
-
-/// What becomes of a finished request's KV blocks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KvRelease {
-    /// Their contents are valid: cached prompt blocks stay findable by later requests.
-    Keep,
-    /// The step that wrote them failed: nobody may reuse their contents.
-    Discard,
-}
 
 /// Where a request is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,21 +38,13 @@ pub struct SchedRequest {
     pub num_computed_tokens: usize,
     /// Times this request was preempted.
     pub num_preemptions: u32,
-    /// The blocks holding its keys and values (of the full-attention layers).
-    pub blocks: BlockTable,
-    /// Its blocks in the sliding-window pool (empty for a model without one).
-    pub window_blocks: BlockTable,
-    /// Chain hashes of the prompt's full blocks (empty without prefix caching).
-    pub prompt_hashes: Vec<BlockHash>,
-    /// Prompt tokens found in the prefix cache at its last admission.
-    pub num_cached_tokens: usize,
-    /// Leading blocks already registered in the prefix cache.
-    pub num_registered_blocks: usize,
+    /// Its share of the KV cache (the cache manager's business).
+    pub kv: RequestKv,
 }
 
 impl SchedRequest {
     /// A new waiting request with a prompt of `num_prompt_tokens`.
-    pub fn new(id: RequestId, num_prompt_tokens: usize) -> Self {
+    pub fn new(id: RequestId, num_prompt_tokens: usize, kv: RequestKv) -> Self {
         Self {
             id,
             state: RequestState::Waiting,
@@ -69,24 +52,8 @@ impl SchedRequest {
             num_tokens: num_prompt_tokens,
             num_computed_tokens: 0,
             num_preemptions: 0,
-            blocks: BlockTable::new(),
-            window_blocks: BlockTable::new(),
-            prompt_hashes: Vec::new(),
-            num_cached_tokens: 0,
-            num_registered_blocks: 0,
+            kv,
         }
-    }
-
-    /// Gives every KV block back: nothing is computed any more (preemption, or an admission
-    /// that did not fit after finding its cached prefix).
-    pub fn release_kv(&mut self, alloc: &mut BlockAllocator, window: Option<&mut BlockAllocator>) {
-        self.blocks.release(alloc);
-        if let Some(window) = window {
-            self.window_blocks.release(window);
-        }
-        self.num_computed_tokens = 0;
-        self.num_cached_tokens = 0;
-        self.num_registered_blocks = 0;
     }
 
     /// Tokens still to compute before the next token can be sampled.

@@ -204,7 +204,7 @@ fn a_shared_prefix_is_not_recomputed() {
     let b = s.add_request_with_prefix(10, hashes(0, 10)).unwrap();
     let out = s.schedule();
     assert_eq!(chunks(&out), vec![(a.0, 10, 1), (b.0, 8, 2)]);
-    assert_eq!(s.request(b).unwrap().num_cached_tokens, 8);
+    assert_eq!(s.request(b).unwrap().kv.num_cached_tokens(), 8);
     assert_eq!(out.stats.prefill_tokens, 2, "cached tokens cost no budget");
     // A and B share their first two blocks.
     assert_eq!(
@@ -302,7 +302,7 @@ fn sliding_window_blocks_are_given_back_as_the_sequence_grows() {
     );
     let a = s.add_request(20).unwrap();
     let b = s.add_request(6).unwrap();
-    let placeholder = s.window.as_ref().unwrap().placeholder.0;
+    let placeholder = s.kv.window_placeholder().unwrap();
     for _ in 0..40 {
         let out = s.schedule();
         assert!(out.preempted.is_empty(), "the window pool suffices");
@@ -321,9 +321,9 @@ fn sliding_window_blocks_are_given_back_as_the_sequence_grows() {
             let raw = s.window_block_table(id).unwrap();
             assert!(raw[..first_kept].iter().all(|&b| b == placeholder));
             assert!(raw[first_kept..].iter().all(|&b| b != placeholder));
-            assert!(req.window_blocks.num_held() <= 6, "{:?}", req.window_blocks);
+            assert!(req.kv.window_blocks().num_held() <= 6, "{:?}", req.kv);
             // The full-attention table keeps everything.
-            assert_eq!(req.blocks.len(), req.num_computed_tokens.div_ceil(4));
+            assert_eq!(req.kv.blocks().len(), req.num_computed_tokens.div_ceil(4));
         }
         sample_all(&mut s, &out);
     }
