@@ -148,9 +148,25 @@ fn ids_names_and_sizes() {
 }
 
 #[test]
-fn all_is_in_id_order_and_indexes_the_tables() {
+fn all_is_in_id_order_and_the_tables_name_each_type() {
+    // Each field holds its own type, so `get` must hand back what it is asked for.
+    let names = dispatch::PerType {
+        f32: GgmlType::F32,
+        f16: GgmlType::F16,
+        bf16: GgmlType::BF16,
+        q4_0: GgmlType::Q4_0,
+        q4_1: GgmlType::Q4_1,
+        q5_0: GgmlType::Q5_0,
+        q5_1: GgmlType::Q5_1,
+        q8_0: GgmlType::Q8_0,
+        q2_k: GgmlType::Q2_K,
+        q3_k: GgmlType::Q3_K,
+        q4_k: GgmlType::Q4_K,
+        q5_k: GgmlType::Q5_K,
+        q6_k: GgmlType::Q6_K,
+    };
     for (i, ty) in GgmlType::ALL.into_iter().enumerate() {
-        assert_eq!(ty.index(), i, "{ty}");
+        assert_eq!(names.get(ty), ty, "{ty}");
         if i > 0 {
             assert!(GgmlType::ALL[i - 1].id() < ty.id(), "{ty}");
         }
