@@ -16,10 +16,11 @@ pub fn simd_level() -> &'static str {
     simd_level_enum().name()
 }
 
-/// The instruction-set levels with a fast path, in increasing order.
+/// The instruction-set levels with a fast path, in increasing order. Public only through the
+/// hidden `bench_support` module.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Level {
+pub enum Level {
     /// Portable Rust.
     Scalar,
     /// AVX2 + FMA + F16C.
@@ -29,8 +30,16 @@ pub(crate) enum Level {
 }
 
 impl Level {
+    /// Every level this CPU can run, scalar first.
+    pub fn supported() -> Vec<Level> {
+        [Level::Scalar, Level::Avx2, Level::Avx512Vnni]
+            .into_iter()
+            .filter(|&l| l <= simd_level_enum())
+            .collect()
+    }
+
     /// The level's name, as [`simd_level`] reports it.
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",

@@ -50,6 +50,9 @@
 pub mod blocks;
 pub mod panel;
 
+#[doc(hidden)]
+pub mod bench_support;
+
 mod activation;
 mod convert;
 mod dispatch;
