@@ -16,8 +16,8 @@
 //! minijinja (without its `preserve_order` feature) iterates maps in key order, so `tojson` or
 //! `items()` over a message sees keys sorted, where Python keeps insertion order.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
+use chrono::format::StrftimeItems;
+use chrono::{DateTime, Utc};
 use minijinja::value::{Kwargs, Serde, Value};
 use minijinja::{Environment, Error, ErrorKind};
 
@@ -226,6 +226,8 @@ fn raise_exception(message: String) -> std::result::Result<Value, Error> {
 
 /// `tojson` as Python's `json.dumps(x, ensure_ascii=False, indent=indent)`: `", "`/`": "`
 /// separators without indent, `","` and newlines with it; non-ASCII written as is.
+/// minijinja's own `tojson` escapes `<`, `>`, `&` and `'` for HTML (and its plain JSON writer is
+/// private), and minijinja-contrib has none, so Python's output needs this one.
 fn tojson(value: &Value, kwargs: Kwargs) -> std::result::Result<Value, Error> {
     let indent: Option<Value> = kwargs.get("indent")?;
     let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
@@ -288,99 +290,32 @@ impl serde_json::ser::Formatter for PySpaced {
     }
 }
 
-/// `strftime_now(format)`: the current UTC time formatted with the common C `strftime`
-/// directives (`%Y %y %m %d %e %j %H %I %M %S %p %b %h %B %a %A %F %T %D %%`); other directives
-/// are copied through.
-fn strftime_now(format: String) -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    strftime_utc(&format, secs)
+/// `strftime_now(format)`: the current UTC time formatted with C `strftime` directives (chrono's
+/// set, which covers C99 and the common glibc extensions). Unknown directives are copied through,
+/// as glibc's `strftime` (behind Python's `datetime.strftime`) does.
+fn strftime_now(format: String) -> std::result::Result<String, Error> {
+    strftime(&format, Utc::now())
 }
 
-/// Formats `secs` since the Unix epoch (UTC) with [`strftime_now`]'s directives.
-fn strftime_utc(format: &str, secs: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
-    const DAYS: [&str; 7] = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
-
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (hour, min, sec) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy_mar = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy_mar + 2) / 153;
-    let day = doy_mar - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    const CUM: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
-    let yday = CUM[(month - 1) as usize] + day + i64::from(leap && month > 2);
-    // 1970-01-01 was a Thursday (index 3 from Monday).
-    let weekday = (days + 3).rem_euclid(7) as usize;
-    let month_name = MONTHS[(month - 1) as usize];
-    let hour12 = if hour % 12 == 0 { 12 } else { hour % 12 };
+/// Formats `time` with [`strftime_now`]'s directives.
+fn strftime(format: &str, time: DateTime<Utc>) -> std::result::Result<String, Error> {
+    use std::fmt::Write as _;
 
     let mut out = String::with_capacity(format.len() + 16);
-    let mut chars = format.chars();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('Y') => out.push_str(&year.to_string()),
-            Some('y') => out.push_str(&format!("{:02}", year.rem_euclid(100))),
-            Some('m') => out.push_str(&format!("{month:02}")),
-            Some('d') => out.push_str(&format!("{day:02}")),
-            Some('e') => out.push_str(&format!("{day:>2}")),
-            Some('j') => out.push_str(&format!("{yday:03}")),
-            Some('H') => out.push_str(&format!("{hour:02}")),
-            Some('I') => out.push_str(&format!("{hour12:02}")),
-            Some('M') => out.push_str(&format!("{min:02}")),
-            Some('S') => out.push_str(&format!("{sec:02}")),
-            Some('p') => out.push_str(if hour < 12 { "AM" } else { "PM" }),
-            Some('b') | Some('h') => out.push_str(&month_name[..3]),
-            Some('B') => out.push_str(month_name),
-            Some('a') => out.push_str(&DAYS[weekday][..3]),
-            Some('A') => out.push_str(DAYS[weekday]),
-            Some('F') => out.push_str(&format!("{year}-{month:02}-{day:02}")),
-            Some('T') => out.push_str(&format!("{hour:02}:{min:02}:{sec:02}")),
-            Some('D') => out.push_str(&format!("{month:02}/{day:02}/{:02}", year.rem_euclid(100))),
-            Some('%') => out.push('%'),
-            Some(other) => {
-                out.push('%');
-                out.push(other);
-            }
-            None => out.push('%'),
-        }
-    }
-    out
+    // `write!` rather than `to_string()`: chrono reports a directive it cannot fill as a
+    // formatting error, which `to_string()` would turn into a panic.
+    write!(
+        out,
+        "{}",
+        time.format_with_items(StrftimeItems::new_lenient(format))
+    )
+    .map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("strftime_now: cannot format {format:?}"),
+        )
+    })?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -463,6 +398,11 @@ mod tests {
         );
     }
 
+    /// [`strftime`] at `secs` since the Unix epoch.
+    fn strftime_utc(format: &str, secs: i64) -> String {
+        strftime(format, DateTime::from_timestamp(secs, 0).unwrap()).unwrap()
+    }
+
     #[test]
     fn strftime_known_dates() {
         // 2024-02-29 13:05:09 UTC, a Thursday.
@@ -472,6 +412,8 @@ mod tests {
             "29 Feb 2024 13:05:09 Thursday 060 %"
         );
         assert_eq!(strftime_utc("%F %T %p %I", 0), "1970-01-01 00:00:00 AM 12");
+        // Unknown directives are copied through, as glibc does.
+        assert_eq!(strftime_utc("%Q %Y %", 0), "%Q 1970 %");
         let t = ChatTemplate::new(
             "{{ strftime_now('%Y') }}".into(),
             String::new(),

@@ -16,50 +16,59 @@ use super::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
     BlockQ8_0, QK, QK_K, as_blocks, f16_le, k2_low_bits, q5_quants,
 };
+use super::dispatch::{LevelKernels, PerType};
 use super::reference::{q3k_chunk, q5k_chunk, q6k_chunk, q6k_scale_index};
-use super::{ActRow, BlockQ8, GgmlType, N_TYPES, RowKernel, RowsKernel};
+use super::{ActRow, BlockQ8, GgmlType};
 
-/// [`TABLE`]'s kernels over consecutive rows.
-pub(crate) const ROWS: [RowsKernel; N_TYPES] = [
-    rows::<0>, rows::<1>, rows::<2>, rows::<3>, rows::<4>, rows::<5>, rows::<6>, rows::<7>,
-    rows::<8>, rows::<9>, rows::<10>, rows::<11>, rows::<12>,
-];
-
-fn rows<const I: usize>(w_rows: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &mut [f32]) {
-    for (w_row, o) in w_rows
-        .chunks_exact(row_bytes)
-        .zip(out.chunks_exact_mut(xs.len()))
-    {
-        // SAFETY: the scalar kernels need no CPU feature; lengths were checked by the caller.
-        unsafe { TABLE[I](w_row, xs, o) }
-    }
-}
-
-/// The scalar row kernels, in [`GgmlType::ALL`] order.
-pub(crate) const TABLE: [RowKernel; N_TYPES] = {
-    macro_rules! entry {
+/// The scalar kernels: [`dot_multi`] with each type fixed. They need no CPU feature.
+pub(crate) const KERNELS: LevelKernels = {
+    /// `dot_multi` of `GgmlType::$ty`, as a [`RowKernel`](super::dispatch::RowKernel).
+    macro_rules! row {
         ($ty:ident) => {{
-            fn run(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
+            fn row(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {
                 dot_multi(GgmlType::$ty, w_row, xs, out)
             }
-            run
+            row
         }};
     }
-    [
-        entry!(F32),
-        entry!(F16),
-        entry!(Q4_0),
-        entry!(Q4_1),
-        entry!(Q5_0),
-        entry!(Q5_1),
-        entry!(Q8_0),
-        entry!(Q2_K),
-        entry!(Q3_K),
-        entry!(Q4_K),
-        entry!(Q5_K),
-        entry!(Q6_K),
-        entry!(BF16),
-    ]
+    /// `row!($ty)` over consecutive rows, as a [`RowsKernel`](super::dispatch::RowsKernel).
+    macro_rules! rows {
+        ($ty:ident) => {{
+            fn rows(w_rows: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &mut [f32]) {
+                for (w_row, o) in w_rows
+                    .chunks_exact(row_bytes)
+                    .zip(out.chunks_exact_mut(xs.len()))
+                {
+                    dot_multi(GgmlType::$ty, w_row, xs, o)
+                }
+            }
+            rows
+        }};
+    }
+    /// One `$kernel!(type)` per field.
+    macro_rules! per_type {
+        ($kernel:ident) => {
+            PerType {
+                f32: $kernel!(F32),
+                f16: $kernel!(F16),
+                bf16: $kernel!(BF16),
+                q4_0: $kernel!(Q4_0),
+                q4_1: $kernel!(Q4_1),
+                q5_0: $kernel!(Q5_0),
+                q5_1: $kernel!(Q5_1),
+                q8_0: $kernel!(Q8_0),
+                q2_k: $kernel!(Q2_K),
+                q3_k: $kernel!(Q3_K),
+                q4_k: $kernel!(Q4_K),
+                q5_k: $kernel!(Q5_K),
+                q6_k: $kernel!(Q6_K),
+            }
+        };
+    }
+    LevelKernels {
+        row: per_type!(row),
+        rows: per_type!(rows),
+    }
 };
 
 /// One unpacked 32-element weight chunk: `w[l] = ds * isc[l / 16] * q[l]`, plus an offset

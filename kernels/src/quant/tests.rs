@@ -13,10 +13,7 @@ fn quant_types() -> impl Iterator<Item = GgmlType> {
 
 /// Every level this CPU can run, scalar first.
 fn levels() -> Vec<Level> {
-    [Level::Scalar, Level::Avx2, Level::Avx512Vnni]
-        .into_iter()
-        .filter(|&l| l <= simd_level_enum())
-        .collect()
+    Level::supported()
 }
 
 fn gauss(rng: &mut ChaCha8Rng) -> f32 {
@@ -148,9 +145,25 @@ fn ids_names_and_sizes() {
 }
 
 #[test]
-fn all_is_in_id_order_and_indexes_the_tables() {
+fn all_is_in_id_order_and_the_tables_name_each_type() {
+    // Each field holds its own type, so `get` must hand back what it is asked for.
+    let names = dispatch::PerType {
+        f32: GgmlType::F32,
+        f16: GgmlType::F16,
+        bf16: GgmlType::BF16,
+        q4_0: GgmlType::Q4_0,
+        q4_1: GgmlType::Q4_1,
+        q5_0: GgmlType::Q5_0,
+        q5_1: GgmlType::Q5_1,
+        q8_0: GgmlType::Q8_0,
+        q2_k: GgmlType::Q2_K,
+        q3_k: GgmlType::Q3_K,
+        q4_k: GgmlType::Q4_K,
+        q5_k: GgmlType::Q5_K,
+        q6_k: GgmlType::Q6_K,
+    };
     for (i, ty) in GgmlType::ALL.into_iter().enumerate() {
-        assert_eq!(ty.index(), i, "{ty}");
+        assert_eq!(names.get(ty), ty, "{ty}");
         if i > 0 {
             assert!(GgmlType::ALL[i - 1].id() < ty.id(), "{ty}");
         }
@@ -851,102 +864,6 @@ fn vec_dot_arbitrary_blocks_all_levels() {
                         one[0]
                     );
                 }
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Micro-benchmark (run with `cargo test --release -- --ignored --nocapture bench_`).
-
-#[test]
-#[ignore = "micro-benchmark; run by hand"]
-fn bench_vec_dot() {
-    use std::hint::black_box;
-    use std::time::Instant;
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    eprintln!("simd_level = {}", simd_level());
-    for ty in [
-        GgmlType::Q4_1,
-        GgmlType::Q8_0,
-        GgmlType::Q4_0,
-        GgmlType::Q5_0,
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::Q4_K,
-        GgmlType::Q6_K,
-        GgmlType::Q5_1,
-        GgmlType::Q2_K,
-        GgmlType::Q3_K,
-        GgmlType::Q5_K,
-    ] {
-        let ns: &[usize] = if ty.block_elems() == 256 {
-            &[512, 1536]
-        } else {
-            &[576, 1536]
-        };
-        for &n in ns {
-            // Enough rows to be past L1 but in L2, like one layer's matrix slice.
-            let rows = 256;
-            let rb = ty.row_bytes(n).unwrap();
-            let wm: Vec<u8> = (0..rows)
-                .flat_map(|_| quantized(ty, &test_row(&mut rng, n)))
-                .collect();
-            let xs: Vec<Vec<f32>> = (0..16).map(|_| test_row(&mut rng, n)).collect();
-            let q8s: Vec<Vec<BlockQ8>> = xs
-                .iter()
-                .map(|x| {
-                    if ty.act_kind() == ActKind::Q8 {
-                        act_q8(x)
-                    } else {
-                        Vec::new()
-                    }
-                })
-                .collect();
-            let acts: Vec<ActRow<'_>> = xs
-                .iter()
-                .zip(&q8s)
-                .map(|(x, q)| ActRow { f32: x, q8: q })
-                .collect();
-            for level in levels() {
-                // Best of several runs: the machine is shared, so take the least disturbed one.
-                let best = |f: &mut dyn FnMut()| {
-                    (0..7)
-                        .map(|_| {
-                            let t = Instant::now();
-                            f();
-                            t.elapsed().as_nanos() as f64
-                        })
-                        .fold(f64::INFINITY, f64::min)
-                };
-                let iters = 20;
-                let mut sink = 0.0f32;
-                let single = best(&mut || {
-                    for _ in 0..iters {
-                        for r in 0..rows {
-                            let mut o = [0.0f32];
-                            let w = black_box(&wm[r * rb..(r + 1) * rb]);
-                            vec_dot_multi_at(level, ty, w, &acts[..1], &mut o);
-                            sink += o[0];
-                        }
-                    }
-                }) / (iters * rows) as f64;
-                let mut out = [0.0f32; 16];
-                let multi = best(&mut || {
-                    for _ in 0..iters / 4 {
-                        for r in 0..rows {
-                            let w = black_box(&wm[r * rb..(r + 1) * rb]);
-                            vec_dot_multi_at(level, ty, w, &acts, &mut out);
-                            sink += out[3];
-                        }
-                    }
-                }) / (iters / 4 * rows) as f64;
-                black_box(sink);
-                eprintln!(
-                    "{ty:>5} n={n:>5} {:<11} single {single:7.1} ns/row   16-multi {multi:8.1} ns/row ({:6.1} ns per row-dot)",
-                    level.name(),
-                    multi / 16.0
-                );
             }
         }
     }

@@ -1,5 +1,5 @@
-//! x86_64 fast paths for [`vec_dot_multi`](super::vec_dot_multi): one table of row kernels per
-//! level (`avx2::TABLE`, `vnni::TABLE`).
+//! x86_64 fast paths for [`vec_dot_multi`](super::vec_dot_multi): one table of kernels per
+//! level (`avx2::KERNELS`, `vnni::KERNELS`).
 //!
 //! The kernels are written once (the `level_kernels!` macro) and compiled twice: for AVX2 + FMA +
 //! F16C, where the u8×i8 block dot is `vpmaddubsw` + `vpmaddwd`, and for AVX-512 (F/BW/VL) +
@@ -27,7 +27,8 @@ use super::blocks::{
     BlockQ2K, BlockQ3K, BlockQ4_0, BlockQ4_1, BlockQ4K, BlockQ5_0, BlockQ5_1, BlockQ5K, BlockQ6K,
     BlockQ8_0, RawBlock, as_blocks, f16_le,
 };
-use super::{ActRow, BlockQ8, N_TYPES, RowKernel, RowsKernel};
+use super::dispatch::{LevelKernels, PerType};
+use super::{ActRow, BlockQ8};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by both levels (their features are a subset of either level's, so they inline).
@@ -231,6 +232,24 @@ macro_rules! per_chunk {
     }};
 }
 
+/// The row kernel `$run` over consecutive rows, the loop compiled with the level's features
+/// `$feat` so that each row's kernel is called directly (or inlined), not per row through the
+/// dispatch.
+macro_rules! rows_kernel {
+    ($feat:literal, $run:ident) => {{
+        #[target_feature(enable = $feat)]
+        unsafe fn rows(w_rows: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &mut [f32]) {
+            for (w_row, o) in w_rows
+                .chunks_exact(row_bytes)
+                .zip(out.chunks_exact_mut(xs.len()))
+            {
+                $run(w_row, xs, o)
+            }
+        }
+        rows
+    }};
+}
+
 macro_rules! level_kernels {
     (
         $(#[$doc:meta])*
@@ -251,34 +270,40 @@ macro_rules! level_kernels {
             #[inline]
             fn dot_u8i8($a: __m256i, $b: __m256i) -> __m256i $dot
 
-            /// The row kernels, in [`GgmlType::ALL`](super::super::GgmlType::ALL) order. Calling
-            /// one requires this level's CPU features and lengths checked by `check_dot`.
-            pub(in super::super) const TABLE: [RowKernel; N_TYPES] = [
-                run_f32, run_f16, run_q4_0, run_q4_1, run_q5_0, run_q5_1, run_q8_0, run_q2k,
-                run_q3k, run_q4k, run_q5k, run_q6k, run_bf16,
-            ];
-
-            /// [`TABLE`]'s kernels over consecutive rows, the loop compiled with this level's
-            /// features so each row's kernel is called directly (or inlined), not per row
-            /// through the dispatch.
-            pub(in super::super) const ROWS: [RowsKernel; N_TYPES] = [
-                rows::<0>, rows::<1>, rows::<2>, rows::<3>, rows::<4>, rows::<5>, rows::<6>, rows::<7>,
-                rows::<8>, rows::<9>, rows::<10>, rows::<11>, rows::<12>,
-            ];
-
-            #[target_feature(enable = $feat)]
-            unsafe fn rows<const I: usize>(
-                w_rows: &[u8],
-                row_bytes: usize,
-                xs: &[ActRow<'_>],
-                out: &mut [f32],
-            ) {
-                for (w_row, o) in w_rows.chunks_exact(row_bytes).zip(out.chunks_exact_mut(xs.len())) {
-                    // SAFETY: the caller checked the lengths for rows of `row_bytes`, and this
-                    // level's features are enabled here as in every `TABLE` kernel.
-                    unsafe { TABLE[I](w_row, xs, o) }
-                }
-            }
+            /// This level's kernels. Calling one requires this level's CPU features and lengths
+            /// checked by `check_dot`.
+            pub(in super::super) const KERNELS: LevelKernels = LevelKernels {
+                row: PerType {
+                    f32: run_f32,
+                    f16: run_f16,
+                    bf16: run_bf16,
+                    q4_0: run_q4_0,
+                    q4_1: run_q4_1,
+                    q5_0: run_q5_0,
+                    q5_1: run_q5_1,
+                    q8_0: run_q8_0,
+                    q2_k: run_q2k,
+                    q3_k: run_q3k,
+                    q4_k: run_q4k,
+                    q5_k: run_q5k,
+                    q6_k: run_q6k,
+                },
+                rows: PerType {
+                    f32: rows_kernel!($feat, run_f32),
+                    f16: rows_kernel!($feat, run_f16),
+                    bf16: rows_kernel!($feat, run_bf16),
+                    q4_0: rows_kernel!($feat, run_q4_0),
+                    q4_1: rows_kernel!($feat, run_q4_1),
+                    q5_0: rows_kernel!($feat, run_q5_0),
+                    q5_1: rows_kernel!($feat, run_q5_1),
+                    q8_0: rows_kernel!($feat, run_q8_0),
+                    q2_k: rows_kernel!($feat, run_q2k),
+                    q3_k: rows_kernel!($feat, run_q3k),
+                    q4_k: rows_kernel!($feat, run_q4k),
+                    q5_k: rows_kernel!($feat, run_q5k),
+                    q6_k: rows_kernel!($feat, run_q6k),
+                },
+            };
 
             #[target_feature(enable = $feat)]
             fn run_f32(w_row: &[u8], xs: &[ActRow<'_>], out: &mut [f32]) {

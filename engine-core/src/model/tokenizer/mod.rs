@@ -28,6 +28,9 @@
 
 mod bytes;
 mod incremental;
+mod metadata;
+mod model;
+mod pieces;
 mod pretok;
 mod special;
 mod spm;
@@ -37,18 +40,14 @@ mod tests;
 
 use std::fmt;
 
-use tokenizers::models::bpe::{BPE, Vocab};
-
-use super::gguf::keys::tokenizer as keys;
-use super::gguf::{GgufError, GgufFile, MetadataValue};
+use super::gguf::{GgufError, GgufFile};
+use metadata::TokenizerMetadata;
+use model::Model;
+use pieces::Pieces;
 
 pub use incremental::IncrementalDecoder;
 pub use pretok::{PreTokenizerConfig, PreTokenizerKind};
 pub use special::TokenType;
-
-/// Whether SentencePiece prepends a space to the text (not in `gguf::keys`, which belongs to
-/// the model loaders).
-const ADD_SPACE_PREFIX: &str = "tokenizer.ggml.add_space_prefix";
 
 /// Everything that can go wrong building or using a [`Tokenizer`].
 #[derive(Debug, thiserror::Error)]
@@ -90,15 +89,6 @@ fn backend(e: impl fmt::Display) -> TokenizerError {
     TokenizerError::Backend(e.to_string())
 }
 
-/// The model that tokenizes text between special tokens.
-enum Model {
-    /// Byte-level BPE and its pre-tokenizer, without added tokens (special tokens are split off
-    /// first).
-    Bpe(Box<tokenizers::Tokenizer>),
-    /// SentencePiece-style merges by score.
-    Spm(Box<spm::Spm>),
-}
-
 /// A tokenizer loaded from GGUF metadata (byte-level BPE or SentencePiece). Immutable and
 /// `Send + Sync`: share one per model; per-sequence decoding state lives in
 /// [`IncrementalDecoder`].
@@ -108,9 +98,8 @@ pub struct Tokenizer {
     tokens: Vec<String>,
     /// Token types by id, after llama.cpp's detection of control tokens by text.
     types: Vec<TokenType>,
-    /// Concatenated rendered bytes of every token; token `i` is `piece_bytes[piece_ends[i-1]..piece_ends[i]]`.
-    piece_bytes: Vec<u8>,
-    piece_ends: Vec<usize>,
+    /// The bytes each token renders as.
+    pieces: Pieces,
     /// Ids matched in text (control, user-defined, unknown), longest text first.
     specials_by_len: Vec<u32>,
     /// The BPE pre-tokenizer; `None` for SentencePiece, which has none.
@@ -143,45 +132,6 @@ impl fmt::Debug for Tokenizer {
     }
 }
 
-/// Reads an optional token id, `default` when absent; ids outside the vocabulary (the file's or
-/// the default) are ignored with a warning, as in llama.cpp.
-fn read_id(
-    file: &GgufFile,
-    key: &str,
-    n_tokens: usize,
-    default: Option<u32>,
-) -> Result<Option<u32>> {
-    let default = default.filter(|&d| (d as usize) < n_tokens);
-    let Some(v) = file.get(key) else {
-        return Ok(default);
-    };
-    let id = v.as_u64().ok_or_else(|| GgufError::WrongType {
-        key: key.to_owned(),
-        expected: "unsigned integer",
-        found: v.value_type(),
-    })?;
-    if id >= n_tokens as u64 {
-        eprintln!(
-            "warning: tokenizer: {key} = {id} is outside the vocabulary of {n_tokens} tokens; ignored"
-        );
-        return Ok(default);
-    }
-    Ok(Some(id as u32))
-}
-
-/// Reads an optional bool.
-fn read_bool(file: &GgufFile, key: &str) -> Result<Option<bool>> {
-    let Some(v) = file.get(key) else {
-        return Ok(None);
-    };
-    let b = v.as_bool().ok_or_else(|| GgufError::WrongType {
-        key: key.to_owned(),
-        expected: "bool",
-        found: v.value_type(),
-    })?;
-    Ok(Some(b))
-}
-
 impl Tokenizer {
     /// Builds the tokenizer from a GGUF file's metadata.
     ///
@@ -189,159 +139,32 @@ impl Tokenizer {
     /// `tokenizer.ggml.pre`) or `"llama"`, and `tokenizer.ggml.tokens`; everything else is
     /// optional.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
-        let model_name = file.get_str(keys::MODEL)?;
-        let is_spm = match model_name {
-            "gpt2" => false,
-            "llama" => true,
-            other => return Err(TokenizerError::Unsupported(other.to_owned())),
-        };
-        let tokens: Vec<String> = file
-            .get_str_array(keys::TOKENS)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| {
-                if t.is_empty() {
-                    format!("[EMPTY_{i}]")
-                } else {
-                    t.to_owned()
-                }
-            })
-            .collect();
-        let n = tokens.len();
-        if n == 0 {
-            return Err(TokenizerError::Invalid(format!(
-                "{} is empty",
-                keys::TOKENS
-            )));
-        }
-        if u32::try_from(n).is_err() {
-            return Err(TokenizerError::Invalid(format!(
-                "{n} tokens do not fit u32 ids"
-            )));
-        }
-
-        let mut types = match file.get(keys::TOKEN_TYPE) {
-            None => vec![TokenType::Normal; n],
-            Some(_) => {
-                let arr = file.get_array(keys::TOKEN_TYPE)?;
-                if arr.values.len() < n {
-                    return Err(TokenizerError::Invalid(format!(
-                        "{} has {} entries for {n} tokens",
-                        keys::TOKEN_TYPE,
-                        arr.values.len()
-                    )));
-                }
-                arr.values[..n]
-                    .iter()
-                    .map(|v| {
-                        v.as_i64().map(TokenType::from_i64).ok_or_else(|| {
-                            TokenizerError::Invalid(format!(
-                                "{} holds a non-integer {v}",
-                                keys::TOKEN_TYPE
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
-        };
-
-        // llama.cpp's defaults per model type: SPM files name BOS 1, EOS 2 and unknown 0 and add
-        // BOS unless told otherwise.
-        let (default_bos, default_eos, default_unk) = if is_spm {
-            (Some(1), Some(2), Some(0))
-        } else {
-            (None, None, None)
-        };
-        let pre = if is_spm {
-            None
-        } else {
-            let pre_name = match file.get(keys::PRE) {
-                None => None,
-                Some(_) => Some(file.get_str(keys::PRE)?),
-            };
-            Some(PreTokenizerConfig::from_name(pre_name).ok_or_else(|| {
-                TokenizerError::UnknownPreTokenizer(pre_name.unwrap_or("").to_owned())
-            })?)
-        };
-        let add_bos_default = pre.as_ref().is_none_or(|p| p.add_bos_default);
-        let add_space_prefix = is_spm && read_bool(file, ADD_SPACE_PREFIX)?.unwrap_or(true);
-
-        let bos = read_id(file, keys::BOS_ID, n, default_bos)?;
-        let eos = read_id(file, keys::EOS_ID, n, default_eos)?;
-        let mut ids = special::SpecialIds {
-            eos,
-            eot: read_id(file, keys::EOT_ID, n, None)?,
-            eom: read_id(file, keys::EOM_ID, n, None)?,
-        };
-        let unk = read_id(file, keys::UNK_ID, n, default_unk)?;
-        let pad = read_id(file, keys::PAD_ID, n, None)?;
-        let add_bos = read_bool(file, keys::ADD_BOS)?.unwrap_or(add_bos_default);
-        let add_eos = read_bool(file, keys::ADD_EOS)?.unwrap_or(false);
-        if add_bos && bos.is_none() {
-            return Err(TokenizerError::Invalid(format!(
-                "{} is true but there is no valid {}",
-                keys::ADD_BOS,
-                keys::BOS_ID
-            )));
-        }
-        if add_eos && eos.is_none() {
-            return Err(TokenizerError::Invalid(format!(
-                "{} is true but there is no valid {}",
-                keys::ADD_EOS,
-                keys::EOS_ID
-            )));
-        }
-
+        let meta = TokenizerMetadata::read(file)?;
+        meta.validate()?;
+        let TokenizerMetadata {
+            kind,
+            tokens,
+            mut types,
+            pre,
+            add_space_prefix,
+            bos,
+            mut ids,
+            unk,
+            pad,
+            add_bos,
+            add_eos,
+        } = meta;
+        // Detection by text may turn tokens into control tokens, which changes their pieces
+        // and which tokens are matched in text: it runs before both.
         let eog = special::detect(&tokens, &mut types, &mut ids);
-
-        let mut specials_by_len: Vec<u32> = (0..n as u32)
-            .filter(|&i| types[i as usize].is_matched_in_text())
-            .collect();
-        specials_by_len.sort_by_key(|&i| std::cmp::Reverse(tokens[i as usize].len()));
-
-        let mut piece_bytes = Vec::new();
-        let mut piece_ends = Vec::with_capacity(n);
-        for (text, ty) in tokens.iter().zip(&types) {
-            match ty {
-                TokenType::Control | TokenType::Unknown | TokenType::UserDefined => {
-                    piece_bytes.extend_from_slice(text.as_bytes())
-                }
-                TokenType::Normal if is_spm => {
-                    // U+2581 back to a space, without an allocation per token.
-                    for (k, part) in text.split(spm::SPACE_MARKER).enumerate() {
-                        if k > 0 {
-                            piece_bytes.push(b' ');
-                        }
-                        piece_bytes.extend_from_slice(part.as_bytes());
-                    }
-                }
-                TokenType::Normal => bytes::decode_into(text, &mut piece_bytes),
-                // llama.cpp reads the byte of `<0xXX>` for both models; a byte-level string
-                // (which no converter marks as a byte token) keeps its byte-level meaning.
-                TokenType::Byte if is_spm || text.starts_with("<0x") => {
-                    piece_bytes.push(spm::byte_of_token(text))
-                }
-                TokenType::Byte => bytes::decode_into(text, &mut piece_bytes),
-                TokenType::Unused | TokenType::Undefined => {}
-            }
-            piece_ends.push(piece_bytes.len());
-        }
-
-        let model = match &pre {
-            None => Model::Spm(Box::new(spm::Spm::new(
-                &tokens,
-                read_scores(file, n)?,
-                unk,
-            )?)),
-            Some(pre) => Model::Bpe(Box::new(build_bpe(file, &tokens, pre)?)),
-        };
-
+        let specials_by_len = special::matched_by_length(&tokens, &types);
+        let pieces = Pieces::new(&tokens, &types, kind);
+        let model = Model::from_gguf(file, &tokens, pre.as_ref(), unk)?;
         Ok(Self {
             model,
             tokens,
             types,
-            piece_bytes,
-            piece_ends,
+            pieces,
             specials_by_len,
             pre,
             add_space_prefix,
@@ -485,8 +308,7 @@ impl Tokenizer {
         if skip_special && ty.is_special() {
             return Some(&[]);
         }
-        let start = if i == 0 { 0 } else { self.piece_ends[i - 1] };
-        Some(&self.piece_bytes[start..self.piece_ends[i]])
+        Some(self.pieces.get(i))
     }
 
     /// Number of tokens in the vocabulary.
@@ -584,65 +406,6 @@ impl Tokenizer {
     pub fn add_space_prefix(&self) -> bool {
         self.add_space_prefix
     }
-}
-
-/// `tokenizer.ggml.scores` (f32 or i32, at least one per token); all 0 when absent, as llama.cpp.
-fn read_scores(file: &GgufFile, n: usize) -> Result<Vec<f32>> {
-    if file.get(keys::SCORES).is_none() {
-        return Ok(vec![0.0; n]);
-    }
-    let arr = file.get_array(keys::SCORES)?;
-    if arr.values.len() < n {
-        return Err(TokenizerError::Invalid(format!(
-            "{} has {} entries for {n} tokens",
-            keys::SCORES,
-            arr.values.len()
-        )));
-    }
-    arr.values[..n]
-        .iter()
-        .map(|v| match v {
-            MetadataValue::F32(x) => Ok(*x),
-            MetadataValue::I32(x) => Ok(*x as f32),
-            other => Err(TokenizerError::Invalid(format!(
-                "{} holds {other}, not f32 or i32",
-                keys::SCORES
-            ))),
-        })
-        .collect()
-}
-
-/// The `tokenizers` BPE model with the pre-tokenizer `pre`.
-fn build_bpe(
-    file: &GgufFile,
-    tokens: &[String],
-    pre: &PreTokenizerConfig,
-) -> Result<tokenizers::Tokenizer> {
-    let merges: Vec<(String, String)> = file
-        .get_str_array(keys::MERGES)?
-        .into_iter()
-        .map(|m| {
-            // llama.cpp splits at the first space after the first byte.
-            let pos = m.bytes().skip(1).position(|b| b == b' ').map(|p| p + 1);
-            match pos {
-                Some(p) => Ok((m[..p].to_owned(), m[p + 1..].to_owned())),
-                None => Err(TokenizerError::Invalid(format!("merge {m:?} has no space"))),
-            }
-        })
-        .collect::<Result<_>>()?;
-    let vocab: Vocab = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.clone(), i as u32))
-        .collect();
-    let bpe_model = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .ignore_merges(pre.ignore_merges)
-        .build()
-        .map_err(|e| TokenizerError::Invalid(format!("BPE vocabulary/merges: {e}")))?;
-    let mut bpe = tokenizers::Tokenizer::new(bpe_model);
-    bpe.with_pre_tokenizer(Some(pre.build().map_err(backend)?));
-    Ok(bpe)
 }
 
 /// llama.cpp's `clean_spaces` pass of `llama_detokenize`, three passes over the bytes:

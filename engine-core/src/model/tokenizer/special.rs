@@ -212,6 +212,16 @@ pub(crate) fn detect(tokens: &[String], types: &mut [TokenType], ids: &mut Speci
     eog
 }
 
+/// The ids that [`partition`] matches in text (control, user-defined, unknown), longest text
+/// first, as llama.cpp tries them.
+pub(crate) fn matched_by_length(tokens: &[String], types: &[TokenType]) -> Vec<u32> {
+    let mut ids: Vec<u32> = (0..tokens.len() as u32)
+        .filter(|&i| types[i as usize].is_matched_in_text())
+        .collect();
+    ids.sort_by_key(|&i| std::cmp::Reverse(tokens[i as usize].len()));
+    ids
+}
+
 /// A piece of text being tokenized: a byte range still to encode, or a matched special token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fragment {

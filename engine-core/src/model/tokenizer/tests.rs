@@ -1,6 +1,8 @@
 //! Unit tests on a small in-memory byte-level vocabulary.
 
+use super::metadata::ADD_SPACE_PREFIX;
 use super::*;
+use crate::model::gguf::keys::tokenizer as keys;
 use crate::model::gguf::{GgufWriter, MetadataValue, ValueType};
 
 const CONTROL: i32 = 3;

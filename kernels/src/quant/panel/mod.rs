@@ -348,8 +348,8 @@ fn dot_panels_with(
     dot_panels_scalar(ty, panels, row_bytes, xs, out);
 }
 
-/// [`dot_panels`] at an explicit level, for tests. Panics if the CPU does not support `level`.
-#[cfg(test)]
+/// [`dot_panels`] at an explicit level, for tests and benchmarks. Panics if the CPU does not
+/// support `level`.
 pub(crate) fn dot_panels_at(
     level: Level,
     ty: GgmlType,
@@ -362,7 +362,6 @@ pub(crate) fn dot_panels_at(
 }
 
 /// The levels with a panel kernel for `ty` that this CPU supports.
-#[cfg(test)]
 pub(crate) fn kernel_levels(ty: GgmlType) -> Vec<Level> {
     [Level::Avx2, Level::Avx512Vnni]
         .into_iter()

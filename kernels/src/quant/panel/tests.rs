@@ -8,7 +8,7 @@ use super::super::tests::{
     KERNEL_RTOL, abs_dot, act_q8, act_rows, dequant_q8, dequantized, extreme_q8, quantized,
     test_row,
 };
-use super::super::{ActRow, BlockQ8, GgmlType, vec_dot_multi_at, vec_dot_reference};
+use super::super::{ActRow, BlockQ8, GgmlType, vec_dot_reference};
 use super::*;
 
 /// Every type with a panel layout.
@@ -345,73 +345,4 @@ fn rejects_a_partial_panel() {
     }];
     let mut out = vec![0.0f32; PANEL_ROWS];
     dot_panels_scalar(ty, &vec![0u8; 15 * row_bytes], row_bytes, &act, &mut out);
-}
-
-/// Panels vs GGUF rows on one process's worth of data (run with `cargo test --release -p kernels
-/// -- --ignored --nocapture bench_panels`): ns per row-dot at 1, 8 and 16 activations, for a
-/// slice that stays in L2 and for a stream of weights past the last-level cache (rows of 576
-/// elements, 1536 for the K-quants). `BENCH_TYPES=Q4_K,Q6_K` limits it to those types.
-#[test]
-#[ignore = "micro-benchmark; run by hand"]
-fn bench_panels() {
-    use std::hint::black_box;
-    use std::time::Instant;
-    let mut rng = ChaCha8Rng::seed_from_u64(14);
-    let only: Option<Vec<String>> = std::env::var("BENCH_TYPES")
-        .ok()
-        .map(|v| v.split(',').map(str::to_owned).collect());
-    for ty in TYPES {
-        if only
-            .as_ref()
-            .is_some_and(|o| !o.iter().any(|t| t == ty.name()))
-        {
-            continue;
-        }
-        if kernel_levels(ty).is_empty() {
-            eprintln!("skipped: no {ty} panel kernel on this CPU");
-            continue;
-        }
-        // SmolLM2's width for the 32-element types; K-quant rows need multiples of 256.
-        let n = lengths(ty, &[576, 1536])[0];
-        for rows in [256, 65536] {
-            let rb = ty.row_bytes(n).unwrap();
-            let (wm, _) = weight_rows(&mut rng, ty, rows / PANEL_ROWS, n);
-            let pm = packed(ty, &wm, rb);
-            let (xs, q8s) = activations(&mut rng, 16, n);
-            let acts = act_rows(&xs, &q8s);
-            for m in [1, 8, 16] {
-                let mut out = vec![0.0f32; rows * m];
-                let best = |f: &mut dyn FnMut()| {
-                    (0..5)
-                        .map(|_| {
-                            let t = Instant::now();
-                            f();
-                            t.elapsed().as_nanos() as f64
-                        })
-                        .fold(f64::INFINITY, f64::min)
-                };
-                let iters = if rows > 1024 { 1 } else { 50 };
-                let per = (iters * rows * m) as f64;
-                for level in kernel_levels(ty) {
-                    // The row kernels at the same level, one call per row.
-                    let r = best(&mut || {
-                        for _ in 0..iters {
-                            for (w, o) in wm.chunks_exact(rb).zip(out.chunks_exact_mut(m)) {
-                                vec_dot_multi_at(level, ty, black_box(w), &acts[..m], o);
-                            }
-                        }
-                    }) / per;
-                    let p = best(&mut || {
-                        for _ in 0..iters {
-                            dot_panels_at(level, ty, black_box(&pm), rb, &acts[..m], &mut out);
-                        }
-                    }) / per;
-                    eprintln!(
-                        "{ty:>5} n={n} rows={rows:>6} m={m:>2} {level:?}: rows {r:6.2} ns, panels {p:6.2} ns per row-dot ({:.2}x)",
-                        r / p
-                    );
-                }
-            }
-        }
-    }
 }
