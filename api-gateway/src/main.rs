@@ -15,6 +15,7 @@ use api_gateway::metrics::GatewayMetrics;
 use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engines, app};
 use clap::Parser;
 use proto::conventions::{scope, service};
+use proto::logging::LogArgs;
 use proto::telemetry::sampling::JourneySampler;
 use proto::telemetry::{Telemetry, TracingArgs};
 
@@ -57,11 +58,14 @@ struct Cli {
     max_body_bytes: usize,
     #[command(flatten)]
     tracing: TracingArgs,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    proto::logging::init(&cli.log)?;
     let policy = HealthPolicy {
         interval: Duration::from_millis(cli.engine_health_interval_ms),
         backoff: Backoff {
@@ -72,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let metrics = Arc::new(GatewayMetrics::new());
     let tracer = if cli.tracing.enable_journey_tracing {
         let dest = cli.tracing.destination();
-        eprintln!("api-gateway: tracing to {dest:?}");
+        tracing::info!("tracing to {dest:?}");
         let sampler = JourneySampler::new(cli.tracing.journey_tracing_sample_rate);
         Some(Telemetry::init(service::API_GATEWAY, &dest, sampler)?)
     } else {
@@ -82,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
         tracer.as_ref().map(|t| t.tracer(scope::API)),
         metrics.clone(),
     );
-    eprintln!("api-gateway: engines {:?}", cli.engine);
+    tracing::info!("engines {:?}", cli.engine);
     let engines = Engines::new(cli.engine, cli.model_name, policy, metrics)
         .await
         .context("setting up the engine pool")?;
@@ -103,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(t) = &tracer {
         t.shutdown();
     }
-    eprintln!("api-gateway stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -186,3 +186,67 @@ fn serve_on_cuda_without_a_gpu_fails_cleanly_at_start_up() {
     };
     assert!(stderr.contains(expected), "{stderr}");
 }
+
+/// Starts `serve` on `model` with `log_flags`, waits until it listens, stops it, and returns
+/// its stderr.
+fn serve_log(model: &std::path::Path, log_flags: &[&str]) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = engine()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--model")
+        .arg(model)
+        .args(log_flags)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start engine-core serve");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let listening = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("engine-core listening on"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(listening, "serve never listened: {stderr}");
+    stderr
+}
+
+#[test]
+fn logs_go_to_stderr_with_levels_and_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("tiny-log.gguf");
+    write_tiny_model(&model, &TinySpec::default()).unwrap();
+    let json = serve_log(&model, &["--log-format", "json"]);
+    let lines: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    let model_line = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("tiny-log.gguf"))
+        })
+        .unwrap_or_else(|| panic!("no start-up line naming the model in {json}"));
+    assert_eq!(model_line["level"], "INFO", "{model_line}");
+    let quiet = serve_log(&model, &["--log-level", "warn"]);
+    assert!(
+        !quiet.contains("tiny-log.gguf"),
+        "info line at level warn: {quiet}"
+    );
+}

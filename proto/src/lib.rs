@@ -3,6 +3,7 @@
 //! attribute, metadata-key and metric name); and the telemetry plumbing both binaries use.
 
 pub mod conventions;
+pub mod logging;
 pub mod telemetry;
 
 /// Generated messages and service stubs of `journey.engine.v1`.

@@ -132,3 +132,26 @@ fn observers_and_the_lifecycle_do_not_import_the_engine() {
         }
     }
 }
+
+#[test]
+fn library_code_logs_through_tracing_not_eprintln() {
+    for dir in [
+        "engine-core/src",
+        "api-gateway/src",
+        "proto/src",
+        "kernels/src",
+    ] {
+        for (file, line) in lines_under(dir) {
+            let f = file.to_string_lossy();
+            // The binaries' own fatal-error line, and tests, may print.
+            let exempt = f.contains("/cli/")
+                || f.ends_with("/main.rs")
+                || f.ends_with("tests.rs")
+                || f.contains("/tests/");
+            assert!(
+                exempt || !line.contains("eprintln!"),
+                "{f}: log through `tracing`: {line}"
+            );
+        }
+    }
+}

@@ -360,7 +360,7 @@ impl Inner {
             let urls = match target.resolve().await {
                 Ok(urls) => urls,
                 Err(e) => {
-                    eprintln!("api-gateway: cannot resolve {target:?}: {e}");
+                    tracing::warn!("cannot resolve {target:?}: {e}");
                     continue;
                 }
             };
@@ -387,12 +387,12 @@ impl Inner {
                 }
                 match Replica::new(url, self.policy.backoff, self.metrics.clone()) {
                     Ok(r) => replicas.push(Arc::new(r)),
-                    Err(e) => eprintln!("api-gateway: bad engine address {url}: {e}"),
+                    Err(e) => tracing::warn!("bad engine address {url}: {e}"),
                 }
             }
             if replicas.len() != before {
                 let now: Vec<&str> = replicas.iter().map(|r| r.url()).collect();
-                eprintln!("api-gateway: engines now {now:?}");
+                tracing::info!("engines now {now:?}");
             }
         }
     }

@@ -96,7 +96,7 @@ impl Replica {
     pub fn succeeded(&self) {
         let was = std::mem::replace(&mut *self.lock(), Health::Up);
         if !was.available() {
-            eprintln!("api-gateway: engine {} is back", self.url);
+            tracing::info!(engine = %self.url, "engine is back");
             self.metrics.on_engine_health(&self.url, true);
         }
     }
@@ -109,7 +109,7 @@ impl Replica {
         drop(health);
         self.metrics.on_engine_failure(&self.url);
         if was.available() {
-            eprintln!("api-gateway: engine {} taken out: {why}", self.url);
+            tracing::warn!(engine = %self.url, "engine taken out: {why}");
             self.metrics.on_engine_health(&self.url, false);
         }
     }

@@ -18,6 +18,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: proto::logging::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -83,6 +85,10 @@ fn write_tiny(args: TinyArgs) -> anyhow::Result<()> {
 /// Parses arguments and runs the chosen command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = proto::logging::init(&cli.log) {
+        eprintln!("error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::WriteTinyModel(args) => write_tiny(args),

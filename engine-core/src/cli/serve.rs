@@ -114,11 +114,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 fn serve_on_cuda(args: ServeArgs) -> anyhow::Result<()> {
     let backend = kernels::cuda::CudaBackend::new(0).context("--device cuda")?;
     let (free, total) = backend.memory();
-    eprintln!(
-        "engine-core: CUDA device {}, {} of {} MiB free",
-        backend.device(),
-        free >> 20,
-        total >> 20
+    tracing::info!(
+        device = backend.device(),
+        free_mib = free >> 20,
+        total_mib = total >> 20,
+        "CUDA device"
     );
     serve_on(args, backend)
 }
@@ -177,8 +177,8 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         ),
         None => String::new(),
     };
-    eprintln!(
-        "engine-core: {} ({} {} layers, context {}), KV {} blocks x {} tokens{window_note}, device {device}",
+    tracing::info!(
+        "{} ({} {} layers, context {}), KV {} blocks x {} tokens{window_note}, device {device}",
         args.model.display(),
         model.llama.config().n_layers,
         model.llama.config().arch,
@@ -193,7 +193,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
     let tracing_on = args.tracing.enable_journey_tracing || args.steps.step_tracing_enabled;
     let telemetry = if tracing_on {
         let dest = args.tracing.destination();
-        eprintln!("engine-core: tracing to {dest:?}");
+        tracing::info!("tracing to {dest:?}");
         Some(Telemetry::init_always_on(service::ENGINE_CORE, &dest)?)
     } else {
         None

@@ -188,7 +188,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
                 self.process(&plan, &mut logits, took);
             }
             Err(e) => {
-                eprintln!("engine-step: step {} failed: {e}", out.step);
+                tracing::error!(step = out.step, "the model failed: {e}");
                 for part in &plan.parts {
                     let failure = RequestFailure::Model(e.to_string());
                     self.finish(part.id, Finish::Failed(failure));

@@ -30,7 +30,7 @@ pub(super) fn run<B: Backend>(
     let finish = match served {
         Ok(()) => Finish::Aborted(AbortCause::Shutdown),
         Err(_) => {
-            eprintln!("engine-step: a step panicked; stopping the engine");
+            tracing::error!("a step panicked; stopping the engine");
             Finish::Failed(RequestFailure::EngineStopped)
         }
     };

@@ -171,7 +171,7 @@ impl Telemetry {
     /// Exports everything queued; called on shutdown, after live spans were ended.
     pub fn shutdown(&self) {
         if let Err(e) = self.provider.shutdown_with_timeout(Duration::from_secs(5)) {
-            eprintln!("telemetry: flushing spans at shutdown: {e}");
+            tracing::warn!("flushing spans at shutdown: {e}");
         }
     }
 }

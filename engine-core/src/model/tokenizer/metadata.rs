@@ -199,8 +199,8 @@ fn read_id(
         found: v.value_type(),
     })?;
     if id >= n_tokens as u64 {
-        eprintln!(
-            "warning: tokenizer: {key} = {id} is outside the vocabulary of {n_tokens} tokens; ignored"
+        tracing::warn!(
+            "tokenizer: {key} = {id} is outside the vocabulary of {n_tokens} tokens; ignored"
         );
         return Ok(default);
     }
