@@ -46,7 +46,9 @@ pub fn init(args: &LogArgs) -> anyhow::Result<()> {
     .map_err(|e| anyhow::anyhow!("bad log filter: {e}"))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in collected logs.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // `try_init` fails only when a subscriber is already set: keep that one.
     let _ = match args.log_format {
         LogFormat::Text => builder.try_init(),
