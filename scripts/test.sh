@@ -21,6 +21,9 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 echo "== cargo clippy --features cuda (the CUDA backend; no GPU needed to build it)"
 cargo clippy --release -p kernels -p engine-core --features cuda --all-targets -- -D warnings
 
+echo "== kernels' micro-benchmarks (feature bench-internals; built, not run)"
+cargo clippy --release -p kernels --features bench-internals --all-targets -- -D warnings
+
 echo "== engine-core without the journey feature (tracing compiled out: the no-op observer)"
 cargo clippy --release -p engine-core --no-default-features --all-targets -- -D warnings
 cargo test --release -p engine-core --no-default-features --lib

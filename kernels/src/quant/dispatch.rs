@@ -31,6 +31,7 @@ pub enum Level {
 
 impl Level {
     /// Every level this CPU can run, scalar first.
+    #[cfg(any(test, feature = "bench-internals"))]
     pub fn supported() -> Vec<Level> {
         [Level::Scalar, Level::Avx2, Level::Avx512Vnni]
             .into_iter()

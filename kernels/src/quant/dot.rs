@@ -5,7 +5,9 @@
 use super::activation::{ActKind, ActRow};
 use super::blocks;
 use super::convert::dequantize_row;
-use super::dispatch::{Level, kernels, level_kernels, simd_level_enum};
+use super::dispatch::kernels;
+#[cfg(any(test, feature = "bench-internals"))]
+use super::dispatch::{Level, level_kernels, simd_level_enum};
 use super::types::GgmlType;
 
 /// Fast dot product of one weight row (raw bytes of type ty) with one activation row.
@@ -131,6 +133,7 @@ fn check_dot(ty: GgmlType, w_row: &[u8], xs: &[ActRow<'_>], out: &[f32]) {
 
 /// [`vec_dot_multi`] at an explicit level, for tests and benchmarks. Panics if the CPU does not
 /// support `level`.
+#[cfg(any(test, feature = "bench-internals"))]
 pub(crate) fn vec_dot_multi_at(
     level: Level,
     ty: GgmlType,

@@ -50,6 +50,7 @@
 pub mod blocks;
 pub mod panel;
 
+#[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub mod bench_support;
 

@@ -350,6 +350,7 @@ fn dot_panels_with(
 
 /// [`dot_panels`] at an explicit level, for tests and benchmarks. Panics if the CPU does not
 /// support `level`.
+#[cfg(any(test, feature = "bench-internals"))]
 pub(crate) fn dot_panels_at(
     level: Level,
     ty: GgmlType,
@@ -362,6 +363,7 @@ pub(crate) fn dot_panels_at(
 }
 
 /// The levels with a panel kernel for `ty` that this CPU supports.
+#[cfg(any(test, feature = "bench-internals"))]
 pub(crate) fn kernel_levels(ty: GgmlType) -> Vec<Level> {
     [Level::Avx2, Level::Avx512Vnni]
         .into_iter()
