@@ -42,6 +42,7 @@ fn main() {
                             ..SamplingParams::default()
                         },
                         trace: TraceContext::Off,
+                        return_journey: false,
                     })
                     .expect("submit")
             })

@@ -144,6 +144,7 @@ pub fn generate<B: Backend>(
     let observers = Observers {
         metrics: Arc::new(EngineMetrics::new()),
         journey: JourneyObserver::new(None, None),
+        journal: crate::journal::JournalObserver::new(),
         published: None,
     };
     let mut core = EngineCore::new(&model.llama, &model.tokenizer, parts, observers);
@@ -155,7 +156,9 @@ pub fn generate<B: Backend>(
         params: params.clone(),
         events,
         arrived: Stamp::now(),
+        tokenize: std::time::Duration::ZERO,
         trace: TraceContext::Off,
+        record_journey: false,
     });
     while core.has_unfinished() {
         core.step();

@@ -12,6 +12,7 @@
 
 pub mod engine;
 pub mod generate;
+pub mod journal;
 pub mod journey;
 pub mod kv_cache;
 pub mod lifecycle;

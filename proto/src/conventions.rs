@@ -177,6 +177,27 @@ pub mod attr {
     pub const SCHEDULE_KIND: &str = "schedule.kind";
     /// How the request ended.
     pub const FINISH_STATUS: &str = "finish.status";
+    /// `SCHEDULED`: what held it back at the last step it was not admitted (a [`super::stage`]
+    /// queue stage, or `queue_step` when the engine had not looked yet).
+    pub const WAIT_ENDED: &str = "wait.ended";
+
+    // --- llm_core stage times (seconds), set when it finishes
+    /// Prompt rendering and tokenization.
+    pub const TIME_TOKENIZE: &str = "time.tokenize";
+    /// Tokenized to in the step thread's queue.
+    pub const TIME_HANDOFF: &str = "time.handoff";
+    /// First wait, for the running step to end.
+    pub const TIME_QUEUE_STEP: &str = "time.queue.step";
+    /// First wait, for a running slot.
+    pub const TIME_QUEUE_RUNNING_SLOT: &str = "time.queue.running_slot";
+    /// First wait, for KV blocks.
+    pub const TIME_QUEUE_KV_BLOCKS: &str = "time.queue.kv_blocks";
+    /// First wait, for the token budget.
+    pub const TIME_QUEUE_TOKEN_BUDGET: &str = "time.queue.token_budget";
+    /// Waits after preemptions, all reasons.
+    pub const TIME_REQUEUE: &str = "time.requeue";
+    /// Turning tokens into text.
+    pub const TIME_DETOKENIZE: &str = "time.detokenize";
 
     // --- step events and the step span
     /// Step id.
@@ -375,12 +396,50 @@ pub mod metric {
 
     /// Label of the gateway's per-engine metrics: the engine's URL.
     pub const LABEL_ENGINE: &str = "engine";
+    /// Histogram: time of each stage of a request, s, label `stage` ([`super::stage`]).
+    pub const REQUEST_STAGE_SECONDS: &str = "journey:request_stage_seconds";
+    /// Label of [`REQUEST_STAGE_SECONDS`].
+    pub const LABEL_STAGE: &str = "stage";
     /// Label of [`REQUEST_SUCCESS`].
     pub const LABEL_FINISHED_REASON: &str = "finished_reason";
     /// Label of [`HTTP_REQUESTS`].
     pub const LABEL_ROUTE: &str = "route";
     /// Label of [`HTTP_REQUESTS`].
     pub const LABEL_STATUS: &str = "status";
+}
+
+/// The stages of a request (values of the `stage` label), arrival to finish.
+pub mod stage {
+    /// Prompt rendering and tokenization.
+    pub const TOKENIZE: &str = "tokenize";
+    /// Tokenized to in the step thread's queue.
+    pub const HANDOFF: &str = "handoff";
+    /// Waiting for the running step to end (the engine had not looked yet).
+    pub const QUEUE_STEP: &str = "queue_step";
+    /// Waiting for a running slot (`max_num_seqs`).
+    pub const QUEUE_RUNNING_SLOT: &str = "queue_running_slot";
+    /// Waiting for KV blocks.
+    pub const QUEUE_KV_BLOCKS: &str = "queue_kv_blocks";
+    /// Waiting for room in a step's token budget.
+    pub const QUEUE_TOKEN_BUDGET: &str = "queue_token_budget";
+    /// First scheduled to first token.
+    pub const PREFILL: &str = "prefill";
+    /// Time in decode steps.
+    pub const DECODE: &str = "decode";
+    /// Turning tokens into text.
+    pub const DETOKENIZE: &str = "detokenize";
+    /// Every stage, in order.
+    pub const ALL: [&str; 9] = [
+        TOKENIZE,
+        HANDOFF,
+        QUEUE_STEP,
+        QUEUE_RUNNING_SLOT,
+        QUEUE_KV_BLOCKS,
+        QUEUE_TOKEN_BUDGET,
+        PREFILL,
+        DECODE,
+        DETOKENIZE,
+    ];
 }
 
 /// Histogram bucket boundaries (OTel GenAI server metrics).
@@ -392,6 +451,11 @@ pub mod buckets {
     /// `gen_ai.server.time_per_output_token`.
     pub const TIME_PER_OUTPUT_TOKEN: &[f64] = &[
         0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+    ];
+    /// Stages of a request, from sub-millisecond tokenization to minutes of decode.
+    pub const STAGE: &[f64] = &[
+        0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        60.0,
     ];
     /// `gen_ai.server.request.duration`.
     pub const REQUEST_DURATION: &[f64] = &[

@@ -243,6 +243,7 @@ async fn gateway_overhead(n: usize) -> (f64, f64) {
                 ..Default::default()
             }),
             return_prompt_ids: false,
+            return_journey: false,
         };
         let began = Instant::now();
         let mut stream = client.generate(req).await.unwrap().into_inner();

@@ -282,6 +282,7 @@ async fn every_termination_path_yields_one_complete_trace() {
             ..Default::default()
         }),
         return_prompt_ids: false,
+        return_journey: false,
     });
     req.metadata_mut()
         .insert("traceparent", tp.parse().unwrap());

@@ -311,6 +311,7 @@ async fn direct_call(engine: &Service, traceparent: &str) {
             ..Default::default()
         }),
         return_prompt_ids: false,
+        return_journey: false,
     });
     req.metadata_mut()
         .insert("traceparent", traceparent.parse().unwrap());

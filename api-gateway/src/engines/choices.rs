@@ -57,6 +57,7 @@ pub fn fan_out(
                 prompt: Some(prompt.clone()),
                 sampling: Some(sampling),
                 return_prompt_ids,
+                return_journey: false,
             });
         }
     }

@@ -149,6 +149,7 @@ impl EngineHandle {
             .validate()
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
         let s = &self.shared;
+        let tokenizing = std::time::Instant::now();
         let prompt = prompt_ids(
             &s.tokenizer,
             s.chat_template.as_ref(),
@@ -156,6 +157,7 @@ impl EngineHandle {
             s.facts.context_length,
             &req.prompt,
         )?;
+        let tokenize = tokenizing.elapsed();
         let mut gate = s.gate();
         let id = gate.admit(&req.id, s.max_waiting)?;
         let (events, rx) = unbounded_channel();
@@ -166,7 +168,9 @@ impl EngineHandle {
             params: req.params,
             events,
             arrived,
+            tokenize,
             trace: req.trace,
+            record_journey: req.return_journey,
         };
         if let Err(failed) = self.commands.send(Command::Submit(Box::new(sub))) {
             if let Command::Submit(sub) = failed.0 {

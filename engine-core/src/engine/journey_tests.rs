@@ -41,6 +41,7 @@ fn shutdown_ends_live_spans_with_reason_shutdown() {
                 ..SamplingParams::default()
             },
             trace: TraceContext::On(Context::new()),
+            return_journey: false,
         })
         .unwrap();
     // Running: its first token is out.

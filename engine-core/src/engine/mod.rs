@@ -131,7 +131,11 @@ pub(crate) struct Submitted {
     pub params: SamplingParams,
     pub events: UnboundedSender<RequestEvent>,
     pub arrived: Stamp,
+    /// Rendering and tokenizing its prompt.
+    pub tokenize: std::time::Duration,
     pub trace: TraceContext,
+    /// Its caller asked for its journey.
+    pub record_journey: bool,
 }
 
 /// Messages from handles to the step thread.
@@ -205,6 +209,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
     let observers = Observers {
         metrics: telemetry.metrics,
         journey: JourneyObserver::new(telemetry.core, telemetry.steps),
+        journal: crate::journal::JournalObserver::new(),
         published: Some(published::Published {
             shared: Arc::clone(&shared),
         }),

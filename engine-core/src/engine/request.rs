@@ -19,6 +19,8 @@ pub struct EngineRequest {
     pub params: SamplingParams,
     /// Whether (and under which parent) its journey is traced.
     pub trace: TraceContext,
+    /// Send its journey through the engine on its `Finished` event.
+    pub return_journey: bool,
 }
 
 /// A prompt in one of three forms.

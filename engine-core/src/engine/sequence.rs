@@ -7,7 +7,9 @@ use proto::telemetry::Stamp;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::events::{PromptLogprob, RequestEvent, TokenLogprobs};
-use crate::lifecycle::{Finish, Finished, Progress, StopReason, Timings, Usage};
+use crate::lifecycle::{
+    Finish, Finished, Progress, RequestJourney, StopReason, Timings, Usage, WaitMark,
+};
 use crate::model::tokenizer::{IncrementalDecoder, Tokenizer};
 use crate::sampling::{
     Sampler, SamplingParams, StopMatcher, StopOutcome, logprob_of, top_logprobs,
@@ -39,6 +41,8 @@ pub(super) struct Sequence {
     pub timings: Timings,
     /// High-water mark of prompt tokens computed (survives preemption).
     pub prefill_done: usize,
+    /// Its wait in progress, while in the waiting queue.
+    pub wait: Option<WaitMark>,
 }
 
 /// Everything a sequence starts from.
@@ -49,10 +53,12 @@ pub(super) struct SequenceInit {
     pub max_output: usize,
     pub events: UnboundedSender<RequestEvent>,
     pub arrived: Stamp,
+    pub tokenize: std::time::Duration,
 }
 
 impl Sequence {
     pub fn new(init: SequenceInit) -> Self {
+        let queued = Stamp::now();
         let p = &init.params;
         Self {
             sampler: Sampler::new(p, &init.prompt),
@@ -67,10 +73,12 @@ impl Sequence {
             name: init.name,
             events: init.events,
             timings: Timings {
-                queued: Some(Stamp::now()),
+                queued: Some(queued),
+                tokenize: init.tokenize,
                 ..Timings::new(init.arrived)
             },
             prefill_done: 0,
+            wait: Some(WaitMark::new(queued)),
         }
     }
 
@@ -144,7 +152,9 @@ impl Sequence {
             }]
         });
         let mut text = String::new();
+        let detokenizing = std::time::Instant::now();
         let finish = self.check_finish(tok, s.token, &mut text);
+        self.timings.detokenize += detokenizing.elapsed();
         TokenOutput {
             event: RequestEvent::Tokens {
                 token_ids: vec![s.token],
@@ -195,7 +205,12 @@ impl Sequence {
     }
 
     /// What is known about it as it leaves, preempted `num_preemptions` times.
-    pub fn finished(&mut self, finish: Finish, num_preemptions: u32) -> Finished {
+    pub fn finished(
+        &mut self,
+        finish: Finish,
+        num_preemptions: u32,
+        journey: Option<RequestJourney>,
+    ) -> Finished {
         self.timings.finished = Some(Stamp::now());
         Finished {
             finish,
@@ -205,6 +220,7 @@ impl Sequence {
             },
             timings: self.timings,
             num_preemptions,
+            journey: journey.map(Box::new),
         }
     }
 }

@@ -20,7 +20,7 @@ use super::{EngineConfig, SpawnError, Submitted};
 use crate::kv_cache::{KvBudget, prefix_hashes};
 use crate::lifecycle::{
     AbortCause, Admission, EngineObserver, EngineStats, Event, Finish, RequestFailure, RequestRef,
-    RequestSnapshot, StepBegin, StepEnd, TokenTiming,
+    RequestSnapshot, StepBegin, StepEnd, TokenTiming, WaitClock, WaitMark, WaitReason, WaitTimes,
 };
 use crate::model::llama::{ForwardBatch, KvCache, Llama, ModelError};
 use crate::model::tokenizer::Tokenizer;
@@ -42,6 +42,10 @@ pub(crate) struct EngineCore<'m, B: Backend> {
     finished_total: u64,
     /// Requests finished in the current step.
     finished_in_step: usize,
+    /// Time per reason the waiting queue was held back.
+    waits: WaitClock,
+    /// Requests queued since the last scheduling decision (which has not seen them yet).
+    unseen: Vec<RequestId>,
 }
 
 /// The KV pool and scheduler `cfg` asks for, checked.
@@ -113,6 +117,8 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             observers,
             finished_total: 0,
             finished_in_step: 0,
+            waits: WaitClock::new(Stamp::now()),
+            unseen: Vec::new(),
         }
     }
 
@@ -143,6 +149,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             max_output,
             events: sub.events,
             arrived: sub.arrived,
+            tokenize: sub.tokenize,
         });
         let id = sub.id;
         let req = RequestRef {
@@ -150,11 +157,16 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             name: &seq.name,
             progress: seq.progress(self.sched.step(), 0),
         };
-        let queued = Event::Queued { trace: &sub.trace };
+        let queued = Event::Queued {
+            trace: &sub.trace,
+            arrived: sub.arrived,
+            record_journey: sub.record_journey,
+        };
         self.observers.on_request(&req, &queued);
         match self.sched.add(id, n, hashes) {
             Ok(()) => {
                 self.seqs.insert(id, seq);
+                self.unseen.push(id);
             }
             Err(IgnoredPrompt(msg)) => {
                 self.retire(id, seq, Finish::Failed(RequestFailure::Ignored(msg)), 0);
@@ -171,14 +183,27 @@ impl<'m, B: Backend> EngineCore<'m, B> {
     pub fn step(&mut self) {
         let started = Stamp::now();
         let began = Instant::now();
+        // This decision ends the interval the previous one's reason held the queue back.
+        let totals = self.waits.close(started);
+        let step = self.sched.step() + 1;
+        for id in std::mem::take(&mut self.unseen) {
+            if let Some(w) = self.seqs.get_mut(&id).and_then(|s| s.wait.as_mut()) {
+                w.see(started, totals, step);
+            }
+        }
         let out = self.sched.schedule();
         let schedule_time = began.elapsed();
-        let step = self.sched.step();
+        debug_assert_eq!(step, self.sched.step());
         self.observers.on_step_begin(&StepBegin {
             step,
             scheduled: &out.scheduled,
+            batch: &out.stats,
+            started,
         });
-        self.on_scheduled(&out, step);
+        self.on_scheduled(&out, step, started, totals);
+        if let Some(stop) = out.admission_stop {
+            self.waits.set_reason(stop);
+        }
         self.finished_in_step = 0;
         let forward_began = Instant::now();
         let plan = batch::plan(&out, &self.seqs);
@@ -229,10 +254,12 @@ impl<'m, B: Backend> EngineCore<'m, B> {
 
     /// States the preemptions and first or resumed schedulings of a step, and moves the
     /// prefill high-water marks.
-    fn on_scheduled(&mut self, out: &SchedulerOutput, step: u64) {
+    fn on_scheduled(&mut self, out: &SchedulerOutput, step: u64, at: Stamp, totals: WaitTimes) {
+        let held = self.waits.reason();
         for &id in &out.preempted {
             let preemptions = self.preemptions(id);
-            if let Some(seq) = self.seqs.get(&id) {
+            if let Some(seq) = self.seqs.get_mut(&id) {
+                seq.wait = Some(WaitMark::seen_at(at, totals, step));
                 let req = RequestRef {
                     id,
                     name: &seq.name,
@@ -252,13 +279,23 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             seq.prefill_done = seq
                 .prefill_done
                 .max((s.start + s.num_tokens).min(seq.num_prompt));
-            let admission = match s.kind {
-                ScheduleKind::Continue => continue,
-                ScheduleKind::New => {
-                    seq.timings.scheduled = Some(Stamp::now());
-                    Admission::New
-                }
-                ScheduleKind::Resumed => Admission::Resume,
+            if s.kind == ScheduleKind::Continue {
+                continue;
+            }
+            let (waited, wait_ended) = seq
+                .wait
+                .take()
+                .map_or((WaitTimes::default(), WaitReason::Step), |w| {
+                    w.end(totals, step, held)
+                });
+            let admission = if s.kind == ScheduleKind::New {
+                // The decision's instant, so the wait's parts sum to scheduled - queued.
+                seq.timings.scheduled = Some(at);
+                seq.timings.queue_wait = waited;
+                Admission::New
+            } else {
+                seq.timings.requeue_wait += waited;
+                Admission::Resume
             };
             let req = RequestRef {
                 id: s.id,
@@ -268,6 +305,8 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             let event = Event::Scheduled {
                 admission,
                 num_cached_tokens: cached,
+                wait_ended,
+                waited,
             };
             self.observers.on_request(&req, &event);
         }
@@ -368,7 +407,8 @@ impl<'m, B: Backend> EngineCore<'m, B> {
     fn retire(&mut self, id: RequestId, mut seq: Sequence, finish: Finish, preemptions: u32) {
         self.finished_total += 1;
         self.finished_in_step += 1;
-        let finished = seq.finished(finish, preemptions);
+        let journey = self.observers.journal.finish(id, self.sched.step());
+        let finished = seq.finished(finish, preemptions, journey);
         let load = self.load();
         let req = RequestRef {
             id,

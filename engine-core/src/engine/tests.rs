@@ -135,6 +135,7 @@ fn request(id: &str, prompt: &Prompt, params: &SamplingParams) -> EngineRequest 
         prompt: prompt.clone(),
         params: params.clone(),
         trace: Default::default(),
+        return_journey: false,
     }
 }
 
@@ -435,6 +436,7 @@ fn invalid_requests_are_refused_and_others_run() {
             prompt,
             params,
             trace: Default::default(),
+            return_journey: false,
         };
         match handle.submit(req) {
             Err(EngineError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),
@@ -552,5 +554,105 @@ fn a_cached_prefix_gives_the_same_tokens_and_logprobs_as_computing_it() {
         cached_before = stats.kv_blocks_cached;
         assert_eq!(stats.kv_blocks_used, 0, "{stats:?}");
     }
+    handle.shutdown();
+}
+
+/// The journeys of six requests run under pressure (one running slot at first, then a KV pool
+/// too small for all), each asked for with `return_journey`.
+fn journeys_under_pressure(cfg: EngineConfig) -> Vec<Collected> {
+    let handle = spawn_engine(tiny(), cfg).expect("spawn");
+    let rxs: Vec<_> = (0..6)
+        .map(|i| {
+            let mut req = request(&format!("j{i}"), &text(i + 4), &greedy(30, true));
+            req.return_journey = true;
+            handle.submit(req).expect("submit")
+        })
+        .collect();
+    let got: Vec<Collected> = rxs.into_iter().map(collect).collect();
+    handle.shutdown();
+    got
+}
+
+#[test]
+fn a_requested_journey_tells_the_request_s_story_and_its_waits_add_up() {
+    use crate::lifecycle::{AdmissionStop, MarkKind, WaitReason, between};
+    // One running slot: everyone after the first waits for it.
+    let one_slot = journeys_under_pressure(cfg(16, 256, 512, 1));
+    for (i, c) in one_slot.iter().enumerate() {
+        let f = c.finish.as_ref().expect("finished");
+        let t = &f.timings;
+        let j = f.journey.as_deref().expect("the journey was asked for");
+        // The first wait splits exactly into its parts (ns clocks: exact, not approximate).
+        let queue = between(t.queued.unwrap(), t.scheduled.unwrap());
+        assert_eq!(t.queue_wait.total(), queue, "{t:?}");
+        if i > 0 {
+            assert!(
+                t.queue_wait.running_slot > t.queue_wait.kv_blocks + t.queue_wait.token_budget,
+                "request {i} waited for the one running slot: {:?}",
+                t.queue_wait
+            );
+        }
+        let kinds: Vec<MarkKind> = j.events.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.first(), Some(&MarkKind::Queued));
+        assert_eq!(kinds.last(), Some(&MarkKind::Finished));
+        let scheduled = kinds
+            .iter()
+            .find_map(|k| match k {
+                MarkKind::Scheduled { wait_ended, .. } => Some(*wait_ended),
+                _ => None,
+            })
+            .expect("scheduled");
+        if i > 1 {
+            assert_eq!(
+                scheduled,
+                WaitReason::Admission(AdmissionStop::RunningSlot),
+                "request {i}"
+            );
+        }
+        assert!(j.events.windows(2).all(|w| w[0].offset <= w[1].offset));
+        assert!(j.events.windows(2).all(|w| w[0].step <= w[1].step));
+        assert_eq!(j.token_offsets.len(), c.token_ids.len());
+        let prompt: usize = j.prefill_chunks.iter().map(|ch| ch.num_tokens).sum();
+        assert_eq!(prompt, c.prompt_ids.len(), "one chunk covers the prompt");
+        assert!(j.prefill_chunks.iter().all(|ch| ch.batch.num_requests >= 1));
+        assert!(t.tokenize > std::time::Duration::ZERO && t.detokenize > std::time::Duration::ZERO);
+    }
+    // A pool too small for all: preemptions, recorded with their batch, and their re-waits.
+    let pressed = journeys_under_pressure(cfg(4, 24, 64, 16));
+    let mut preempted = 0;
+    for c in &pressed {
+        let f = c.finish.as_ref().expect("finished");
+        let j = f.journey.as_deref().expect("journey");
+        let marks: Vec<_> = j
+            .events
+            .iter()
+            .filter(|e| e.kind == MarkKind::Preempted)
+            .collect();
+        assert_eq!(marks.len() as u32, f.num_preemptions);
+        for m in &marks {
+            let b = m.batch.expect("a preemption carries its step's batch");
+            assert_eq!(b.step, m.step);
+            assert!(b.duration > std::time::Duration::ZERO);
+        }
+        if f.num_preemptions > 0 {
+            preempted += 1;
+            // Recomputation after a resume is prefill work again.
+            let recomputed: usize = j.prefill_chunks.iter().map(|ch| ch.num_tokens).sum();
+            assert!(recomputed > c.prompt_ids.len());
+            assert!(f.timings.requeue_wait.total() > std::time::Duration::ZERO);
+        }
+    }
+    assert!(preempted > 0, "the small pool must preempt someone");
+}
+
+#[test]
+fn no_journey_unless_asked() {
+    let handle = spawn_engine(tiny(), cfg(16, 64, 512, 4)).expect("spawn");
+    let c = collect(
+        handle
+            .submit(request("plain", &text(1), &greedy(4, true)))
+            .expect("submit"),
+    );
+    assert!(c.finish.as_ref().unwrap().journey.is_none());
     handle.shutdown();
 }

@@ -10,13 +10,15 @@ use proto::conventions::{abort_reason, attr, journey_event, schedule_kind, span}
 use proto::telemetry::{LiveToken, Stamp};
 
 use super::CoreTracer;
-use crate::lifecycle::{Admission, FinishReason, Phase, Progress};
+use std::time::Duration;
+
+use crate::lifecycle::{Admission, FinishReason, Phase, Progress, Timings, WaitReason};
 
 /// A journey event between `QUEUED` and `FINISHED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transition {
-    /// Scheduled from waiting.
-    Scheduled(Admission),
+    /// Scheduled from waiting, after what held it back last.
+    Scheduled(Admission, WaitReason),
     /// First output token.
     FirstToken,
     /// Lost its blocks.
@@ -74,12 +76,15 @@ impl CoreSpan {
         };
         let now = Stamp::now();
         match t {
-            Transition::Scheduled(admission) => {
+            Transition::Scheduled(admission, waited) => {
                 let kind = match admission {
                     Admission::Resume => schedule_kind::RESUME,
                     Admission::New => schedule_kind::FIRST,
                 };
-                let extra = KeyValue::new(attr::SCHEDULE_KIND, kind);
+                let extra = [
+                    KeyValue::new(attr::SCHEDULE_KIND, kind),
+                    KeyValue::new(attr::WAIT_ENDED, waited.stage()),
+                ];
                 add_event(
                     span,
                     now,
@@ -87,7 +92,7 @@ impl CoreSpan {
                     journey_event::TYPE_SCHEDULED,
                     &p,
                     false,
-                    Some(extra),
+                    extra,
                 );
             }
             Transition::FirstToken => add_event(
@@ -116,18 +121,24 @@ impl CoreSpan {
         self.span.as_ref().map(|s| s.span_context().clone())
     }
 
-    /// Records `journey.FINISHED` and ends the span.
-    pub fn finish(mut self, reason: FinishReason, p: Progress) {
-        self.end(reason, p, None);
+    /// Records `journey.FINISHED`, the stage times of `t`, and ends the span.
+    pub fn finish(mut self, reason: FinishReason, p: Progress, t: &Timings) {
+        self.end(reason, p, None, Some(t));
     }
 
     /// As [`finish`](Self::finish), for a request cut short by the engine shutting down
     /// (the event carries `reason = shutdown`).
-    pub fn finish_shutdown(mut self, reason: FinishReason, p: Progress) {
-        self.end(reason, p, Some(abort_reason::SHUTDOWN));
+    pub fn finish_shutdown(mut self, reason: FinishReason, p: Progress, t: &Timings) {
+        self.end(reason, p, Some(abort_reason::SHUTDOWN), Some(t));
     }
 
-    fn end(&mut self, reason: FinishReason, p: Progress, why: Option<&'static str>) {
+    fn end(
+        &mut self,
+        reason: FinishReason,
+        p: Progress,
+        why: Option<&'static str>,
+        t: Option<&Timings>,
+    ) {
         let Some(mut span) = self.span.take() else {
             return;
         };
@@ -152,6 +163,20 @@ impl CoreSpan {
             KeyValue::new(attr::NUM_PREEMPTIONS, i64::from(p.preemptions)),
             KeyValue::new(attr::FINISH_STATUS, status),
         ]);
+        if let Some(t) = t {
+            let s = |k: &'static str, d: Duration| KeyValue::new(k, d.as_secs_f64());
+            let q = &t.queue_wait;
+            span.set_attributes([
+                s(attr::TIME_TOKENIZE, t.tokenize),
+                s(attr::TIME_HANDOFF, t.handoff().unwrap_or_default()),
+                s(attr::TIME_QUEUE_STEP, q.step),
+                s(attr::TIME_QUEUE_RUNNING_SLOT, q.running_slot),
+                s(attr::TIME_QUEUE_KV_BLOCKS, q.kv_blocks),
+                s(attr::TIME_QUEUE_TOKEN_BUDGET, q.token_budget),
+                s(attr::TIME_REQUEUE, t.requeue_wait.total()),
+                s(attr::TIME_DETOKENIZE, t.detokenize),
+            ]);
+        }
         if reason == FinishReason::Error {
             span.set_status(Status::error("the engine failed"));
             span.set_attribute(KeyValue::new(attr::ERROR_TYPE, status));
@@ -163,7 +188,7 @@ impl CoreSpan {
 impl Drop for CoreSpan {
     fn drop(&mut self) {
         let p = self.last;
-        self.end(FinishReason::Aborted, p, None);
+        self.end(FinishReason::Aborted, p, None, None);
     }
 }
 

@@ -38,7 +38,7 @@ impl JourneyObserver {
 
 impl EngineObserver for JourneyObserver {
     fn on_request(&mut self, req: &RequestRef<'_>, event: &Event<'_>) {
-        if let Event::Queued { trace } = event {
+        if let Event::Queued { trace, .. } = event {
             if let (Some(core), TraceContext::On(parent)) = (&self.core, trace) {
                 let span = CoreSpan::queued(core, parent, req.name, req.progress);
                 self.spans.insert(req.id, span);
@@ -50,9 +50,13 @@ impl EngineObserver for JourneyObserver {
         }
         let p = req.progress;
         match event {
-            Event::Scheduled { admission, .. } => {
+            Event::Scheduled {
+                admission,
+                wait_ended,
+                ..
+            } => {
                 if let Some(span) = self.spans.get_mut(&req.id) {
-                    span.record(Transition::Scheduled(*admission), p);
+                    span.record(Transition::Scheduled(*admission, *wait_ended), p);
                 }
             }
             Event::Preempted => {
@@ -69,9 +73,9 @@ impl EngineObserver for JourneyObserver {
                 if let Some(span) = self.spans.remove(&req.id) {
                     match f.finish {
                         Finish::Aborted(AbortCause::Shutdown) => {
-                            span.finish_shutdown(f.finish.reason(), p)
+                            span.finish_shutdown(f.finish.reason(), p, &f.timings)
                         }
-                        _ => span.finish(f.finish.reason(), p),
+                        _ => span.finish(f.finish.reason(), p, &f.timings),
                     }
                 }
             }

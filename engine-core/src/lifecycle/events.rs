@@ -6,7 +6,7 @@ use std::time::Duration;
 use opentelemetry::Context;
 use proto::telemetry::Stamp;
 
-use super::{Finish, Phase, Progress, Timings};
+use super::{Finish, Phase, Progress, RequestJourney, Timings, WaitReason, WaitTimes};
 use crate::scheduler::{BatchStats, RequestId, ScheduledRequest};
 
 /// The tracing decision for one request, made where it enters the engine.
@@ -59,6 +59,8 @@ pub struct Finished {
     pub timings: Timings,
     /// Times it was preempted.
     pub num_preemptions: u32,
+    /// Its journey, when its caller asked for it.
+    pub journey: Option<Box<RequestJourney>>,
 }
 
 /// A lifecycle event of one request.
@@ -68,6 +70,10 @@ pub enum Event<'a> {
     Queued {
         /// Whether, and under which parent, its journey is traced.
         trace: &'a TraceContext,
+        /// When it reached the engine (`submit`).
+        arrived: Stamp,
+        /// Whether its caller asked for its journey on the last response.
+        record_journey: bool,
     },
     /// Scheduled from the waiting queue.
     Scheduled {
@@ -75,6 +81,10 @@ pub enum Event<'a> {
         admission: Admission,
         /// Prompt tokens found in the prefix cache.
         num_cached_tokens: usize,
+        /// What held it back at the last step it was not admitted.
+        wait_ended: WaitReason,
+        /// This wait, by what it waited for.
+        waited: WaitTimes,
     },
     /// Lost its KV blocks; back in the waiting queue.
     Preempted,
@@ -123,6 +133,10 @@ pub struct StepBegin<'a> {
     pub step: u64,
     /// What runs, in batch order.
     pub scheduled: &'a [ScheduledRequest],
+    /// The batch's shape.
+    pub batch: &'a BatchStats,
+    /// When the step began (before scheduling).
+    pub started: Stamp,
 }
 
 /// One running request at the end of a step.

@@ -19,13 +19,17 @@
 
 mod events;
 mod finish;
+mod journey;
 mod observer;
 mod timings;
+mod wait;
 
 pub use events::{
     Admission, EngineStats, Event, Finished, RequestRef, RequestSnapshot, StepBegin, StepEnd,
     TraceContext, Usage,
 };
 pub use finish::{AbortCause, Finish, FinishReason, RequestFailure, StopReason};
+pub use journey::{BatchContext, ChunkRun, JourneyMark, MarkKind, RequestJourney};
 pub use observer::EngineObserver;
 pub use timings::{Phase, Progress, Timings, TokenTiming, between, epoch_secs};
+pub use wait::{AdmissionStop, WaitClock, WaitMark, WaitReason, WaitTimes};

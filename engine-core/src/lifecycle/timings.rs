@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use proto::conventions::phase;
+
+use super::WaitTimes;
 use proto::telemetry::Stamp;
 
 /// Engine-side instants of a request (`None`: it never happened) and durations.
@@ -24,6 +26,14 @@ pub struct Timings {
     pub prefill_time: Duration,
     /// Time of the steps in which it decoded one token.
     pub decode_time: Duration,
+    /// Rendering and tokenizing its prompt (in `submit`, before `queued`).
+    pub tokenize: Duration,
+    /// Turning its tokens into text.
+    pub detokenize: Duration,
+    /// Its first wait (queued to first scheduled) by what it waited for.
+    pub queue_wait: WaitTimes,
+    /// Its waits after preemptions, by what they waited for.
+    pub requeue_wait: WaitTimes,
 }
 
 /// When a sampled token came, relative to the request's earlier ones.
@@ -47,7 +57,16 @@ impl Timings {
             finished: None,
             prefill_time: Duration::ZERO,
             decode_time: Duration::ZERO,
+            tokenize: Duration::ZERO,
+            detokenize: Duration::ZERO,
+            queue_wait: WaitTimes::default(),
+            requeue_wait: WaitTimes::default(),
         }
+    }
+
+    /// From tokenized to in the step thread's queue.
+    pub fn handoff(&self) -> Option<Duration> {
+        Some(between(self.arrived, self.queued?).saturating_sub(self.tokenize))
     }
 
     /// Records a token sampled at `now`.

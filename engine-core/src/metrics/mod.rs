@@ -39,6 +39,7 @@ pub struct EngineMetrics {
     kv_usage: Gauge<f64, AtomicU64>,
     iteration_tokens: Histogram,
     batch_size: Histogram,
+    stages: Family<Labels, Histogram, fn() -> Histogram>,
     exposition: Exposition,
 }
 
@@ -77,6 +78,7 @@ impl EngineMetrics {
             kv_usage: Gauge::default(),
             iteration_tokens: hist(buckets::BATCH),
             batch_size: hist(buckets::BATCH),
+            stages: Family::new_with_constructor(|| Histogram::new(buckets::STAGE.iter().copied())),
             exposition: Exposition::default(),
         };
         m.register()
@@ -168,6 +170,11 @@ impl EngineMetrics {
             metric::BATCH_SIZE,
             "Requests per scheduler step",
             self.batch_size.clone(),
+        );
+        r.register(
+            metric::REQUEST_STAGE_SECONDS,
+            "Time of each stage of a request (label stage), seconds",
+            self.stages.clone(),
         );
         self.exposition = Exposition::register(r);
         self

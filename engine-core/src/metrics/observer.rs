@@ -2,10 +2,14 @@
 
 use std::sync::Arc;
 
-use proto::conventions::metric;
+use std::time::Duration;
+
+use proto::conventions::{metric, stage};
 
 use super::EngineMetrics;
-use crate::lifecycle::{EngineObserver, EngineStats, Event, Finished, RequestRef, StepEnd};
+use crate::lifecycle::{
+    EngineObserver, EngineStats, Event, Finished, RequestRef, StepEnd, Timings, between,
+};
 
 impl EngineObserver for Arc<EngineMetrics> {
     fn on_request(&mut self, req: &RequestRef<'_>, event: &Event<'_>) {
@@ -49,6 +53,7 @@ impl EngineMetrics {
         self.generation_tokens
             .inc_by(u64::from(f.usage.completion_tokens));
         let t = &f.timings;
+        self.observe_stages(t);
         if let Some(e2e) = t.e2e() {
             self.e2e.observe(e2e.as_secs_f64());
         }
@@ -56,6 +61,32 @@ impl EngineMetrics {
             self.queue.observe(queue.as_secs_f64());
             self.prefill.observe(t.prefill_time.as_secs_f64());
             self.decode.observe(t.decode_time.as_secs_f64());
+        }
+    }
+
+    /// Each stage the request went through (a request refused before its first scheduling
+    /// has only the first ones).
+    fn observe_stages(&self, t: &Timings) {
+        let observe = |stage: &'static str, d: Duration| {
+            self.stages
+                .get_or_create(&vec![(metric::LABEL_STAGE, stage)])
+                .observe(d.as_secs_f64());
+        };
+        observe(stage::TOKENIZE, t.tokenize);
+        if let Some(h) = t.handoff() {
+            observe(stage::HANDOFF, h);
+        }
+        if t.scheduled.is_some() {
+            let q = &t.queue_wait;
+            observe(stage::QUEUE_STEP, q.step);
+            observe(stage::QUEUE_RUNNING_SLOT, q.running_slot);
+            observe(stage::QUEUE_KV_BLOCKS, q.kv_blocks);
+            observe(stage::QUEUE_TOKEN_BUDGET, q.token_budget);
+        }
+        if let (Some(s), Some(f)) = (t.scheduled, t.first_token) {
+            observe(stage::PREFILL, between(s, f));
+            observe(stage::DECODE, t.decode_time);
+            observe(stage::DETOKENIZE, t.detokenize);
         }
     }
 
@@ -92,6 +123,7 @@ mod tests {
             },
             timings: Timings::new(Stamp::now()),
             num_preemptions: 1,
+            journey: None,
         };
         m.on_request(
             &req,
@@ -128,8 +160,11 @@ mod tests {
             "journey:num_requests_running 2",
             "journey:kv_cache_usage_perc 0.25",
             "journey:time_to_first_token_seconds_bucket{le=\"0.001\"} 0",
+            // A request that never ran has a tokenize stage and no queue stages.
+            "journey:request_stage_seconds_count{stage=\"tokenize\"} 1",
         ] {
             assert!(text.contains(needle), "{needle:?} missing from\n{text}");
         }
+        assert!(!text.contains("stage=\"queue_kv_blocks\""), "{text}");
     }
 }

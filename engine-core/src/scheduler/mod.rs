@@ -37,7 +37,7 @@ mod tests;
 use std::collections::{HashMap, VecDeque};
 
 pub use crate::kv_cache::{KvRelease, WindowKv};
-pub use output::{BatchStats, ScheduleKind, ScheduledRequest, SchedulerOutput};
+pub use output::{AdmissionStop, BatchStats, ScheduleKind, ScheduledRequest, SchedulerOutput};
 pub use request::{RequestId, RequestState, SchedRequest};
 
 use crate::kv_cache::{BlockHash, KvCacheManager};
@@ -262,9 +262,12 @@ impl Scheduler {
         let mut budget = self.cfg.max_num_batched_tokens;
         self.schedule_running(&mut budget, &mut out);
         // As in vLLM: a step that had to preempt admits nobody.
-        if out.preempted.is_empty() {
-            self.schedule_waiting(&mut budget, &mut out);
-        }
+        let stop = if out.preempted.is_empty() {
+            self.schedule_waiting(&mut budget, &mut out)
+        } else {
+            AdmissionStop::KvBlocks
+        };
+        out.admission_stop = (!self.waiting.is_empty()).then_some(stop);
         out.stats.num_running = self.running.len();
         out.stats.num_waiting = self.waiting.len();
         out.stats.kv_blocks_total = self.kv.num_total();
@@ -323,13 +326,21 @@ impl Scheduler {
         }
     }
 
-    fn schedule_waiting(&mut self, budget: &mut usize, out: &mut SchedulerOutput) {
-        while *budget > 0 && self.running.len() < self.cfg.max_num_seqs {
+    /// Admits from the head of the queue while everything fits; returns what stopped it
+    /// (meaningful only when someone is still waiting).
+    fn schedule_waiting(&mut self, budget: &mut usize, out: &mut SchedulerOutput) -> AdmissionStop {
+        loop {
+            if *budget == 0 {
+                return AdmissionStop::TokenBudget;
+            }
+            if self.running.len() >= self.cfg.max_num_seqs {
+                return AdmissionStop::RunningSlot;
+            }
             let Some(&id) = self.waiting.front() else {
-                break;
+                return AdmissionStop::TokenBudget;
             };
             let Some(req) = self.requests.get_mut(&id) else {
-                break;
+                return AdmissionStop::TokenBudget;
             };
             if req.kv.blocks().is_empty() {
                 req.num_computed_tokens = self.kv.computed_prefix(&mut req.kv, req.num_tokens);
@@ -339,7 +350,7 @@ impl Scheduler {
                 // Give the cached blocks back until its turn comes again.
                 self.kv.free(&mut req.kv);
                 req.num_computed_tokens = 0;
-                break; // FCFS: nobody overtakes the head
+                return AdmissionStop::KvBlocks; // FCFS: nobody overtakes the head
             }
             let kind = match req.state {
                 RequestState::Preempted => ScheduleKind::Resumed,

@@ -29,6 +29,17 @@ pub struct ScheduledRequest {
     pub kind: ScheduleKind,
 }
 
+/// Why a step stopped admitting waiting requests (what everyone still waiting waits for).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdmissionStop {
+    /// Every running slot (`max_num_seqs`) is taken.
+    RunningSlot,
+    /// The head of the queue's KV blocks do not fit, or the step had to preempt.
+    KvBlocks,
+    /// The step's token budget is spent.
+    TokenBudget,
+}
+
 /// The batch's shape.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BatchStats {
@@ -61,6 +72,8 @@ pub struct SchedulerOutput {
     pub preempted: Vec<RequestId>,
     /// The batch's shape.
     pub stats: BatchStats,
+    /// Why requests still wait after this step (`None`: nobody does).
+    pub admission_stop: Option<AdmissionStop>,
 }
 
 impl SchedulerOutput {

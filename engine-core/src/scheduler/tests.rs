@@ -362,3 +362,36 @@ fn a_full_window_pool_preempts_like_a_full_pool() {
     }
     assert_eq!(s.window_kv_blocks(), (6, 0));
 }
+
+#[test]
+fn each_step_says_what_the_still_waiting_wait_for() {
+    // Token budget: 8 tokens, a 6-token prompt first; the second does not start this step...
+    let mut s = Scheduler::new(cfg(8, 4, 64));
+    s.add_request(8).unwrap();
+    s.add_request(6).unwrap();
+    let out = s.schedule();
+    assert_eq!(out.scheduled.len(), 1);
+    assert_eq!(out.admission_stop, Some(AdmissionStop::TokenBudget));
+    // Nobody left waiting: no reason.
+    sample_all(&mut s, &out);
+    let out = s.schedule();
+    assert_eq!(out.admission_stop, None, "{:?}", chunks(&out));
+
+    // Running slots: one slot, two requests.
+    let mut s = Scheduler::new(cfg(64, 1, 64));
+    s.add_request(4).unwrap();
+    s.add_request(4).unwrap();
+    let out = s.schedule();
+    assert_eq!(out.admission_stop, Some(AdmissionStop::RunningSlot));
+
+    // KV blocks: 3 blocks of 4; the second's prompt of 8 needs 2 more than are free.
+    let mut s = Scheduler::new(SchedulerConfig {
+        enable_prefix_caching: false,
+        ..cfg(64, 4, 3)
+    });
+    s.add_request(7).unwrap();
+    s.add_request(8).unwrap();
+    let out = s.schedule();
+    assert_eq!(out.scheduled.len(), 1);
+    assert_eq!(out.admission_stop, Some(AdmissionStop::KvBlocks));
+}

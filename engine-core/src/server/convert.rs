@@ -8,7 +8,12 @@ use crate::engine::{
     EngineError, EngineHandle, EnginePrompt, EngineRequest, FinishReason, RequestEvent,
 };
 use crate::journey::TraceContext;
-use crate::lifecycle::{Finish, StopReason, epoch_secs};
+use std::time::Duration;
+
+use crate::lifecycle::{
+    AdmissionStop, BatchContext, Finish, MarkKind, RequestJourney, StopReason, Timings, WaitReason,
+    WaitTimes, epoch_secs,
+};
 use crate::model::chat_template::ChatMessage;
 use crate::model::tokenizer::Tokenizer;
 use crate::sampling::{SamplingParams, TokenLogprob};
@@ -45,6 +50,7 @@ pub(super) fn engine_request(
         prompt,
         params: sampling(req.sampling.unwrap_or_default()),
         trace,
+        return_journey: req.return_journey,
     })
 }
 
@@ -91,6 +97,80 @@ fn logprobs(tok: &Tokenizer, chosen: &TokenLogprob, top: &[TokenLogprob]) -> pb:
     pb::Logprobs {
         token: Some(token(tok, chosen)),
         top: top.iter().map(|t| token(tok, t)).collect(),
+    }
+}
+
+/// The wire form of a request's journey; `t` gives the stage times.
+fn journey(j: &RequestJourney, t: &Timings) -> pb::EngineJourney {
+    use pb::journey_event::Kind;
+    let secs = |d: Duration| d.as_secs_f64();
+    let batch = |b: &BatchContext| pb::BatchContext {
+        step: b.step,
+        num_requests: b.num_requests as u32,
+        num_tokens: (b.prefill_tokens + b.decode_tokens) as u32,
+        prefill_tokens: b.prefill_tokens as u32,
+        decode_tokens: b.decode_tokens as u32,
+        duration: secs(b.duration),
+        num_running: b.num_running as u32,
+        num_waiting: b.num_waiting as u32,
+    };
+    let waits = |w: &WaitTimes| pb::WaitTimes {
+        step: secs(w.step),
+        running_slot: secs(w.running_slot),
+        kv_blocks: secs(w.kv_blocks),
+        token_budget: secs(w.token_budget),
+    };
+    let events = j
+        .events
+        .iter()
+        .map(|m| {
+            let (kind, resumed, wait_ended) = match m.kind {
+                MarkKind::Queued => (Kind::Queued, false, None),
+                MarkKind::Scheduled {
+                    resumed,
+                    wait_ended,
+                } => (Kind::Scheduled, resumed, Some(wait_reason(wait_ended))),
+                MarkKind::Preempted => (Kind::Preempted, false, None),
+                MarkKind::FirstToken => (Kind::FirstToken, false, None),
+                MarkKind::Finished => (Kind::Finished, false, None),
+            };
+            pb::JourneyEvent {
+                kind: kind as i32,
+                step: m.step,
+                offset: secs(m.offset),
+                resumed,
+                wait_ended: wait_ended.unwrap_or(pb::WaitReason::Unspecified) as i32,
+                batch: m.batch.as_ref().map(batch),
+            }
+        })
+        .collect();
+    pb::EngineJourney {
+        events,
+        prefill_chunks: j
+            .prefill_chunks
+            .iter()
+            .map(|c| pb::PrefillChunk {
+                offset: secs(c.offset),
+                start: c.start as u32,
+                num_tokens: c.num_tokens as u32,
+                batch: Some(batch(&c.batch)),
+            })
+            .collect(),
+        token_offsets: j.token_offsets.iter().map(|&d| secs(d)).collect(),
+        tokenize: secs(t.tokenize),
+        detokenize: secs(t.detokenize),
+        handoff: t.handoff().map_or(0.0, secs),
+        queue: Some(waits(&t.queue_wait)),
+        requeue: Some(waits(&t.requeue_wait)),
+    }
+}
+
+fn wait_reason(w: WaitReason) -> pb::WaitReason {
+    match w {
+        WaitReason::Step => pb::WaitReason::Step,
+        WaitReason::Admission(AdmissionStop::RunningSlot) => pb::WaitReason::RunningSlot,
+        WaitReason::Admission(AdmissionStop::KvBlocks) => pb::WaitReason::KvBlocks,
+        WaitReason::Admission(AdmissionStop::TokenBudget) => pb::WaitReason::TokenBudget,
     }
 }
 
@@ -204,6 +284,7 @@ pub(super) fn response(
                 decode_time: t.decode_time.as_secs_f64(),
                 num_preemptions: f.num_preemptions,
             });
+            r.journey = f.journey.as_deref().map(|j| journey(j, t));
         }
     }
     r

@@ -106,6 +106,7 @@ pub(super) fn warm_up(handle: &EngineHandle) -> anyhow::Result<()> {
             ..SamplingParams::default()
         },
         trace: TraceContext::Off,
+        return_journey: false,
     };
     let mut events = handle
         .submit(req)
