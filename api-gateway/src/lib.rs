@@ -44,8 +44,10 @@ pub struct AppState {
     pub engines: Engines,
     /// Largest accepted request body, in bytes.
     pub max_body_bytes: usize,
-    /// Request journeys (spans and metrics).
+    /// Request journeys (spans, metrics, the journey store).
     pub journey: journey::Journey,
+    /// Link from a journey to its trace, `{trace_id}` replaced (`--trace-link-template`).
+    pub trace_link_template: Option<String>,
 }
 
 /// The gateway's router: the OpenAI endpoints, `/health`, and OpenAI-shaped 404/405s.
@@ -56,6 +58,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/models", get(routes::models::list_models))
         .route("/health", get(routes::health::health))
         .route("/metrics", get(metrics::metrics))
+        .route("/journeys", get(routes::journeys::page))
+        .route("/journeys/api/requests", get(routes::journeys::list))
+        .route(
+            "/journeys/api/requests/{request_id}",
+            get(routes::journeys::one),
+        )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.max_body_bytes))

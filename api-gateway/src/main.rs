@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use api_gateway::engines::{Backoff, EngineTarget, HealthPolicy};
-use api_gateway::journey::Journey;
+use api_gateway::journey::{Journey, JourneyStore, StoreConfig};
 use api_gateway::metrics::GatewayMetrics;
 use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engines, app};
 use clap::Parser;
@@ -58,6 +58,20 @@ struct Cli {
     max_body_bytes: usize,
     #[command(flatten)]
     tracing: TracingArgs,
+    /// Requests the journey store keeps for `/journeys` (the last N, plus the slowest of each
+    /// minute and errors besides); 0 turns the store off.
+    #[arg(long, env = "JOURNEY_STORE_REQUESTS", default_value_t = 1000)]
+    journey_store_requests: usize,
+    /// Bytes the journey store may hold.
+    #[arg(long, env = "JOURNEY_STORE_BYTES", default_value_t = 64 << 20)]
+    journey_store_bytes: usize,
+    /// Slowest requests the store keeps per minute, by TTFT and by end-to-end time each.
+    #[arg(long, default_value_t = 5)]
+    journey_slowest_per_minute: usize,
+    /// Link from a journey in `/journeys` to its trace, with `{trace_id}` in it (e.g.
+    /// `http://localhost:3000/explore?left={"queries":[{"query":"{trace_id}"}]}`).
+    #[arg(long, env = "JOURNEY_TRACE_LINK_TEMPLATE")]
+    trace_link_template: Option<String>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -82,10 +96,17 @@ async fn main() -> anyhow::Result<()> {
     } else {
         None
     };
-    let journey = Journey::new(
+    let mut journey = Journey::new(
         tracer.as_ref().map(|t| t.tracer(scope::API)),
         metrics.clone(),
     );
+    if cli.journey_store_requests > 0 {
+        journey = journey.with_store(JourneyStore::new(StoreConfig {
+            max_requests: cli.journey_store_requests,
+            max_bytes: cli.journey_store_bytes,
+            slowest_per_minute: cli.journey_slowest_per_minute,
+        }));
+    }
     tracing::info!("engines {:?}", cli.engine);
     let engines = Engines::new(cli.engine, cli.model_name, policy, metrics)
         .await
@@ -94,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
         engines,
         max_body_bytes: cli.max_body_bytes,
         journey,
+        trace_link_template: cli.trace_link_template,
     };
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await

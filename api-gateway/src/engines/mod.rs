@@ -214,6 +214,13 @@ impl Engines {
         requests: Vec<GenerateRequest>,
         journey: &mut RequestJourney,
     ) -> ApiResult<Choices> {
+        let mut requests = requests;
+        if journey.wants_engine_journey() {
+            for r in &mut requests {
+                r.return_journey = true;
+            }
+        }
+        journey.dispatching(Stamp::now());
         let mut failover = Failover::new(&self.inner);
         while let Some(replica) = failover.next() {
             let lease = replica.lease(requests.len());

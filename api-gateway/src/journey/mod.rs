@@ -14,13 +14,16 @@
 //!
 //! [`JourneySampler`]: proto::telemetry::sampling::JourneySampler
 
+mod record;
 mod request;
+pub mod store;
 
 use std::sync::Arc;
 
 use opentelemetry_sdk::trace::SdkTracer;
 
 pub use request::{RequestFacts, RequestJourney};
+pub use store::{JourneyStore, StoreConfig};
 
 use crate::metrics::GatewayMetrics;
 
@@ -29,12 +32,28 @@ use crate::metrics::GatewayMetrics;
 pub struct Journey {
     tracer: Option<SdkTracer>,
     metrics: Arc<GatewayMetrics>,
+    store: Option<JourneyStore>,
 }
 
 impl Journey {
     /// Journeys with spans from `tracer` (`None`: tracing off, metrics only).
     pub fn new(tracer: Option<SdkTracer>, metrics: Arc<GatewayMetrics>) -> Self {
-        Self { tracer, metrics }
+        Self {
+            tracer,
+            metrics,
+            store: None,
+        }
+    }
+
+    /// Keeps every request's journey in `store` (for `/journeys`), traced or not.
+    pub fn with_store(mut self, store: JourneyStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The journey store, when on.
+    pub fn store(&self) -> Option<&JourneyStore> {
+        self.store.as_ref()
     }
 
     /// No tracing, fresh metrics (tests and tools).
@@ -57,6 +76,7 @@ impl Journey {
     ) -> RequestJourney {
         RequestJourney::start(
             self.tracer.as_ref(),
+            self.store.as_ref(),
             Arc::clone(&self.metrics),
             headers,
             route,

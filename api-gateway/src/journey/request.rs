@@ -12,6 +12,8 @@ use proto::telemetry::propagation::{self, JourneySampled};
 use proto::telemetry::{LiveToken, Stamp};
 use tonic::metadata::MetadataMap;
 
+use super::record::Recording;
+use super::store::JourneyStore;
 use crate::error::ApiError;
 use crate::metrics::GatewayMetrics;
 
@@ -58,6 +60,8 @@ struct Live {
 /// The journey of one request: its span (when sampled) and its metrics.
 pub struct RequestJourney {
     live: Option<Live>,
+    /// What the journey store will keep (when it is on).
+    recording: Option<Box<Recording>>,
     metrics: Arc<GatewayMetrics>,
     route: &'static str,
     arrived: Instant,
@@ -78,6 +82,7 @@ impl std::fmt::Debug for RequestJourney {
 impl RequestJourney {
     pub(super) fn start(
         tracer: Option<&SdkTracer>,
+        store: Option<&JourneyStore>,
         metrics: Arc<GatewayMetrics>,
         headers: &http::HeaderMap,
         route: &'static str,
@@ -108,6 +113,7 @@ impl RequestJourney {
         });
         Self {
             live,
+            recording: store.map(|s| Box::new(Recording::new(s.clone(), route, now))),
             metrics,
             route,
             arrived: Instant::now(),
@@ -137,8 +143,26 @@ impl RequestJourney {
         md
     }
 
+    /// Whether the engine should send its side of the journey (the store keeps it).
+    pub fn wants_engine_journey(&self) -> bool {
+        self.recording.is_some()
+    }
+
+    /// The calls are about to go to an engine (the first attempt only counts).
+    pub fn dispatching(&mut self, at: Stamp) {
+        if let Some(r) = self.recording.as_mut() {
+            r.dispatched.get_or_insert(at);
+        }
+    }
+
     /// Records the request's parameters.
     pub fn set_request(&mut self, f: &RequestFacts) {
+        if let Some(r) = self.recording.as_mut() {
+            r.request_id = f.id.clone();
+            r.model = f.model.clone();
+            r.stream = f.stream;
+            r.n = f.n;
+        }
         let Some(l) = self.live.as_mut() else {
             return;
         };
@@ -199,6 +223,9 @@ impl RequestJourney {
         if std::mem::replace(&mut self.handed_off, true) {
             return;
         }
+        if let Some(r) = self.recording.as_mut() {
+            r.accepted = Some(at);
+        }
         if let Some(l) = self.live.as_mut() {
             l.span
                 .add_event_with_timestamp(api_event::HANDOFF_TO_CORE, at.wall, mono(at));
@@ -211,6 +238,9 @@ impl RequestJourney {
             return;
         }
         self.first_response = Some(instant);
+        if let Some(r) = self.recording.as_mut() {
+            r.first_response = Some(at);
+        }
         self.metrics
             .on_first_response(self.route, instant.duration_since(self.arrived));
         if let Some(l) = self.live.as_mut() {
@@ -221,6 +251,19 @@ impl RequestJourney {
 
     /// Folds one engine message into the span's usage, finish reasons and latencies.
     pub fn observe(&mut self, m: &GenerateResponse) {
+        if let Some(r) = self.recording.as_mut() {
+            if let Some(u) = &m.usage {
+                r.prompt_tokens += u64::from(u.prompt_tokens);
+                r.completion_tokens += u64::from(u.completion_tokens);
+            }
+            if m.finish_reason.is_some() {
+                r.finish_reasons
+                    .push(crate::openai::common::finish_reason_name(m.finish_reason()).to_owned());
+            }
+            if let Some(t) = m.timings {
+                r.call_finished(t, m.journey.clone());
+            }
+        }
         let Some(l) = self.live.as_mut() else {
             return;
         };
@@ -254,6 +297,13 @@ impl RequestJourney {
         }
         self.metrics
             .on_finished(self.route, status.as_u16(), self.arrived.elapsed());
+        if let Some(r) = self.recording.take() {
+            let trace_id = self
+                .live
+                .as_ref()
+                .map(|l| l.span.span_context().trace_id().to_string());
+            r.file(status.as_u16(), failure.clone(), trace_id);
+        }
         let Some(mut l) = self.live.take() else {
             return;
         };

@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod completions;
 pub mod health;
+pub mod journeys;
 pub mod models;
 
 use axum::extract::Request;

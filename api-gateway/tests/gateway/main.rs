@@ -42,6 +42,7 @@ pub fn router(url: &str, model_name: Option<&str>, max_body_bytes: usize) -> Rou
         engines,
         max_body_bytes,
         journey: api_gateway::journey::Journey::disabled(),
+        trace_link_template: None,
     })
 }
 
