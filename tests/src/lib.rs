@@ -86,6 +86,7 @@ pub fn grpcurl() -> PathBuf {
 }
 
 pub mod otlp;
+pub mod webdriver;
 
 /// A child process that is killed when dropped, with the address it announced.
 pub struct Service {
