@@ -21,6 +21,7 @@
 pub mod engines;
 pub mod error;
 pub mod extract;
+pub mod inspect;
 pub mod journey;
 pub mod metrics;
 pub mod openai;

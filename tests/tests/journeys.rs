@@ -219,3 +219,124 @@ async fn queued_preempted_disconnected_and_refused_requests_are_all_kept_and_add
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn journey_show_reads_the_embedded_trace_file_and_exports_to_perfetto() {
+    use journey_tests::binary;
+    let dir = journey_tests::temp_dir("journey-cli");
+    let model = tiny_model(&dir);
+    let file = dir.join("journey-traces.jsonl");
+    let f = file.to_str().unwrap();
+    // As scripts/run.sh runs them: both services tracing to the embedded default file.
+    let mut engine = start_engine(
+        &model,
+        &[
+            "--enable-journey-tracing",
+            "--journey-traces-file",
+            f,
+            "--max-num-seqs",
+            "1",
+        ],
+    );
+    let mut gateway = start_gateway(
+        &engine.addr,
+        &["--enable-journey-tracing", "--journey-traces-file", f],
+    );
+    let base = format!("http://{}", gateway.addr);
+    let client = reqwest::Client::new();
+    let tasks: Vec<_> = PROMPTS[..3]
+        .iter()
+        .map(|p| {
+            let (client, base, p) = (client.clone(), base.clone(), p.to_string());
+            tokio::spawn(async move { complete(&client, &base, &p).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    let mut details = Vec::new();
+    for id in &ids {
+        details.push(get(&client, &format!("{base}/journeys/api/requests/{id}")).await);
+    }
+    // The gateway's API through the command too.
+    let top = std::process::Command::new(binary("journey"))
+        .args(["--gateway", &base, "top", "--by", "e2e", "--limit", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        top.status.success(),
+        "{}",
+        String::from_utf8_lossy(&top.stderr)
+    );
+    let top = String::from_utf8_lossy(&top.stdout);
+    assert_eq!(top.lines().count(), 3, "a header and two requests: {top}");
+    // Stopping flushes both exporters.
+    assert!(gateway.terminate() && engine.terminate());
+
+    let journey = |args: &[&str]| {
+        let out = std::process::Command::new(binary("journey"))
+            .args(["--file", f])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for d in &details {
+        let trace = d["trace_id"].as_str().expect("traced");
+        let shown = journey(&["show", &trace[..12]]);
+        assert!(shown.contains(trace), "{shown}");
+        for needle in [
+            "gateway llm_request",
+            "engine llm_core #1",
+            "api.ARRIVED",
+            "api.DEPARTED",
+            "stages: tokenize",
+        ] {
+            assert!(shown.contains(needle), "{needle:?} missing:\n{shown}");
+        }
+        // The same phases, in the same order, as the gateway's record of the engine side.
+        let kinds: Vec<String> = d["engine"][0]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| format!("journey.{}", e["kind"].as_str().unwrap()))
+            .collect();
+        let printed: Vec<String> = shown
+            .lines()
+            .filter_map(|l| l.trim_start().split_whitespace().next())
+            .filter(|w| w.starts_with("journey."))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(printed, kinds, "{shown}");
+    }
+    let top = journey(&["top", "--by", "ttft", "--limit", "3"]);
+    assert_eq!(top.lines().count(), 4, "{top}");
+    let out = dir.join("perfetto.json");
+    journey(&["export", "--out", out.to_str().unwrap()]);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().expect("traceEvents");
+    let spans = events.iter().filter(|e| e["ph"] == "X").count();
+    assert_eq!(
+        spans,
+        2 * ids.len(),
+        "an llm_request and an llm_core per request"
+    );
+    for e in events {
+        assert!(
+            e["name"].is_string() && e["pid"].is_u64() && e["tid"].is_u64(),
+            "{e}"
+        );
+        match e["ph"].as_str().unwrap() {
+            "X" => assert!(e["ts"].as_f64().unwrap() > 0.0 && e["dur"].as_f64().unwrap() >= 0.0),
+            "i" => assert!(e["ts"].as_f64().unwrap() > 0.0 && e["s"] == "t"),
+            "M" => assert!(e["args"]["name"].is_string()),
+            other => panic!("unexpected phase {other}: {e}"),
+        }
+    }
+}

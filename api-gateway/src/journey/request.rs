@@ -309,6 +309,10 @@ impl RequestJourney {
         };
         let now = Stamp::now();
         l.tally.set_attributes(&mut l.span);
+        l.span.set_attribute(KeyValue::new(
+            attr::HTTP_RESPONSE_STATUS_CODE,
+            i64::from(status.as_u16()),
+        ));
         match failure {
             None => {
                 l.span
