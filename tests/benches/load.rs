@@ -147,6 +147,35 @@ async fn journey(
     stats
 }
 
+/// `JOURNEY_LOAD_STREAMS=8,32` picks the stream counts (default 1, 8 and 32; empty: none).
+fn stream_counts() -> Vec<usize> {
+    std::env::var("JOURNEY_LOAD_STREAMS")
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter(|n| !n.trim().is_empty())
+                .map(|n| n.trim().parse().expect("stream count"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1, 8, 32])
+}
+
+/// The gateway's journey store (the viewer's data) on vs off (`--journey-store-requests 0`),
+/// alternated over two rounds, best of each.
+async fn viewer_overhead(streams: usize, traces: &str) {
+    let (mut on, mut off) = (None::<Stats>, None::<Stats>);
+    for _ in 0..2 {
+        keep_best(
+            &mut off,
+            journey(&[], &["--journey-store-requests", "0"], streams, traces).await,
+        );
+        keep_best(&mut on, journey(&[], &[], streams, traces).await);
+    }
+    let (on, off) = (on.expect("measured"), off.expect("measured"));
+    row(&format!("{streams} streams, viewer store off"), off, off);
+    row(&format!("{streams} streams, viewer store on"), on, off);
+}
+
 struct LlamaServer(Child);
 
 impl Drop for LlamaServer {
@@ -331,18 +360,16 @@ async fn main() {
     if std::env::var_os("JOURNEY_LOAD_TRACING_ONLY").is_some() {
         return;
     }
+    // `JOURNEY_LOAD_VIEWER=1`: the journey viewer's store on vs off, at each stream count.
+    if std::env::var_os("JOURNEY_LOAD_VIEWER").is_some() {
+        for streams in stream_counts() {
+            viewer_overhead(streams, traces).await;
+        }
+        return;
+    }
     let llama = std::env::var("LLAMA_SERVER").ok();
     // `JOURNEY_LOAD_STREAMS=8,32` picks the stream counts (default 1, 8 and 32; empty: none).
-    let counts: Vec<usize> = std::env::var("JOURNEY_LOAD_STREAMS")
-        .ok()
-        .map(|v| {
-            v.split(',')
-                .filter(|n| !n.trim().is_empty())
-                .map(|n| n.trim().parse().expect("stream count"))
-                .collect()
-        })
-        .unwrap_or_else(|| vec![1, 8, 32]);
-    for streams in counts {
+    for streams in stream_counts() {
         // llama-server reuses each slot's cached prompt prefix (`cache_prompt`); this row
         // shows what our prefix cache contributes.
         let no_cache = ["--enable-prefix-caching", "false"];

@@ -3,7 +3,7 @@
 //! - `GET /journeys`: the page (one HTML file compiled into the binary: no build step, no CDN).
 //! - `GET /journeys/api/requests`: kept requests, newest first; query `view`
 //!   (`all`, `slowest_ttft`, `slowest_e2e`, `errors`), `status` (`ok`, `error`, `aborted`),
-//!   `sort` (`time`, `ttft`, `e2e`, `queue`, `tokens`, `preemptions`), `order` (`desc`, `asc`),
+//!   `sort` (`time`, `status`, `ttft`, `e2e`, `queue`, `tokens`, `preemptions`), `order` (`desc`, `asc`),
 //!   `limit`.
 //! - `GET /journeys/api/requests/{request_id}`: one request's whole journey.
 //!
@@ -91,11 +91,12 @@ pub async fn list(
         "queue" => |s| s.queue_ms.unwrap_or(-1.0),
         "tokens" => |s| (s.prompt_tokens + s.completion_tokens) as f64,
         "preemptions" => |s| s.num_preemptions as f64,
+        "status" => |s| f64::from(s.status),
         v => {
             return Err(bad(
                 "sort",
                 v,
-                "time, ttft, e2e, queue, tokens, preemptions",
+                "time, status, ttft, e2e, queue, tokens, preemptions",
             ));
         }
     };
