@@ -309,7 +309,7 @@ async fn journey_show_reads_the_embedded_trace_file_and_exports_to_perfetto() {
             .collect();
         let printed: Vec<String> = shown
             .lines()
-            .filter_map(|l| l.trim_start().split_whitespace().next())
+            .filter_map(|l| l.split_whitespace().next())
             .filter(|w| w.starts_with("journey."))
             .map(str::to_owned)
             .collect();
