@@ -86,7 +86,7 @@ fn smollm2_greedy_output_equals_the_cpu() {
     let Some(cuda) = cuda_or_skip() else { return };
     let prompts = [
         Prompt::Text("The capital of France is".into()),
-        Prompt::user("What is the capital of France?".into()),
+        Prompt::user("What is the capital of France?"),
         Prompt::Text("def fibonacci(n):".into()),
     ];
     same_greedy_tokens(&cuda, &common::real_model_path(), &prompts, 32);

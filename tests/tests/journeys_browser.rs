@@ -179,6 +179,26 @@ async fn the_journeys_page_draws_what_the_api_and_the_spans_say() {
         .screenshot(&shots.join("journeys-table.png"))
         .await
         .unwrap();
+    // The refused and the abandoned requests open too, with what went wrong.
+    for (outcome, status, why) in [
+        ("error", 400, "top_p"),
+        ("aborted", 499, "client_disconnect"),
+    ] {
+        browser
+            .click(&format!("tr.row td.{outcome}"))
+            .await
+            .unwrap();
+        let shown = browser
+            .wait_for(
+                "const h = document.querySelector('#detail h3');
+                 return h && h.textContent.includes(arguments[0]) ? document.querySelector('#detail').textContent : null;",
+                json!([format!("{status} {outcome}")]),
+            )
+            .await
+            .unwrap();
+        let text = shown.as_str().unwrap();
+        assert!(text.contains(why), "{outcome}: {text}");
+    }
 
     let (mut queued, mut preempted) = (0, 0);
     for (i, (id, d)) in ids.iter().zip(&details).enumerate() {
