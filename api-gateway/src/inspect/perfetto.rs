@@ -54,6 +54,8 @@ pub fn export(journeys: &[TraceJourney]) -> Value {
 mod tests {
     use std::collections::BTreeMap;
 
+    use proto::conventions::{journey_event, span};
+
     use super::*;
 
     /// The structure the trace-event format requires of every event.
@@ -84,19 +86,19 @@ mod tests {
 
     #[test]
     fn a_journey_exports_to_well_formed_trace_events() {
-        let span = |name: &str, start: u64, end: u64| SpanRecord {
+        let record = |name: &str, start: u64, end: u64| SpanRecord {
             name: name.into(),
             service: "s".into(),
             span_id: "ab".into(),
             start_ns: start,
             end_ns: end,
             attributes: BTreeMap::new(),
-            events: vec![(start + 10, "journey.QUEUED".into(), BTreeMap::new())],
+            events: vec![(start + 10, journey_event::QUEUED.into(), BTreeMap::new())],
         };
         let j = TraceJourney {
             trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
-            request: Some(span("llm_request", 1_000, 9_000)),
-            core: vec![span("llm_core", 2_000, 8_000)],
+            request: Some(record(span::LLM_REQUEST, 1_000, 9_000)),
+            core: vec![record(span::LLM_CORE, 2_000, 8_000)],
         };
         let doc = export(&[j]);
         // 2 process names, 2 thread names, 2 spans, 2 instants.
