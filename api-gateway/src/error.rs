@@ -34,6 +34,11 @@ pub enum ApiError {
         /// Request path.
         path: String,
     },
+    /// No API key, or a key this gateway does not know (401).
+    #[error(
+        "Incorrect API key provided: send `Authorization: Bearer <key>` with a key of this gateway."
+    )]
+    Unauthorized,
     /// The route exists but not for this method (405).
     #[error("Method {0} is not allowed for this endpoint.")]
     MethodNotAllowed(String),
@@ -74,6 +79,7 @@ impl ApiError {
             Self::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
             Self::ModelNotFound(_) | Self::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::EngineUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -95,6 +101,7 @@ impl ApiError {
                 ("invalid_request_error", Some("method_not_allowed"), None)
             }
             Self::PayloadTooLarge(_) => ("invalid_request_error", Some("request_too_large"), None),
+            Self::Unauthorized => ("invalid_request_error", Some("invalid_api_key"), None),
             Self::Overloaded(_) => ("rate_limit_error", Some("engine_overloaded"), None),
             Self::EngineUnavailable(_) => (
                 "service_unavailable_error",

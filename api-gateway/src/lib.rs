@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod engines;
 pub mod error;
 pub mod extract;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub journey: journey::Journey,
     /// Link from a journey to its trace, `{trace_id}` replaced (`--trace-link-template`).
     pub trace_link_template: Option<String>,
+    /// The API keys, when the gateway requires them.
+    pub api_keys: Option<auth::ApiKeys>,
 }
 
 /// The gateway's router: the OpenAI endpoints, `/health`, and OpenAI-shaped 404/405s.
@@ -67,6 +70,10 @@ pub fn app(state: AppState) -> Router {
         )
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
 }

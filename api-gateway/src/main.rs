@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use api_gateway::auth::ApiKeys;
 use api_gateway::engines::{Backoff, EngineTarget, HealthPolicy};
 use api_gateway::journey::{Journey, JourneyStore, StoreConfig};
 use api_gateway::metrics::GatewayMetrics;
@@ -72,6 +73,26 @@ struct Cli {
     /// `http://localhost:3000/explore?left={"queries":[{"query":"{trace_id}"}]}`).
     #[arg(long, env = "JOURNEY_TRACE_LINK_TEMPLATE")]
     trace_link_template: Option<String>,
+    /// An API key clients must send (`Authorization: Bearer <key>`); repeatable, or a comma
+    /// list. Each key is its own tenant. Without any key the gateway is open.
+    #[arg(
+        long = "api-key",
+        env = "JOURNEY_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    api_keys: Vec<String>,
+    /// A file of API keys: one per line, optionally followed by whitespace and a tenant name
+    /// (keys of one tenant share its fairness and metrics); `#` starts a comment.
+    #[arg(long, env = "JOURNEY_API_KEY_FILE")]
+    api_key_file: Option<std::path::PathBuf>,
+    /// With API keys: `/metrics` and `/journeys` need a key too (they show request sizes and
+    /// timings of every tenant).
+    #[arg(long, env = "JOURNEY_METRICS_REQUIRE_KEY")]
+    metrics_require_key: bool,
+    /// The engines' shared secret (their --auth-token), sent on every call.
+    #[arg(long, env = "JOURNEY_ENGINE_AUTH_TOKEN", hide_env_values = true)]
+    engine_auth_token: Option<String>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -108,7 +129,17 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     tracing::info!("engines {:?}", cli.engine);
-    let engines = Engines::new(cli.engine, cli.model_name, policy, metrics)
+    let api_keys = ApiKeys::load(
+        &cli.api_keys,
+        cli.api_key_file.as_deref(),
+        cli.metrics_require_key,
+    )?;
+    match &api_keys {
+        Some(k) => tracing::info!("API keys required ({} tenants)", k.num_tenants()),
+        None => tracing::warn!("no API key set: anyone who reaches this gateway can use it"),
+    }
+    let token = proto::auth::SendToken::new(cli.engine_auth_token.as_deref())?;
+    let engines = Engines::new(cli.engine, cli.model_name, policy, metrics, token)
         .await
         .context("setting up the engine pool")?;
     let state = AppState {
@@ -116,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
         max_body_bytes: cli.max_body_bytes,
         journey,
         trace_link_template: cli.trace_link_template,
+        api_keys,
     };
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await

@@ -268,6 +268,8 @@ pub mod attr {
     pub const GEN_AI_REQUEST_ID: &str = "gen_ai.request.id";
     /// The route template.
     pub const HTTP_ROUTE: &str = "http.route";
+    /// The tenant an API key belongs to (never the key).
+    pub const TENANT: &str = "journey.tenant";
     /// The HTTP status the gateway answered with (OTel `http.response.status_code`).
     pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
     /// The served model.

@@ -2,6 +2,7 @@
 //! encoded descriptor set for server reflection; the tracing conventions (every span, event,
 //! attribute, metadata-key and metric name); and the telemetry plumbing both binaries use.
 
+pub mod auth;
 pub mod conventions;
 pub mod logging;
 pub mod telemetry;

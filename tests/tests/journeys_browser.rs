@@ -153,7 +153,7 @@ async fn the_journeys_page_draws_what_the_api_and_the_spans_say() {
     assert_eq!(rows, json!(QUESTIONS.len() + 2));
     let outcomes = browser
         .script(
-            "return [...document.querySelectorAll('tr.row td:nth-child(3)')].map(td => td.className);",
+            "return [...document.querySelectorAll('tr.row td:nth-child(4)')].map(td => td.className);",
             json!([]),
         )
         .await

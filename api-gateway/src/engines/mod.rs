@@ -22,6 +22,7 @@ pub mod health;
 pub mod replica;
 pub mod target;
 
+use proto::auth::SendToken;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -60,6 +61,8 @@ struct Inner {
     policy: HealthPolicy,
     metrics: Arc<GatewayMetrics>,
     rotation: AtomicUsize,
+    /// The engines' shared secret, sent on every call.
+    token: SendToken,
 }
 
 impl std::fmt::Debug for Engines {
@@ -80,9 +83,10 @@ impl Engines {
         model_override: Option<String>,
         policy: HealthPolicy,
         metrics: Arc<GatewayMetrics>,
+        token: SendToken,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!targets.is_empty(), "no engine address given");
-        let pool = Self::unresolved(targets, model_override, policy, metrics);
+        let pool = Self::unresolved(targets, model_override, policy, metrics, token);
         for target in &pool.inner.targets {
             if let EngineTarget::Fixed(url) = target {
                 pool.add(url)?;
@@ -101,6 +105,7 @@ impl Engines {
             model_override,
             HealthPolicy::default(),
             Arc::new(GatewayMetrics::new()),
+            SendToken::default(),
         );
         pool.add(url)?;
         pool.spawn_health_checks();
@@ -112,9 +117,11 @@ impl Engines {
         model_override: Option<String>,
         policy: HealthPolicy,
         metrics: Arc<GatewayMetrics>,
+        token: SendToken,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                token,
                 targets,
                 replicas: RwLock::default(),
                 model_override,
@@ -127,7 +134,12 @@ impl Engines {
     }
 
     fn add(&self, url: &str) -> anyhow::Result<()> {
-        let replica = Replica::new(url, self.inner.policy.backoff, self.inner.metrics.clone())?;
+        let replica = Replica::new(
+            url,
+            self.inner.policy.backoff,
+            self.inner.metrics.clone(),
+            self.inner.token.clone(),
+        )?;
         self.inner.write().push(Arc::new(replica));
         Ok(())
     }
@@ -392,7 +404,12 @@ impl Inner {
                 if replicas.iter().any(|r| r.url() == url) {
                     continue;
                 }
-                match Replica::new(url, self.policy.backoff, self.metrics.clone()) {
+                match Replica::new(
+                    url,
+                    self.policy.backoff,
+                    self.metrics.clone(),
+                    self.token.clone(),
+                ) {
                     Ok(r) => replicas.push(Arc::new(r)),
                     Err(e) => tracing::warn!("bad engine address {url}: {e}"),
                 }

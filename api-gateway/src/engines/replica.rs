@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use proto::auth::SendToken;
 use proto::engine::engine_client::EngineClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -21,10 +23,13 @@ const MAX_ENGINE_MESSAGE_BYTES: usize = 64 << 20;
 /// How long connecting to an engine may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A client of an engine's Engine service (the engine token added to every call).
+pub type EngineRpc = EngineClient<InterceptedService<Channel, SendToken>>;
+
 /// One engine.
 pub struct Replica {
     url: String,
-    client: EngineClient<Channel>,
+    client: EngineRpc,
     health_client: HealthClient<Channel>,
     outstanding: AtomicUsize,
     health: Mutex<Health>,
@@ -44,14 +49,19 @@ impl std::fmt::Debug for Replica {
 
 impl Replica {
     /// An engine at `url`, connected on first use.
-    pub fn new(url: &str, backoff: Backoff, metrics: Arc<GatewayMetrics>) -> anyhow::Result<Self> {
+    pub fn new(
+        url: &str,
+        backoff: Backoff,
+        metrics: Arc<GatewayMetrics>,
+        token: SendToken,
+    ) -> anyhow::Result<Self> {
         let channel = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(CONNECT_TIMEOUT)
             .connect_lazy();
         metrics.on_engine_added(url);
         Ok(Self {
             url: url.to_owned(),
-            client: EngineClient::new(channel.clone())
+            client: EngineClient::with_interceptor(channel.clone(), token)
                 .max_decoding_message_size(MAX_ENGINE_MESSAGE_BYTES),
             health_client: HealthClient::new(channel),
             outstanding: AtomicUsize::new(0),
@@ -67,7 +77,7 @@ impl Replica {
     }
 
     /// A client on its channel.
-    pub fn client(&self) -> EngineClient<Channel> {
+    pub fn client(&self) -> EngineRpc {
         self.client.clone()
     }
 
@@ -180,7 +190,15 @@ mod tests {
     async fn leases_count_calls_until_dropped() {
         let metrics = Arc::new(GatewayMetrics::new());
         let backoff = HealthPolicy::default().backoff;
-        let r = Arc::new(Replica::new("http://127.0.0.1:9", backoff, metrics.clone()).unwrap());
+        let r = Arc::new(
+            Replica::new(
+                "http://127.0.0.1:9",
+                backoff,
+                metrics.clone(),
+                SendToken::default(),
+            )
+            .unwrap(),
+        );
         let a = r.lease(2);
         let b = r.lease(1);
         assert_eq!(r.outstanding(), 3);
@@ -196,7 +214,7 @@ mod tests {
         let metrics = Arc::new(GatewayMetrics::new());
         let backoff = HealthPolicy::default().backoff;
         // Port 9 (discard) is closed on test machines: the probe is refused.
-        let r = Replica::new("http://127.0.0.1:9", backoff, metrics).unwrap();
+        let r = Replica::new("http://127.0.0.1:9", backoff, metrics, SendToken::default()).unwrap();
         assert!(r.probe(Duration::from_secs(2)).await.is_err());
         assert!(matches!(r.health(), Health::Down { failures: 1, .. }));
         assert!(r.probe(Duration::from_secs(2)).await.is_err());

@@ -143,6 +143,17 @@ impl RequestJourney {
         md
     }
 
+    /// The request was authenticated as `tenant`.
+    pub fn set_tenant(&mut self, tenant: &str) {
+        if let Some(r) = self.recording.as_mut() {
+            r.tenant = Some(tenant.to_owned());
+        }
+        if let Some(l) = self.live.as_mut() {
+            l.span
+                .set_attribute(KeyValue::new(attr::TENANT, tenant.to_owned()));
+        }
+    }
+
     /// Whether the engine should send its side of the journey (the store keeps it).
     pub fn wants_engine_journey(&self) -> bool {
         self.recording.is_some()
@@ -433,7 +444,8 @@ fn reason_of(e: &ApiError) -> &'static str {
         | ApiError::ModelNotFound(_)
         | ApiError::RouteNotFound { .. }
         | ApiError::MethodNotAllowed(_)
-        | ApiError::PayloadTooLarge(_) => abort_reason::VALIDATION_ERROR,
+        | ApiError::PayloadTooLarge(_)
+        | ApiError::Unauthorized => abort_reason::VALIDATION_ERROR,
         ApiError::Overloaded(_) | ApiError::EngineUnavailable(_) => {
             abort_reason::ENGINE_UNAVAILABLE
         }

@@ -50,6 +50,8 @@ pub struct Summary {
     pub request_id: String,
     /// Its trace, when it has one.
     pub trace_id: Option<String>,
+    /// Its tenant, when the gateway requires API keys.
+    pub tenant: Option<String>,
     /// When the gateway received it, ms since the Unix epoch.
     pub received_unix_ms: f64,
     /// The route.
@@ -292,6 +294,7 @@ mod tests {
             summary: Summary {
                 request_id: format!("chatcmpl-{i}"),
                 trace_id: None,
+                tenant: None,
                 received_unix_ms: 1.7e12 + (i * 50) as f64,
                 route: "/v1/chat/completions",
                 status: 200,

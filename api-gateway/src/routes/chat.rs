@@ -29,6 +29,9 @@ pub async fn chat_completions(State(state): State<AppState>, request: Request) -
     let mut journey = state
         .journey
         .start(request.headers(), ROUTE, value::OPERATION_CHAT);
+    if let Some(t) = request.extensions().get::<crate::auth::Tenant>() {
+        journey.set_tenant(&t.0);
+    }
     let result = handle(&state, request, &mut journey).await;
     reply(journey, result)
 }

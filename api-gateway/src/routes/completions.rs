@@ -30,6 +30,9 @@ pub async fn completions(State(state): State<AppState>, request: Request) -> Res
         state
             .journey
             .start(request.headers(), ROUTE, value::OPERATION_TEXT_COMPLETION);
+    if let Some(t) = request.extensions().get::<crate::auth::Tenant>() {
+        journey.set_tenant(&t.0);
+    }
     let result = handle(&state, request, &mut journey).await;
     reply(journey, result)
 }

@@ -43,6 +43,7 @@ pub fn router(url: &str, model_name: Option<&str>, max_body_bytes: usize) -> Rou
         max_body_bytes,
         journey: api_gateway::journey::Journey::disabled(),
         trace_link_template: None,
+        api_keys: None,
     })
 }
 

@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one; the chosen address is printed).
     #[arg(long, env = "JOURNEY_ENGINE_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// A shared secret every Engine RPC must carry (`authorization: Bearer <token>`; the
+    /// gateway's --engine-auth-token). Health and reflection stay open.
+    #[arg(long, env = "JOURNEY_ENGINE_AUTH_TOKEN", hide_env_values = true)]
+    auth_token: Option<String>,
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: Device,
@@ -228,6 +232,9 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
             listener,
             handle.clone(),
             core,
+            args.auth_token
+                .as_deref()
+                .map(proto::auth::RequireToken::new),
             |addr| println!("engine-core listening on {addr}"),
             shutdown_signal(),
         )

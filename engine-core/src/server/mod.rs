@@ -13,9 +13,11 @@ mod service;
 
 use std::net::SocketAddr;
 
+use proto::auth::RequireToken;
 use proto::engine::engine_server::EngineServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Interceptor;
 
 use crate::engine::EngineHandle;
 use crate::journey::CoreTracer;
@@ -27,6 +29,7 @@ pub async fn serve(
     listener: TcpListener,
     handle: EngineHandle,
     journey: Option<CoreTracer>,
+    token: Option<RequireToken>,
     on_ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -56,7 +59,15 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(EngineServer::new(EngineService::new(handle, journey)))
+        .add_service(EngineServer::with_interceptor(
+            EngineService::new(handle, journey),
+            // Health and reflection stay open (probes, grpcurl's schema); every Engine RPC
+            // needs the token when one is set.
+            move |req: tonic::Request<()>| match &token {
+                Some(t) => t.clone().call(req),
+                None => Ok(req),
+            },
+        ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())

@@ -1,0 +1,99 @@
+//! Shared secrets between the gateway and the engines, and the constant-time comparison both
+//! sides' checks use: the engine's token travels as `authorization: Bearer <token>` in gRPC
+//! metadata, the clients' API keys in the same HTTP header.
+
+use subtle::ConstantTimeEq;
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+/// The metadata (and HTTP) header carrying the secret.
+pub const AUTHORIZATION: &str = "authorization";
+
+/// The secret in `value`, an `authorization` header's value (`Bearer <secret>`).
+pub fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let rest = value.strip_prefix(b"Bearer ")?;
+    Some(rest.trim_ascii())
+}
+
+/// Whether `presented` equals `expected`, in time independent of where they differ.
+pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.ct_eq(expected).into()
+}
+
+/// Adds the engine token to every call (the gateway's side); no token: adds nothing.
+#[derive(Clone, Debug, Default)]
+pub struct SendToken(Option<MetadataValue<Ascii>>);
+
+impl SendToken {
+    /// Sends `token` on every call.
+    pub fn new(token: Option<&str>) -> anyhow::Result<Self> {
+        let value = token
+            .map(|t| format!("Bearer {t}").parse())
+            .transpose()
+            .map_err(|_| anyhow::anyhow!("the engine token must be printable ASCII"))?;
+        Ok(Self(value))
+    }
+}
+
+impl Interceptor for SendToken {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert(AUTHORIZATION, v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Refuses calls without the engine token (the engine's side).
+#[derive(Clone, Debug)]
+pub struct RequireToken(std::sync::Arc<[u8]>);
+
+impl RequireToken {
+    /// Requires `token` on every call.
+    pub fn new(token: &str) -> Self {
+        Self(token.as_bytes().into())
+    }
+
+    /// Whether `md` carries the token.
+    pub fn allows(&self, md: &MetadataMap) -> bool {
+        md.get(AUTHORIZATION)
+            .and_then(|v| bearer(v.as_bytes()))
+            .is_some_and(|t| same_secret(t, &self.0))
+    }
+}
+
+impl Interceptor for RequireToken {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        if self.allows(req.metadata()) {
+            Ok(req)
+        } else {
+            Err(Status::unauthenticated(
+                "this engine requires its token (authorization: Bearer ...)",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_checked_whole() {
+        let need = RequireToken::new("s3cret");
+        let mut md = MetadataMap::new();
+        assert!(!need.allows(&md));
+        md.insert(AUTHORIZATION, "Bearer s3cre".parse().unwrap());
+        assert!(!need.allows(&md));
+        md.insert(AUTHORIZATION, "Bearer s3cret!".parse().unwrap());
+        assert!(!need.allows(&md));
+        md.insert(AUTHORIZATION, "s3cret".parse().unwrap());
+        assert!(!need.allows(&md), "the Bearer scheme is required");
+        md.insert(AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert!(need.allows(&md));
+        let mut send = SendToken::new(Some("s3cret")).unwrap();
+        let req = send.call(Request::new(())).unwrap();
+        assert!(need.allows(req.metadata()));
+    }
+}
