@@ -136,6 +136,7 @@ pub fn generate<B: Backend>(
         enable_prefix_caching: false,
         served_model_name: None,
         window_kv_blocks: Some((kv_blocks + 1).max(window_need)),
+        fault_panic_at_step: None,
     };
     let parts = kv_and_scheduler(&model.llama, &cfg).map_err(|e| match e {
         SpawnError::Model(e) => GenerateError::Model(e),

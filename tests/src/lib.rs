@@ -171,6 +171,18 @@ impl Service {
         self.child.id()
     }
 
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Its exit status if it has exited: `Some(true)` for success.
+    pub fn try_exit(&mut self) -> Option<bool> {
+        self.child.try_wait().ok().flatten().map(|s| s.success())
+    }
+
     /// Sends SIGTERM and waits for a clean exit; true when it exited with success.
     pub fn terminate(&mut self) -> bool {
         let ok = Command::new("kill")

@@ -43,6 +43,13 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free one; the chosen address is printed).
     #[arg(long, env = "JOURNEY_ENGINE_LISTEN", default_value = "127.0.0.1:50051")]
     listen: SocketAddr,
+    /// Seconds SIGTERM lets in-flight requests finish before aborting them (reason
+    /// `shutdown`); health says NOT_SERVING from the signal on.
+    #[arg(long, env = "JOURNEY_SHUTDOWN_GRACE_PERIOD", default_value_t = 30.0)]
+    shutdown_grace_period: f64,
+    /// Test-only fault hook: this scheduler step panics.
+    #[arg(long, hide = true)]
+    fault_panic_at_step: Option<u64>,
     /// A shared secret every Engine RPC must carry (`authorization: Bearer <token>`; the
     /// gateway's --engine-auth-token). Health and reflection stay open.
     #[arg(long, env = "JOURNEY_ENGINE_AUTH_TOKEN", hide_env_values = true)]
@@ -173,6 +180,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         enable_prefix_caching: args.enable_prefix_caching,
         served_model_name: Some(served_name(&args)),
         window_kv_blocks: budget.window.map(|_| window_kv_blocks),
+        fault_panic_at_step: args.fault_panic_at_step,
     };
     let window_note = match budget.window {
         Some(w) => format!(
@@ -237,6 +245,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
                 .map(proto::auth::RequireToken::new),
             |addr| println!("engine-core listening on {addr}"),
             shutdown_signal(),
+            std::time::Duration::from_secs_f64(args.shutdown_grace_period.max(0.0)),
         )
         .await;
         let _ = stop_tx.send(true);

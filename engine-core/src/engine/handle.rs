@@ -116,6 +116,10 @@ pub(super) struct Shared {
     pub gate: Mutex<Gate>,
     pub stats: Mutex<EngineStats>,
     pub thread: Mutex<Option<JoinHandle<()>>>,
+    /// True once the step thread has stopped (shutdown or failure).
+    pub stopped: tokio::sync::watch::Sender<bool>,
+    /// The step thread stopped because a step failed (panicked).
+    pub failed: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -187,6 +191,21 @@ impl EngineHandle {
         let gate = self.shared.gate();
         gate.id_of(request_id)
             .is_some_and(|id| self.commands.send(Command::Abort(id)).is_ok())
+    }
+
+    /// Resolves once the step thread has stopped, for whatever reason.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.shared.stopped.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Whether the step thread stopped because a step failed: the engine serves nothing more.
+    pub fn failed(&self) -> bool {
+        self.shared
+            .failed
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The latest published counters.

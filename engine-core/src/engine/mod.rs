@@ -75,6 +75,9 @@ pub struct EngineConfig {
     /// KV blocks of the sliding-window layers' pool, for a model that has some; `None` for
     /// as many as [`kv_blocks`](Self::kv_blocks).
     pub window_kv_blocks: Option<usize>,
+    /// Test-only fault hook: the step with this number panics (how the health and exit of a
+    /// dead step thread are tested through a real process).
+    pub fault_panic_at_step: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -88,6 +91,7 @@ impl Default for EngineConfig {
             enable_prefix_caching: true,
             served_model_name: None,
             window_kv_blocks: None,
+            fault_panic_at_step: None,
         }
     }
 }
@@ -205,6 +209,8 @@ pub fn spawn_engine_with<B: Backend + 'static>(
             ..EngineStats::default()
         }),
         thread: Mutex::new(None),
+        stopped: tokio::sync::watch::channel(false).0,
+        failed: std::sync::atomic::AtomicBool::new(false),
     });
     let observers = Observers {
         metrics: telemetry.metrics,
@@ -220,7 +226,8 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         .name("engine-step".into())
         .spawn(move || {
             let tokenizer = Arc::clone(&thread_shared.tokenizer);
-            let core = EngineCore::new(&llama, &tokenizer, parts, observers);
+            let core = EngineCore::new(&llama, &tokenizer, parts, observers)
+                .with_fault_at(cfg.fault_panic_at_step);
             thread::run(core, &thread_shared, &rx);
         })?;
     *shared

@@ -46,6 +46,8 @@ pub(crate) struct EngineCore<'m, B: Backend> {
     waits: WaitClock,
     /// Requests queued since the last scheduling decision (which has not seen them yet).
     unseen: Vec<RequestId>,
+    /// Test-only: the step that panics.
+    fault_at: Option<u64>,
 }
 
 /// The KV pool and scheduler `cfg` asks for, checked.
@@ -119,7 +121,14 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             finished_in_step: 0,
             waits: WaitClock::new(Stamp::now()),
             unseen: Vec::new(),
+            fault_at: None,
         }
+    }
+
+    /// Test-only fault hook: step `step` panics ([`super::EngineConfig::fault_panic_at_step`]).
+    pub fn with_fault_at(mut self, step: Option<u64>) -> Self {
+        self.fault_at = step;
+        self
     }
 
     /// True while any request is live.
@@ -191,6 +200,10 @@ impl<'m, B: Backend> EngineCore<'m, B> {
                 w.see(started, totals, step);
             }
         }
+        assert!(
+            self.fault_at != Some(step),
+            "fault injection: step {step} panics"
+        );
         let out = self.sched.schedule();
         let schedule_time = began.elapsed();
         debug_assert_eq!(step, self.sched.step());

@@ -31,6 +31,7 @@ fn cfg(block_size: usize, kv_blocks: usize, budget: usize, seqs: usize) -> Engin
         enable_prefix_caching: true,
         served_model_name: None,
         window_kv_blocks: None,
+        fault_panic_at_step: None,
     }
 }
 

@@ -31,6 +31,9 @@ pub(super) fn run<B: Backend>(
         Ok(()) => Finish::Aborted(AbortCause::Shutdown),
         Err(_) => {
             tracing::error!("a step panicked; stopping the engine");
+            shared
+                .failed
+                .store(true, std::sync::atomic::Ordering::Release);
             Finish::Failed(RequestFailure::EngineStopped)
         }
     };
@@ -42,6 +45,7 @@ pub(super) fn run<B: Backend>(
         }
     }
     core.stop(&finish);
+    shared.stopped.send_replace(true);
 }
 
 /// Applies pending commands, blocking while idle; false when the loop must end.

@@ -23,8 +23,9 @@ use crate::engine::EngineHandle;
 use crate::journey::CoreTracer;
 pub use service::EngineService;
 
-/// Serves the engine on `listener` until `shutdown` resolves; `on_ready` runs once the model is
-/// warmed up and health says SERVING.
+/// Serves the engine on `listener` until `shutdown` resolves (then drains for up to `grace`)
+/// or the engine's step thread stops (an error then); `on_ready` runs once the model is warmed
+/// up and health says SERVING. Every Engine RPC needs `token` when one is set.
 pub async fn serve(
     listener: TcpListener,
     handle: EngineHandle,
@@ -32,6 +33,7 @@ pub async fn serve(
     token: Option<RequireToken>,
     on_ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
@@ -47,6 +49,8 @@ pub async fn serve(
         .build_v1alpha()?;
 
     // Warm up through the real path before declaring SERVING.
+    let handle_for_drain = handle.clone();
+    let failed = handle.clone();
     let warm = handle.clone();
     tokio::task::spawn_blocking(move || service::warm_up(&warm)).await??;
     reporter.set_serving::<EngineServer<EngineService>>().await;
@@ -68,9 +72,42 @@ pub async fn serve(
                 None => Ok(req),
             },
         ))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            drain(handle_for_drain, reporter, shutdown, grace),
+        )
         .await?;
+    if failed.failed() {
+        anyhow::bail!("the engine's step thread failed; it served nothing more");
+    }
     Ok(())
+}
+
+/// Resolves when the server must stop taking requests: on `shutdown` (SIGTERM, SIGINT), or
+/// when the engine's step thread has stopped (a failed step). Health turns NOT_SERVING at
+/// once; requests in flight get `grace` to finish, then whatever is left is aborted (reason
+/// `shutdown`), which ends their streams and so the server's drain.
+async fn drain(
+    handle: EngineHandle,
+    reporter: tonic_health::server::HealthReporter,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: std::time::Duration,
+) {
+    tokio::select! {
+        () = shutdown => tracing::info!("stopping: draining for up to {grace:?}"),
+        () = handle.stopped() => tracing::error!("the engine stopped: refusing work"),
+    }
+    reporter
+        .set_not_serving::<EngineServer<EngineService>>()
+        .await;
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    tokio::spawn(async move {
+        tokio::time::sleep(grace).await;
+        // Blocking: it joins the step thread.
+        let _ = tokio::task::spawn_blocking(move || handle.shutdown()).await;
+    });
 }
 
 /// Binds `addr` (port 0 picks a free port).
