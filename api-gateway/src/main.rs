@@ -90,6 +90,10 @@ struct Cli {
     /// timings of every tenant).
     #[arg(long, env = "JOURNEY_METRICS_REQUIRE_KEY")]
     metrics_require_key: bool,
+    /// Seconds a generation may take before the engine aborts it (reason `timeout`; sent to the
+    /// engine as the call's gRPC deadline); 0 for none.
+    #[arg(long, env = "JOURNEY_REQUEST_TIMEOUT", default_value_t = 600.0)]
+    request_timeout: f64,
     /// The engines' shared secret (their --auth-token), sent on every call.
     #[arg(long, env = "JOURNEY_ENGINE_AUTH_TOKEN", hide_env_values = true)]
     engine_auth_token: Option<String>,
@@ -139,9 +143,18 @@ async fn main() -> anyhow::Result<()> {
         None => tracing::warn!("no API key set: anyone who reaches this gateway can use it"),
     }
     let token = proto::auth::SendToken::new(cli.engine_auth_token.as_deref())?;
-    let engines = Engines::new(cli.engine, cli.model_name, policy, metrics, token)
-        .await
-        .context("setting up the engine pool")?;
+    let call_timeout =
+        (cli.request_timeout > 0.0).then(|| Duration::from_secs_f64(cli.request_timeout));
+    let engines = Engines::new(
+        cli.engine,
+        cli.model_name,
+        policy,
+        metrics,
+        token,
+        call_timeout,
+    )
+    .await
+    .context("setting up the engine pool")?;
     let state = AppState {
         engines,
         max_body_bytes: cli.max_body_bytes,

@@ -43,6 +43,7 @@ fn main() {
                         },
                         trace: TraceContext::Off,
                         return_journey: false,
+                        deadline: None,
                     })
                     .expect("submit")
             })

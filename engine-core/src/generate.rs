@@ -160,6 +160,7 @@ pub fn generate<B: Backend>(
         tokenize: std::time::Duration::ZERO,
         trace: TraceContext::Off,
         record_journey: false,
+        deadline: None,
     });
     while core.has_unfinished() {
         core.step();

@@ -87,3 +87,35 @@ async fn sigterm_drains_for_the_grace_period_then_aborts_and_exits() {
     );
     assert_eq!(wait_exit(&mut engine, Duration::from_secs(10)), Some(true));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_s_request_timeout_becomes_the_engine_s_deadline() {
+    let engine = start_engine(&real_model(), &[]);
+    let gateway = journey_tests::start_gateway(&engine.addr, &["--request-timeout", "0.5"]);
+    let models: serde_json::Value = reqwest::get(format!("http://{}/v1/models", gateway.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let model = models["data"][0]["id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/completions", gateway.addr))
+        .json(
+            &serde_json::json!({"model": model, "prompt": "Once upon a time", "max_tokens": 3000,
+                                  "ignore_eos": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["choices"][0]["finish_reason"], "abort", "{body}");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "ended after {took:?} with a 0.5 s timeout"
+    );
+    let n = body["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!(n > 0 && n < 3000, "{n} tokens");
+}

@@ -63,6 +63,8 @@ struct Inner {
     rotation: AtomicUsize,
     /// The engines' shared secret, sent on every call.
     token: SendToken,
+    /// Deadline of each generation call (`--request-timeout`), sent as `grpc-timeout`.
+    call_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Engines {
@@ -84,9 +86,17 @@ impl Engines {
         policy: HealthPolicy,
         metrics: Arc<GatewayMetrics>,
         token: SendToken,
+        call_timeout: Option<Duration>,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!targets.is_empty(), "no engine address given");
-        let pool = Self::unresolved(targets, model_override, policy, metrics, token);
+        let pool = Self::unresolved(
+            targets,
+            model_override,
+            policy,
+            metrics,
+            token,
+            call_timeout,
+        );
         for target in &pool.inner.targets {
             if let EngineTarget::Fixed(url) = target {
                 pool.add(url)?;
@@ -106,6 +116,7 @@ impl Engines {
             HealthPolicy::default(),
             Arc::new(GatewayMetrics::new()),
             SendToken::default(),
+            None,
         );
         pool.add(url)?;
         pool.spawn_health_checks();
@@ -118,10 +129,12 @@ impl Engines {
         policy: HealthPolicy,
         metrics: Arc<GatewayMetrics>,
         token: SendToken,
+        call_timeout: Option<Duration>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 token,
+                call_timeout,
                 targets,
                 replicas: RwLock::default(),
                 model_override,
@@ -236,7 +249,8 @@ impl Engines {
         let mut failover = Failover::new(&self.inner);
         while let Some(replica) = failover.next() {
             let lease = replica.lease(requests.len());
-            let opened = open_on(&replica, requests.clone(), journey).await;
+            let opened =
+                open_on(&replica, requests.clone(), journey, self.inner.call_timeout).await;
             let attempts = failover.attempts();
             if let Some(done) = failover.settle(replica, opened) {
                 let opened = done?;
@@ -311,12 +325,17 @@ async fn open_on(
     replica: &Replica,
     requests: Vec<GenerateRequest>,
     journey: &RequestJourney,
+    timeout: Option<Duration>,
 ) -> ApiResult<Vec<Opened>> {
     let metadata = journey.metadata();
     let calls = requests.into_iter().map(|request| {
         let mut client = replica.client();
         let mut request = tonic::Request::new(request);
         *request.metadata_mut() = metadata.clone();
+        if let Some(t) = timeout {
+            // The engine aborts the request at this deadline (reason `timeout`).
+            request.set_timeout(t);
+        }
         async move {
             let mut rest = client.generate(request).await?.into_inner();
             let accepted = Stamp::now();

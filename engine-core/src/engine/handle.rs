@@ -175,6 +175,7 @@ impl EngineHandle {
             tokenize,
             trace: req.trace,
             record_journey: req.return_journey,
+            deadline: req.deadline,
         };
         if let Err(failed) = self.commands.send(Command::Submit(Box::new(sub))) {
             if let Command::Submit(sub) = failed.0 {

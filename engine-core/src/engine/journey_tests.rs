@@ -42,6 +42,7 @@ fn shutdown_ends_live_spans_with_reason_shutdown() {
             },
             trace: TraceContext::On(Context::new()),
             return_journey: false,
+            deadline: None,
         })
         .unwrap();
     // Running: its first token is out.
@@ -68,5 +69,69 @@ fn shutdown_ends_live_spans_with_reason_shutdown() {
         core[0]["endTimeUnixNano"]
             .as_str()
             .is_some_and(|t| t != "0")
+    );
+}
+
+#[test]
+fn a_request_past_its_deadline_ends_aborted_with_reason_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("traces.jsonl");
+    let telemetry =
+        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::File(path.clone())).unwrap();
+    let core = CoreTracer::new(telemetry.tracer(scope::SCHEDULER), 1.0);
+    let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::default())).unwrap();
+    let model = Model::from_gguf(&file, kernels::CpuBackend::new()).unwrap();
+    let handle = crate::engine::spawn_engine_with(
+        model,
+        EngineConfig::default(),
+        EngineTelemetry {
+            core: Some(core),
+            ..EngineTelemetry::default()
+        },
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut events = handle
+        .submit(EngineRequest {
+            id: "slow".into(),
+            prompt: EnginePrompt::TokenIds(vec![1, 2, 3]),
+            params: SamplingParams {
+                max_tokens: 100_000,
+                ignore_eos: true,
+                ..SamplingParams::default()
+            },
+            trace: TraceContext::On(Context::new()),
+            return_journey: false,
+            deadline: Some(started + std::time::Duration::from_millis(60)),
+        })
+        .unwrap();
+    let finish = loop {
+        match events.blocking_recv() {
+            Some(RequestEvent::Finished(f)) => break f.finish,
+            Some(_) => {}
+            None => panic!("no Finished"),
+        }
+    };
+    assert_eq!(
+        finish,
+        crate::lifecycle::Finish::Aborted(crate::lifecycle::AbortCause::Timeout)
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(60));
+    handle.shutdown();
+    telemetry.shutdown();
+    let spans = spans_in(&path);
+    let core: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == span::LLM_CORE)
+        .collect();
+    assert_eq!(core.len(), 1);
+    let fin = finished_event(core[0]);
+    assert_eq!(
+        event_attr(fin, attr::FINISH_STATUS).unwrap()["stringValue"],
+        "aborted"
+    );
+    assert_eq!(
+        event_attr(fin, attr::REASON).unwrap()["stringValue"],
+        abort_reason::TIMEOUT
     );
 }

@@ -140,6 +140,8 @@ pub(crate) struct Submitted {
     pub trace: TraceContext,
     /// Its caller asked for its journey.
     pub record_journey: bool,
+    /// When it is aborted for taking too long.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Messages from handles to the step thread.

@@ -21,6 +21,8 @@ pub struct EngineRequest {
     pub trace: TraceContext,
     /// Send its journey through the engine on its `Finished` event.
     pub return_journey: bool,
+    /// When the caller stops waiting: the engine aborts it then (reason `timeout`).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// A prompt in one of three forms.

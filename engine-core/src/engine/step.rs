@@ -6,7 +6,8 @@
 //! It states what happened, once, as lifecycle events ([`crate::lifecycle`]) to its
 //! observers; it keeps no tracing or metrics code of its own.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::time::Instant;
 
 use kernels::Backend;
@@ -48,6 +49,9 @@ pub(crate) struct EngineCore<'m, B: Backend> {
     unseen: Vec<RequestId>,
     /// Test-only: the step that panics.
     fault_at: Option<u64>,
+    /// Deadlines of live requests, soonest first (entries of finished requests are skipped
+    /// when they come up).
+    deadlines: BinaryHeap<Reverse<(Instant, RequestId)>>,
 }
 
 /// The KV pool and scheduler `cfg` asks for, checked.
@@ -122,6 +126,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             waits: WaitClock::new(Stamp::now()),
             unseen: Vec::new(),
             fault_at: None,
+            deadlines: BinaryHeap::new(),
         }
     }
 
@@ -161,6 +166,9 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             tokenize: sub.tokenize,
         });
         let id = sub.id;
+        if let Some(d) = sub.deadline {
+            self.deadlines.push(Reverse((d, id)));
+        }
         let req = RequestRef {
             id,
             name: &seq.name,
@@ -204,6 +212,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             self.fault_at != Some(step),
             "fault injection: step {step} panics"
         );
+        self.expire(began);
         let out = self.sched.schedule();
         let schedule_time = began.elapsed();
         debug_assert_eq!(step, self.sched.step());
@@ -258,6 +267,17 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             self.finish(id, finish.clone());
         }
         self.observers.on_stop();
+    }
+
+    /// Aborts the requests whose deadline has passed by `now` (reason `timeout`).
+    fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((d, id))) = self.deadlines.peek() {
+            if d > now {
+                break;
+            }
+            self.deadlines.pop();
+            self.finish(id, Finish::Aborted(AbortCause::Timeout));
+        }
     }
 
     /// The scheduler's preemption count of `id`, the one place it is kept.

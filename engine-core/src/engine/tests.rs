@@ -137,6 +137,7 @@ fn request(id: &str, prompt: &Prompt, params: &SamplingParams) -> EngineRequest 
         params: params.clone(),
         trace: Default::default(),
         return_journey: false,
+        deadline: None,
     }
 }
 
@@ -438,6 +439,7 @@ fn invalid_requests_are_refused_and_others_run() {
             params,
             trace: Default::default(),
             return_journey: false,
+            deadline: None,
         };
         match handle.submit(req) {
             Err(EngineError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),

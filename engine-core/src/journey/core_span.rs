@@ -6,7 +6,7 @@
 use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Span as SdkSpan;
-use proto::conventions::{abort_reason, attr, journey_event, schedule_kind, span};
+use proto::conventions::{attr, journey_event, schedule_kind, span};
 use proto::telemetry::{LiveToken, Stamp};
 
 use super::CoreTracer;
@@ -121,15 +121,16 @@ impl CoreSpan {
         self.span.as_ref().map(|s| s.span_context().clone())
     }
 
-    /// Records `journey.FINISHED`, the stage times of `t`, and ends the span.
-    pub fn finish(mut self, reason: FinishReason, p: Progress, t: &Timings) {
-        self.end(reason, p, None, Some(t));
-    }
-
-    /// As [`finish`](Self::finish), for a request cut short by the engine shutting down
-    /// (the event carries `reason = shutdown`).
-    pub fn finish_shutdown(mut self, reason: FinishReason, p: Progress, t: &Timings) {
-        self.end(reason, p, Some(abort_reason::SHUTDOWN), Some(t));
+    /// Records `journey.FINISHED` (with `reason = why` when the engine cut it short:
+    /// `shutdown`, `timeout`), the stage times of `t`, and ends the span.
+    pub fn finish(
+        mut self,
+        reason: FinishReason,
+        p: Progress,
+        t: &Timings,
+        why: Option<&'static str>,
+    ) {
+        self.end(reason, p, why, Some(t));
     }
 
     fn end(

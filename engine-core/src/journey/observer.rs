@@ -8,6 +8,8 @@ use opentelemetry::trace::SpanContext;
 use super::config::StepSampling;
 use super::core_span::{CoreSpan, Transition};
 use super::{CoreTracer, StepTracer};
+use proto::conventions::abort_reason;
+
 use crate::lifecycle::{
     AbortCause, EngineObserver, Event, Finish, RequestRef, StepBegin, StepEnd, TraceContext,
 };
@@ -71,12 +73,12 @@ impl EngineObserver for JourneyObserver {
             }
             Event::Finished { finished: f, .. } => {
                 if let Some(span) = self.spans.remove(&req.id) {
-                    match f.finish {
-                        Finish::Aborted(AbortCause::Shutdown) => {
-                            span.finish_shutdown(f.finish.reason(), p, &f.timings)
-                        }
-                        _ => span.finish(f.finish.reason(), p, &f.timings),
-                    }
+                    let why = match f.finish {
+                        Finish::Aborted(AbortCause::Shutdown) => Some(abort_reason::SHUTDOWN),
+                        Finish::Aborted(AbortCause::Timeout) => Some(abort_reason::TIMEOUT),
+                        _ => None,
+                    };
+                    span.finish(f.finish.reason(), p, &f.timings, why);
                 }
             }
             Event::Queued { .. } | Event::Token { .. } => {}

@@ -54,6 +54,8 @@ pub enum AbortCause {
     ClientGone,
     /// The engine is shutting down.
     Shutdown,
+    /// Its deadline passed (the caller's gRPC deadline).
+    Timeout,
 }
 
 /// A request that could not be served, and why (in words a client can read).

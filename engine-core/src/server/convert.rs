@@ -24,6 +24,7 @@ pub(super) fn engine_request(
     id: String,
     req: pb::GenerateRequest,
     trace: TraceContext,
+    deadline: Option<std::time::Instant>,
 ) -> Result<EngineRequest, Status> {
     let prompt = match req.prompt {
         Some(Prompt::Text(text)) => EnginePrompt::Text(text),
@@ -51,6 +52,7 @@ pub(super) fn engine_request(
         params: sampling(req.sampling.unwrap_or_default()),
         trace,
         return_journey: req.return_journey,
+        deadline,
     })
 }
 
@@ -172,6 +174,30 @@ fn wait_reason(w: WaitReason) -> pb::WaitReason {
         WaitReason::Admission(AdmissionStop::KvBlocks) => pb::WaitReason::KvBlocks,
         WaitReason::Admission(AdmissionStop::TokenBudget) => pb::WaitReason::TokenBudget,
     }
+}
+
+/// The caller's deadline from its `grpc-timeout` header (`<digits><H|M|S|m|u|n>`, gRPC's
+/// HTTP/2 protocol), counted from `now`; `None` without a (valid) one.
+pub(super) fn deadline(
+    md: &tonic::metadata::MetadataMap,
+    now: std::time::Instant,
+) -> Option<std::time::Instant> {
+    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = v.split_at(v.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let d = match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    now.checked_add(d)
 }
 
 /// The wire's `stop_reason`: the stop string, or the stop token id in decimal, that ended the
@@ -311,5 +337,34 @@ pub(super) fn model_info(handle: &EngineHandle) -> pb::ModelInfo {
         num_preemptions_total: stats.num_preemptions_total,
         num_requests_finished: stats.num_requests_finished,
         device: facts.device.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tonic::metadata::MetadataMap;
+
+    use super::deadline;
+
+    #[test]
+    fn grpc_timeouts_become_deadlines() {
+        let now = Instant::now();
+        let at = |v: &str| {
+            let mut md = MetadataMap::new();
+            md.insert("grpc-timeout", v.parse().unwrap());
+            deadline(&md, now).map(|d| d - now)
+        };
+        assert_eq!(at("1500m"), Some(Duration::from_millis(1500)));
+        assert_eq!(at("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(at("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(at("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(at("250u"), Some(Duration::from_micros(250)));
+        assert_eq!(at("7n"), Some(Duration::from_nanos(7)));
+        for bad in ["", "m", "12", "123456789S", "1x", "-1S"] {
+            assert_eq!(at(bad), None, "{bad:?}");
+        }
+        assert_eq!(deadline(&MetadataMap::new(), now), None);
     }
 }

@@ -59,6 +59,7 @@ impl Engine for EngineService {
         request: Request<GenerateRequest>,
     ) -> Result<Response<ResponseStream>, Status> {
         let trace = self.trace_context(request.metadata());
+        let deadline = convert::deadline(request.metadata(), std::time::Instant::now());
         let req = request.into_inner();
         let id = if req.request_id.is_empty() {
             next_request_id()
@@ -66,7 +67,7 @@ impl Engine for EngineService {
             req.request_id.clone()
         };
         let return_prompt_ids = req.return_prompt_ids;
-        let engine_req = convert::engine_request(id.clone(), req, trace)?;
+        let engine_req = convert::engine_request(id.clone(), req, trace, deadline)?;
         let events = self
             .handle
             .submit(engine_req)
@@ -107,6 +108,7 @@ pub(super) fn warm_up(handle: &EngineHandle) -> anyhow::Result<()> {
         },
         trace: TraceContext::Off,
         return_journey: false,
+        deadline: None,
     };
     let mut events = handle
         .submit(req)
