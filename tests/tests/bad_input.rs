@@ -145,3 +145,25 @@ async fn bad_requests_get_clear_errors_and_others_carry_on() {
     .await;
     assert_error(status, &v, 503, "engine", "engine unavailable");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_the_kv_pool_can_never_hold_is_a_400() {
+    let dir = journey_tests::temp_dir("kv-too-small");
+    let model = journey_tests::tiny_model(&dir);
+    // 2 blocks of 16 tokens: 32 slots in all.
+    let engine =
+        journey_tests::start_engine(&model, &["--kv-cache-blocks", "2", "--block-size", "16"]);
+    let gateway = journey_tests::start_gateway(&engine.addr, &[]);
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/completions", gateway.addr))
+        .json(&serde_json::json!({"model": "journey-tiny",
+                                  "prompt": "a prompt of far more than thirty-two tokens, byte by byte",
+                                  "max_tokens": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("KV cache"), "{body}");
+}

@@ -113,6 +113,8 @@ pub(super) struct Shared {
     pub tokenizer: Arc<Tokenizer>,
     pub chat_template: Option<ChatTemplate>,
     pub max_waiting: usize,
+    /// Tokens the whole KV pool holds: a longer prompt can never run.
+    pub kv_capacity: usize,
     pub gate: Mutex<Gate>,
     pub stats: Mutex<EngineStats>,
     pub thread: Mutex<Option<JoinHandle<()>>>,
@@ -162,6 +164,14 @@ impl EngineHandle {
             &req.prompt,
         )?;
         let tokenize = tokenizing.elapsed();
+        // The sampled token needs a slot too: `n + 1` must fit the pool, else it never runs.
+        if prompt.len() + 1 > s.kv_capacity {
+            return Err(EngineError::InvalidRequest(format!(
+                "prompt of {} tokens (+1 to generate) exceeds the KV cache of {} tokens",
+                prompt.len(),
+                s.kv_capacity
+            )));
+        }
         let mut gate = s.gate();
         let id = gate.admit(&req.id, s.max_waiting)?;
         let (events, rx) = unbounded_channel();

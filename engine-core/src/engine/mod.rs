@@ -205,6 +205,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         tokenizer: Arc::new(tokenizer),
         chat_template,
         max_waiting: cfg.max_waiting,
+        kv_capacity: cfg.kv_blocks * cfg.block_size,
         gate: Mutex::new(Gate::default()),
         stats: Mutex::new(EngineStats {
             kv_blocks_total: cfg.kv_blocks,

@@ -492,28 +492,20 @@ fn full_waiting_queue_overloads_and_shutdown_stops() {
 }
 
 #[test]
-fn prompt_larger_than_the_kv_cache_is_ignored() {
+fn prompt_larger_than_the_kv_cache_is_refused() {
     let handle = spawn_engine(tiny(), cfg(4, 4, 512, 8)).expect("spawn");
-    let c = collect(
-        handle
-            .submit(request(
-                "big",
-                &Prompt::TokenIds(vec![5; 16]),
-                &greedy(4, true),
-            ))
-            .expect("big"),
-    );
-    let finish = c
-        .finish
-        .as_ref()
-        .map(|f| f.finish.clone())
-        .expect("finished");
-    assert_eq!(finish.reason(), FinishReason::Ignored);
-    let Finish::Failed(failure) = finish else {
-        panic!("{finish:?}")
+    // Refused at submit (a 400 through the gateway), not accepted and then ignored.
+    let refused = handle
+        .submit(request(
+            "big",
+            &Prompt::TokenIds(vec![5; 16]),
+            &greedy(4, true),
+        ))
+        .expect_err("a prompt the pool can never hold");
+    let EngineError::InvalidRequest(msg) = refused else {
+        panic!("{refused:?}")
     };
-    assert!(failure.to_string().contains("KV cache"));
-    assert!(c.prompt_ids.is_empty());
+    assert!(msg.contains("KV cache"), "{msg}");
     // A request that fits still runs, capped by the cache: 15 + 2 - 1 = 16 slots.
     let c = collect(
         handle
@@ -525,7 +517,7 @@ fn prompt_larger_than_the_kv_cache_is_ignored() {
             .expect("fits"),
     );
     assert_eq!((reason(&c), c.token_ids.len()), (FinishReason::Length, 2));
-    assert_idle(&handle.stats(), 2);
+    assert_idle(&handle.stats(), 1);
     handle.shutdown();
 }
 
