@@ -42,6 +42,9 @@ pub enum ApiError {
     /// The route exists but not for this method (405).
     #[error("Method {0} is not allowed for this endpoint.")]
     MethodNotAllowed(String),
+    /// The body is not declared `Content-Type: application/json` (415).
+    #[error("The request body must be JSON, sent with `Content-Type: application/json`.")]
+    UnsupportedMediaType,
     /// The body is larger than `--max-body-bytes` (413).
     #[error("Request body is larger than the limit of {0} bytes.")]
     PayloadTooLarge(usize),
@@ -81,6 +84,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::EngineUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +106,11 @@ impl ApiError {
             }
             Self::PayloadTooLarge(_) => ("invalid_request_error", Some("request_too_large"), None),
             Self::Unauthorized => ("invalid_request_error", Some("invalid_api_key"), None),
+            Self::UnsupportedMediaType => (
+                "invalid_request_error",
+                Some("unsupported_media_type"),
+                None,
+            ),
             Self::Overloaded(_) => ("rate_limit_error", Some("engine_overloaded"), None),
             Self::EngineUnavailable(_) => (
                 "service_unavailable_error",

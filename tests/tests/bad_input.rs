@@ -126,6 +126,19 @@ async fn bad_requests_get_clear_errors_and_others_carry_on() {
         let (status, v) = post(&client, url, body, "application/json").await;
         assert_error(status, &v, want, needle, case);
     }
+    // Only JSON bodies: a form or text/plain POST (a cross-site "simple request") is refused.
+    for ctype in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        let body = j(json!({"model": "journey-tiny", "prompt": "hi", "max_tokens": 1}));
+        let (status, v) = post(&client, &comp, body, ctype).await;
+        assert_error(status, &v, 415, "application/json", ctype);
+    }
+    let body = j(json!({"model": "journey-tiny", "prompt": "hi", "max_tokens": 1}));
+    let (status, v) = post(&client, &comp, body, "Application/JSON; charset=utf-8").await;
+    assert_eq!(status, 200, "{v}");
     let r = client.get(format!("{base}/v1/nope")).send().await.unwrap();
     assert_eq!(r.status(), 404);
 

@@ -445,7 +445,8 @@ fn reason_of(e: &ApiError) -> &'static str {
         | ApiError::RouteNotFound { .. }
         | ApiError::MethodNotAllowed(_)
         | ApiError::PayloadTooLarge(_)
-        | ApiError::Unauthorized => abort_reason::VALIDATION_ERROR,
+        | ApiError::Unauthorized
+        | ApiError::UnsupportedMediaType => abort_reason::VALIDATION_ERROR,
         ApiError::Overloaded(_) | ApiError::EngineUnavailable(_) => {
             abort_reason::ENGINE_UNAVAILABLE
         }
