@@ -54,6 +54,9 @@ pub enum ApiError {
     /// The engine cannot be reached or is not serving (503).
     #[error("The engine is unavailable: {0}")]
     EngineUnavailable(String),
+    /// The call's deadline passed (504); the engine is fine, so it stays in the pool.
+    #[error("The request timed out: {0}")]
+    Timeout(String),
     /// Anything else: an engine bug, an unexpected gRPC status (500).
     #[error("Internal error: {0}")]
     Internal(String),
@@ -87,6 +90,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::EngineUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +121,7 @@ impl ApiError {
                 Some("engine_unavailable"),
                 None,
             ),
+            Self::Timeout(_) => ("timeout_error", Some("timeout"), None),
             Self::Internal(_) => ("internal_error", None, None),
         };
         ErrorBody {
@@ -168,7 +173,9 @@ pub struct ErrorDetail {
 
 impl From<tonic::Status> for ApiError {
     /// Engine statuses: INVALID_ARGUMENT → 400 with the engine's message, RESOURCE_EXHAUSTED →
-    /// 429, UNAVAILABLE (including connect errors) → 503, anything else → 500.
+    /// 429, UNAVAILABLE (including connect errors) → 503, DEADLINE_EXCEEDED → 504, anything
+    /// else (CANCELLED included) → 500. Only UNAVAILABLE takes an engine out of the pool: a
+    /// deadline or a cancelled call says nothing about the engine's health.
     fn from(status: tonic::Status) -> Self {
         let message = status.message().to_owned();
         match status.code() {
@@ -176,9 +183,8 @@ impl From<tonic::Status> for ApiError {
                 Self::bad_request(message)
             }
             Code::ResourceExhausted => Self::Overloaded(message),
-            Code::Unavailable | Code::Cancelled | Code::DeadlineExceeded => {
-                Self::EngineUnavailable(message)
-            }
+            Code::Unavailable => Self::EngineUnavailable(message),
+            Code::DeadlineExceeded => Self::Timeout(message),
             code => Self::Internal(format!("engine returned {code:?}: {message}")),
         }
     }
@@ -223,7 +229,22 @@ mod tests {
                 tonic::Status::internal("bug"),
                 StatusCode::INTERNAL_SERVER_ERROR,
             ),
+            (
+                tonic::Status::deadline_exceeded("too slow"),
+                StatusCode::GATEWAY_TIMEOUT,
+            ),
+            (
+                tonic::Status::cancelled("gone"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
         ];
+        // Neither a deadline nor a cancellation is the engine's ill health.
+        for s in [
+            tonic::Status::deadline_exceeded("x"),
+            tonic::Status::cancelled("x"),
+        ] {
+            assert!(!matches!(ApiError::from(s), ApiError::EngineUnavailable(_)));
+        }
         for (status, http) in cases {
             assert_eq!(ApiError::from(status).status(), http);
         }

@@ -450,6 +450,7 @@ fn reason_of(e: &ApiError) -> &'static str {
         ApiError::Overloaded(_) | ApiError::EngineUnavailable(_) => {
             abort_reason::ENGINE_UNAVAILABLE
         }
+        ApiError::Timeout(_) => abort_reason::TIMEOUT,
         ApiError::Internal(_) => abort_reason::GENERATION_ERROR,
     }
 }
