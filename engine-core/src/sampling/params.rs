@@ -106,13 +106,23 @@ fn check_open_closed(name: &str, value: f32, lo: f32, hi: f32) -> Result<(), Sam
     }
 }
 
+/// Most stop strings a request may give (OpenAI allows 4; the stop matcher's cost per token
+/// grows with their number and length).
+pub const MAX_STOP_STRINGS: usize = 16;
+/// Longest stop string, in bytes.
+pub const MAX_STOP_BYTES: usize = 256;
+/// Most `stop_token_ids` a request may give.
+pub const MAX_STOP_TOKEN_IDS: usize = 256;
+
 impl SamplingParams {
     /// Checks every field's range and returns an error whose message names the first bad
     /// field, e.g. `temperature must be in [0, 2], got 3`.
     ///
     /// Ranges: `temperature` `[0, 2]`, `top_p` `(0, 1]`, `min_p` `[0, 1]`, `presence_penalty`
     /// and `frequency_penalty` `[-2, 2]`, `repetition_penalty` `(0, 2]`, `max_tokens >= 1`,
-    /// `logprobs` and `prompt_logprobs` `<= 20`; stop strings must be non-empty.
+    /// `logprobs` and `prompt_logprobs` `<= 20`; stop strings must be non-empty; at most
+    /// [`MAX_STOP_STRINGS`] stop strings of at most [`MAX_STOP_BYTES`] bytes, and
+    /// [`MAX_STOP_TOKEN_IDS`] stop token ids.
     pub fn validate(&self) -> Result<(), SamplingError> {
         check_closed("temperature", self.temperature, 0.0, 2.0)?;
         check_open_closed("top_p", self.top_p, 0.0, 1.0)?;
@@ -141,6 +151,24 @@ impl SamplingParams {
                 "stop strings must be non-empty".to_owned(),
             ));
         }
+        if self.stop.len() > MAX_STOP_STRINGS {
+            return Err(SamplingError::InvalidParam(format!(
+                "stop takes at most {MAX_STOP_STRINGS} strings, got {}",
+                self.stop.len()
+            )));
+        }
+        if let Some(long) = self.stop.iter().find(|s| s.len() > MAX_STOP_BYTES) {
+            return Err(SamplingError::InvalidParam(format!(
+                "stop strings must be at most {MAX_STOP_BYTES} bytes, got one of {}",
+                long.len()
+            )));
+        }
+        if self.stop_token_ids.len() > MAX_STOP_TOKEN_IDS {
+            return Err(SamplingError::InvalidParam(format!(
+                "stop_token_ids takes at most {MAX_STOP_TOKEN_IDS} ids, got {}",
+                self.stop_token_ids.len()
+            )));
+        }
         Ok(())
     }
 
@@ -160,6 +188,32 @@ mod tests {
             Err(SamplingError::InvalidParam(msg)) => msg,
             Ok(()) => panic!("expected an error for {p:?}"),
         }
+    }
+
+    #[test]
+    fn stop_conditions_are_bounded() {
+        let many = SamplingParams {
+            stop: vec!["x".into(); MAX_STOP_STRINGS + 1],
+            ..SamplingParams::default()
+        };
+        assert!(err_of(many).contains("stop takes at most 16"));
+        let long = SamplingParams {
+            stop: vec!["y".repeat(MAX_STOP_BYTES + 1)],
+            ..SamplingParams::default()
+        };
+        assert!(err_of(long).contains("at most 256 bytes"));
+        let ids = SamplingParams {
+            stop_token_ids: vec![1; MAX_STOP_TOKEN_IDS + 1],
+            ..SamplingParams::default()
+        };
+        assert!(err_of(ids).contains("stop_token_ids takes at most 256"));
+        SamplingParams {
+            stop: vec!["z".repeat(MAX_STOP_BYTES); MAX_STOP_STRINGS],
+            stop_token_ids: vec![2; MAX_STOP_TOKEN_IDS],
+            ..SamplingParams::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]
