@@ -15,8 +15,10 @@ use serde_json::json;
 async fn traffic(gateway: &Service, n: usize) {
     let client = reqwest::Client::new();
     for i in 0..n {
-        let body =
-            json!({"model": "journey-tiny", "prompt": format!("hello {i}"), "max_tokens": 4});
+        // EOS ignored: every request runs its 4 steps (a sampled EOS used to end one early and
+        // leave the step-count test 3 spans short now and then).
+        let body = json!({"model": "journey-tiny", "prompt": format!("hello {i}"),
+                          "max_tokens": 4, "ignore_eos": true});
         let r = client
             .post(format!("http://{}/v1/completions", gateway.addr))
             .json(&body)
