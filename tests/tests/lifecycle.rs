@@ -119,3 +119,53 @@ async fn the_gateway_s_request_timeout_becomes_the_engine_s_deadline() {
     let n = body["usage"]["completion_tokens"].as_u64().unwrap();
     assert!(n > 0 && n < 3000, "{n} tokens");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiting_request_whose_client_left_is_dropped_before_it_costs_a_prefill() {
+    use proto::engine::GetModelInfoRequest;
+    let engine = start_engine(&real_model(), &["--max-num-seqs", "1"]);
+    let url = format!("http://{}", engine.addr);
+    let mut client = EngineClient::connect(url.clone()).await.unwrap();
+    let mut long = client.generate(generate(3000)).await.unwrap().into_inner();
+    long.message()
+        .await
+        .unwrap()
+        .expect("the long request runs");
+    // Waits behind it: one running slot.
+    let waiting = client.generate(generate(8)).await.unwrap().into_inner();
+    let info = |mut c: EngineClient<tonic::transport::Channel>| async move {
+        c.get_model_info(GetModelInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info(client.clone()).await.num_waiting != 1 {
+        assert!(Instant::now() < deadline, "the second request never queued");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(waiting);
+    // Gone from the queue while the long request still runs.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let i = info(client.clone()).await;
+        if i.num_waiting == 0 {
+            assert_eq!(i.num_running, 1, "{i:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned request still waits: {i:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(long);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while info(client.clone()).await.num_running != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned long request still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

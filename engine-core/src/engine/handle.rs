@@ -13,6 +13,7 @@ use proto::telemetry::Stamp;
 use super::events::RequestEvent;
 use super::request::{EngineRequest, prompt_ids};
 use super::{Command, EngineError, Submitted};
+use crate::lifecycle::AbortCause;
 pub use crate::lifecycle::EngineStats;
 use crate::model::chat_template::ChatTemplate;
 use crate::model::tokenizer::Tokenizer;
@@ -150,6 +151,15 @@ impl EngineHandle {
         &self,
         req: EngineRequest,
     ) -> Result<UnboundedReceiver<RequestEvent>, EngineError> {
+        self.submit_as(req).map(|(_, rx)| rx)
+    }
+
+    /// [`submit`](Self::submit), also returning the engine's id of the request (for
+    /// [`client_gone`](Self::client_gone)).
+    pub fn submit_as(
+        &self,
+        req: EngineRequest,
+    ) -> Result<(RequestId, UnboundedReceiver<RequestEvent>), EngineError> {
         let arrived = Stamp::now();
         req.params
             .validate()
@@ -193,15 +203,27 @@ impl EngineHandle {
             }
             return Err(EngineError::Stopped);
         }
-        Ok(rx)
+        Ok((id, rx))
     }
 
     /// Aborts a live request (waiting or running); it gets `Finished { reason: Aborted }`.
     /// False when no live request has this id.
     pub fn abort(&self, request_id: &str) -> bool {
         let gate = self.shared.gate();
-        gate.id_of(request_id)
-            .is_some_and(|id| self.commands.send(Command::Abort(id)).is_ok())
+        gate.id_of(request_id).is_some_and(|id| {
+            self.commands
+                .send(Command::Abort(id, AbortCause::Requested))
+                .is_ok()
+        })
+    }
+
+    /// The client of request `id` went away: it is aborted now, waiting or running, rather
+    /// than when the engine next tries to send to it (a waiting request would otherwise still
+    /// cost a prefill). Nothing happens if it already finished.
+    pub fn client_gone(&self, id: RequestId) {
+        let _ = self
+            .commands
+            .send(Command::Abort(id, AbortCause::ClientGone));
     }
 
     /// Resolves once the step thread has stopped, for whatever reason.

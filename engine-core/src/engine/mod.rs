@@ -147,7 +147,7 @@ pub(crate) struct Submitted {
 /// Messages from handles to the step thread.
 pub(crate) enum Command {
     Submit(Box<Submitted>),
-    Abort(RequestId),
+    Abort(RequestId, crate::lifecycle::AbortCause),
     Shutdown,
 }
 

@@ -85,7 +85,7 @@ fn take_commands<B: Backend>(
 fn command<B: Backend>(core: &mut EngineCore<'_, B>, c: Command) -> bool {
     match c {
         Command::Submit(sub) => core.add(*sub),
-        Command::Abort(id) => core.abort(id, AbortCause::Requested),
+        Command::Abort(id, cause) => core.abort(id, cause),
         Command::Shutdown => return false,
     }
     true

@@ -17,6 +17,19 @@ use crate::journey::{CoreTracer, TraceContext};
 use crate::sampling::SamplingParams;
 use proto::telemetry::propagation;
 
+/// Aborts its request when dropped (with the response stream: the client left, or the stream
+/// ended, in which case the request has already finished and nothing happens).
+struct ClientGone {
+    handle: EngineHandle,
+    id: crate::scheduler::RequestId,
+}
+
+impl Drop for ClientGone {
+    fn drop(&mut self) {
+        self.handle.client_gone(self.id);
+    }
+}
+
 /// The gRPC service over one engine.
 #[derive(Clone)]
 pub struct EngineService {
@@ -68,13 +81,20 @@ impl Engine for EngineService {
         };
         let return_prompt_ids = req.return_prompt_ids;
         let engine_req = convert::engine_request(id.clone(), req, trace, deadline)?;
-        let events = self
+        let (engine_id, events) = self
             .handle
-            .submit(engine_req)
+            .submit_as(engine_req)
             .map_err(convert::submit_status)?;
         let tokenizer = self.handle.tokenizer();
-        let stream = UnboundedReceiverStream::new(events)
-            .map(move |event| Ok(convert::response(&id, event, return_prompt_ids, &tokenizer)));
+        // Tonic drops the stream when the client cancels: the request is aborted at once.
+        let gone = ClientGone {
+            handle: self.handle.clone(),
+            id: engine_id,
+        };
+        let stream = UnboundedReceiverStream::new(events).map(move |event| {
+            let _ = &gone;
+            Ok(convert::response(&id, event, return_prompt_ids, &tokenizer))
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 
