@@ -340,3 +340,30 @@ async fn journey_show_reads_the_embedded_trace_file_and_exports_to_perfetto() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_text_in_a_kept_journey_is_bounded() {
+    let dir = journey_tests::temp_dir("journey-bounded");
+    let engine = start_engine(&tiny_model(&dir), &[]);
+    let gateway = start_gateway(&engine.addr, &[]);
+    let base = format!("http://{}", gateway.addr);
+    let client = reqwest::Client::new();
+    let huge = "m".repeat(100_000);
+    let r = client
+        .post(format!("{base}/v1/completions"))
+        .json(&json!({"model": huge, "prompt": "hi", "max_tokens": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let errors = get(
+        &client,
+        &format!("{base}/journeys/api/requests?view=errors"),
+    )
+    .await;
+    let id = errors[0]["request_id"].as_str().unwrap();
+    let d = get(&client, &format!("{base}/journeys/api/requests/{id}")).await;
+    let error = d["error"].as_str().unwrap();
+    assert!(error.len() < 400, "{} bytes kept", error.len());
+    assert!(error.contains("truncated from"), "{error}");
+}

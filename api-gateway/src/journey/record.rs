@@ -149,7 +149,7 @@ impl Recording {
             "status": status,
             "outcome": outcome,
             "reason": failure.as_ref().map(|f| f.0),
-            "error": failure.as_ref().map(|f| f.1.clone()),
+            "error": failure.as_ref().map(|f| proto::telemetry::bounded_text(&f.1)),
             "received_unix_ms": received_unix_ms,
             "ttft_ms": ttft_ms,
             "e2e_ms": e2e_ms,

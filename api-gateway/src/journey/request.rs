@@ -9,7 +9,7 @@ use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
 use proto::conventions::{abort_reason, api_event, attr, span, value};
 use proto::engine::{GenerateResponse, Timings};
 use proto::telemetry::propagation::{self, JourneySampled};
-use proto::telemetry::{LiveToken, Stamp};
+use proto::telemetry::{LiveToken, Stamp, bounded_text};
 use tonic::metadata::MetadataMap;
 
 use super::record::Recording;
@@ -185,7 +185,7 @@ impl RequestJourney {
             KeyValue::new(attr::GEN_AI_REQUEST_STREAM, f.stream),
         ];
         if let Some(m) = &f.requested_model {
-            attrs.push(KeyValue::new(attr::GEN_AI_REQUEST_MODEL, m.clone()));
+            attrs.push(KeyValue::new(attr::GEN_AI_REQUEST_MODEL, bounded_text(m)));
         }
         let opt = [
             (
@@ -332,6 +332,7 @@ impl RequestJourney {
             Some((reason, error)) => {
                 let mut attrs = mono(now);
                 attrs.push(KeyValue::new(attr::REASON, reason));
+                let error = bounded_text(&error);
                 attrs.push(KeyValue::new(attr::ERROR, error.clone()));
                 l.span
                     .add_event_with_timestamp(api_event::ABORTED, now.wall, attrs);

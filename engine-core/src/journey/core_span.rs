@@ -7,7 +7,7 @@ use opentelemetry::trace::{Span, SpanKind, Status, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::Span as SdkSpan;
 use proto::conventions::{attr, journey_event, schedule_kind, span};
-use proto::telemetry::{LiveToken, Stamp};
+use proto::telemetry::{LiveToken, Stamp, bounded_text};
 
 use super::CoreTracer;
 use std::time::Duration;
@@ -44,7 +44,8 @@ impl CoreSpan {
             .with_start_time(now.wall)
             .with_attributes(
                 [
-                    KeyValue::new(attr::GEN_AI_REQUEST_ID, id.to_owned()),
+                    // The caller chose it: bounded like all client text.
+                    KeyValue::new(attr::GEN_AI_REQUEST_ID, bounded_text(id)),
                     KeyValue::new(attr::PREFILL_TOTAL_TOKENS, p.prompt_tokens as i64),
                     KeyValue::new(attr::DECODE_MAX_TOKENS, p.max_tokens as i64),
                 ]

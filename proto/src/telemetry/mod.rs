@@ -27,6 +27,23 @@ use opentelemetry_sdk::trace::{
 
 pub use file_export::JsonLinesExporter;
 
+/// Longest client-supplied text a span attribute (or a kept journey) carries, in bytes.
+pub const MAX_ATTR_TEXT: usize = 256;
+
+/// `text` cut to at most [`MAX_ATTR_TEXT`] bytes (on a character boundary) with a marker
+/// saying how long it was: client text (a bad value quoted in an error, a model name, a request
+/// id) must not make spans unbounded.
+pub fn bounded_text(text: &str) -> String {
+    if text.len() <= MAX_ATTR_TEXT {
+        return text.to_owned();
+    }
+    let mut cut = MAX_ATTR_TEXT;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…[truncated from {} bytes]", &text[..cut], text.len())
+}
+
 /// Parses a sampling rate in `[0, 1]`.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
     let r: f64 = s
@@ -257,6 +274,17 @@ fn instance_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn client_text_in_attributes_is_bounded() {
+        use super::{MAX_ATTR_TEXT, bounded_text};
+        assert_eq!(bounded_text("short"), "short");
+        let long = "é".repeat(1000);
+        let cut = bounded_text(&long);
+        assert!(cut.len() < MAX_ATTR_TEXT + 40, "{}", cut.len());
+        assert!(cut.ends_with("…[truncated from 2000 bytes]"), "{cut}");
+        assert!(cut.starts_with("éé"));
+    }
+
     use super::*;
 
     #[test]
