@@ -174,11 +174,19 @@ pub struct ErrorDetail {
 impl From<tonic::Status> for ApiError {
     /// Engine statuses: INVALID_ARGUMENT → 400 with the engine's message, RESOURCE_EXHAUSTED →
     /// 429, UNAVAILABLE (including connect errors) → 503, DEADLINE_EXCEEDED → 504, anything
-    /// else (CANCELLED included) → 500. Only UNAVAILABLE takes an engine out of the pool: a
-    /// deadline or a cancelled call says nothing about the engine's health.
+    /// else (a CANCELLED the engine sent included) → 500. Only UNAVAILABLE, and a connection
+    /// that failed under another code, take an engine out of the pool: a deadline or a call the
+    /// engine cancelled says nothing about its health.
     fn from(status: tonic::Status) -> Self {
+        use std::error::Error;
         let message = status.message().to_owned();
+        // A status made from a transport error (it carries it as its source) is the
+        // connection failing, whatever code it maps to: the engine is unreachable.
+        let transport = status.source().is_some();
         match status.code() {
+            code if transport && code != Code::DeadlineExceeded => {
+                Self::EngineUnavailable(message)
+            }
             Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
                 Self::bad_request(message)
             }
