@@ -174,9 +174,9 @@ pub struct ErrorDetail {
 impl From<tonic::Status> for ApiError {
     /// Engine statuses: INVALID_ARGUMENT → 400 with the engine's message, RESOURCE_EXHAUSTED →
     /// 429, UNAVAILABLE (including connect errors) → 503, DEADLINE_EXCEEDED → 504, anything
-    /// else (a CANCELLED the engine sent included) → 500. Only UNAVAILABLE, and a connection
-    /// that failed under another code, take an engine out of the pool: a deadline or a call the
-    /// engine cancelled says nothing about its health.
+    /// else → 500. UNAVAILABLE and CANCELLED (a dead engine's connect failure can surface as
+    /// either), and a connection that failed under another code, take an engine out of the
+    /// pool; a deadline says nothing about its health.
     fn from(status: tonic::Status) -> Self {
         use std::error::Error;
         let message = status.message().to_owned();
@@ -184,14 +184,13 @@ impl From<tonic::Status> for ApiError {
         // connection failing, whatever code it maps to: the engine is unreachable.
         let transport = status.source().is_some();
         match status.code() {
-            code if transport && code != Code::DeadlineExceeded => {
-                Self::EngineUnavailable(message)
-            }
+            code if transport && code != Code::DeadlineExceeded => Self::EngineUnavailable(message),
             Code::InvalidArgument | Code::OutOfRange | Code::FailedPrecondition => {
                 Self::bad_request(message)
             }
             Code::ResourceExhausted => Self::Overloaded(message),
-            Code::Unavailable => Self::EngineUnavailable(message),
+            // A dead engine's connect failure can surface as CANCELLED: still unavailable.
+            Code::Unavailable | Code::Cancelled => Self::EngineUnavailable(message),
             Code::DeadlineExceeded => Self::Timeout(message),
             code => Self::Internal(format!("engine returned {code:?}: {message}")),
         }
@@ -241,18 +240,12 @@ mod tests {
                 tonic::Status::deadline_exceeded("too slow"),
                 StatusCode::GATEWAY_TIMEOUT,
             ),
-            (
-                tonic::Status::cancelled("gone"),
-                StatusCode::INTERNAL_SERVER_ERROR,
-            ),
         ];
-        // Neither a deadline nor a cancellation is the engine's ill health.
-        for s in [
-            tonic::Status::deadline_exceeded("x"),
-            tonic::Status::cancelled("x"),
-        ] {
-            assert!(!matches!(ApiError::from(s), ApiError::EngineUnavailable(_)));
-        }
+        // A deadline is not the engine's ill health.
+        assert!(!matches!(
+            ApiError::from(tonic::Status::deadline_exceeded("x")),
+            ApiError::EngineUnavailable(_)
+        ));
         for (status, http) in cases {
             assert_eq!(ApiError::from(status).status(), http);
         }
