@@ -99,7 +99,24 @@ async fn queued_preempted_disconnected_and_refused_requests_are_all_kept_and_add
     let mut body = r.bytes_stream();
     body.next().await.unwrap().unwrap();
     drop(body);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The gateway records the disconnect when its next write fails: wait for it (a loaded
+    // machine can take a while).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let errors = get(
+            &client,
+            &format!("{base}/journeys/api/requests?view=errors"),
+        )
+        .await;
+        if errors.as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disconnect was never recorded: {errors:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let all = get(&client, &format!("{base}/journeys/api/requests")).await;
     let all = all.as_array().unwrap();

@@ -111,7 +111,26 @@ async fn the_journeys_page_draws_what_the_api_and_the_spans_say() {
     let mut body = r.bytes_stream();
     body.next().await.unwrap().unwrap();
     drop(body);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The gateway records the disconnect when its next write fails: wait for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let kept: Value = client
+            .get(format!("{base}/journeys/api/requests"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if kept.as_array().unwrap().len() == QUESTIONS.len() + 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all kept: {kept:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let details: Vec<Value> = {
         let mut v = Vec::new();
