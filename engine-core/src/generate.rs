@@ -118,15 +118,8 @@ pub fn generate<B: Backend>(
     let chunk = opts.prefill_chunk.unwrap_or(n).max(1);
     // Every block it could need plus the placeholder block, and at least what the engine
     // requires of a sliding-window pool.
-    let window_need = KvBudget {
-        full_block_bytes: 1,
-        window_block_bytes: 1,
-        block_size: opts.block_size,
-        window: model.llama.kv_window(),
-        max_num_seqs: 1,
-        max_num_batched_tokens: chunk,
-    }
-    .window_need();
+    let window_need =
+        KvBudget::one_sequence_window_need(opts.block_size, model.llama.kv_window(), chunk);
     let cfg = EngineConfig {
         block_size: opts.block_size,
         kv_blocks,

@@ -249,6 +249,20 @@ pub fn start_gateway_over(engines: &[&str], extra: &[&str]) -> Service {
     Service::start(&binary("api-gateway"), &args, "api-gateway listening on")
 }
 
+/// The model id a gateway at `base` (`http://host:port`) serves, from its `/v1/models`.
+pub async fn served_model(base: &str) -> String {
+    let models: serde_json::Value = reqwest::get(format!("{base}/v1/models"))
+        .await
+        .expect("GET /v1/models")
+        .json()
+        .await
+        .expect("a models list");
+    models["data"][0]["id"]
+        .as_str()
+        .expect("a model id")
+        .to_owned()
+}
+
 /// A fresh-enough scratch directory for one test (`tag` keeps tests apart).
 pub fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("journey-{tag}-{}", std::process::id()));

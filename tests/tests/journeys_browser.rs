@@ -71,15 +71,7 @@ async fn the_journeys_page_draws_what_the_api_and_the_spans_say() {
     );
     let base = format!("http://{}", gateway.addr);
     let client = reqwest::Client::new();
-    let models: Value = client
-        .get(format!("{base}/v1/models"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let model = models["data"][0]["id"].as_str().unwrap().to_owned();
+    let model = journey_tests::served_model(&base).await;
     let tasks: Vec<_> = QUESTIONS
         .iter()
         .map(|q| {

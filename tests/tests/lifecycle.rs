@@ -92,13 +92,7 @@ async fn sigterm_drains_for_the_grace_period_then_aborts_and_exits() {
 async fn the_gateway_s_request_timeout_becomes_the_engine_s_deadline() {
     let engine = start_engine(&real_model(), &[]);
     let gateway = journey_tests::start_gateway(&engine.addr, &["--request-timeout", "0.5"]);
-    let models: serde_json::Value = reqwest::get(format!("http://{}/v1/models", gateway.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let model = models["data"][0]["id"].as_str().unwrap().to_owned();
+    let model = journey_tests::served_model(&format!("http://{}", gateway.addr)).await;
     let started = Instant::now();
     let r = reqwest::Client::new()
         .post(format!("http://{}/v1/completions", gateway.addr))

@@ -77,15 +77,11 @@ pub(crate) fn kv_and_scheduler<B: Backend>(
     });
     if let Some(w) = window {
         // One sequence alone must always fit, or it would wait forever.
-        let one = KvBudget {
-            full_block_bytes: 1,
-            window_block_bytes: 1,
-            block_size: cfg.block_size,
-            window: Some(w.window),
-            max_num_seqs: 1,
-            max_num_batched_tokens: cfg.max_num_batched_tokens,
-        }
-        .window_need();
+        let one = KvBudget::one_sequence_window_need(
+            cfg.block_size,
+            Some(w.window),
+            cfg.max_num_batched_tokens,
+        );
         if w.num_blocks < one {
             return Err(SpawnError::InvalidConfig(format!(
                 "the sliding-window KV pool has {} blocks; one sequence needs {one}",

@@ -45,14 +45,17 @@ impl JournalObserver {
             return None;
         }
         let mut rec = self.records.remove(&id)?;
+        let now = Stamp::now();
         // Its last step is still running: its chunks and preemptions get the batch so far.
-        if let Some(ctx) = self.context(Stamp::now()) {
-            fill(&mut rec.journey, &self.pending, id, ctx);
+        if let Some(ctx) = self.context(now) {
+            for p in self.pending.iter().filter(|p| p.id() == id) {
+                p.fill(&mut rec.journey, ctx);
+            }
         }
         rec.journey.events.push(JourneyMark {
             kind: MarkKind::Finished,
             step,
-            offset: between(rec.arrived, Stamp::now()),
+            offset: between(rec.arrived, now),
             batch: None,
         });
         Some(rec.journey)
@@ -72,13 +75,18 @@ impl JournalObserver {
     }
 }
 
-/// Gives `id`'s pending chunks and preemptions in `journey` the batch context `ctx`.
-fn fill(journey: &mut RequestJourney, pending: &[Pending], id: RequestId, ctx: BatchContext) {
-    for p in pending {
-        match *p {
-            Pending::Chunk(r, i) if r == id => journey.prefill_chunks[i].batch = ctx,
-            Pending::Preempted(r, i) if r == id => journey.events[i].batch = Some(ctx),
-            _ => {}
+impl Pending {
+    fn id(&self) -> RequestId {
+        match *self {
+            Pending::Chunk(id, _) | Pending::Preempted(id, _) => id,
+        }
+    }
+
+    /// Gives the chunk or preemption, in its request's `journey`, the batch context `ctx`.
+    fn fill(&self, journey: &mut RequestJourney, ctx: BatchContext) {
+        match *self {
+            Pending::Chunk(_, i) => journey.prefill_chunks[i].batch = ctx,
+            Pending::Preempted(_, i) => journey.events[i].batch = Some(ctx),
         }
     }
 }
@@ -177,17 +185,8 @@ impl EngineObserver for JournalObserver {
         let pending = std::mem::take(&mut self.pending);
         if let Some(ctx) = self.context(step.ended) {
             for p in pending {
-                match p {
-                    Pending::Chunk(id, i) => {
-                        if let Some(rec) = self.records.get_mut(&id) {
-                            rec.journey.prefill_chunks[i].batch = ctx;
-                        }
-                    }
-                    Pending::Preempted(id, i) => {
-                        if let Some(rec) = self.records.get_mut(&id) {
-                            rec.journey.events[i].batch = Some(ctx);
-                        }
-                    }
+                if let Some(rec) = self.records.get_mut(&p.id()) {
+                    p.fill(&mut rec.journey, ctx);
                 }
             }
         }

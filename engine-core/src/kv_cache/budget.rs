@@ -31,6 +31,24 @@ impl KvBudget {
         self.max_num_seqs * (window.div_ceil(bs) + 2) + self.max_num_batched_tokens.div_ceil(bs) + 1
     }
 
+    /// [`window_need`](Self::window_need) of a single sequence scheduling up to
+    /// `max_num_batched_tokens` per step: the least window pool any engine can run with.
+    pub fn one_sequence_window_need(
+        block_size: usize,
+        window: Option<usize>,
+        max_num_batched_tokens: usize,
+    ) -> usize {
+        KvBudget {
+            full_block_bytes: 1,
+            window_block_bytes: 1,
+            block_size,
+            window,
+            max_num_seqs: 1,
+            max_num_batched_tokens,
+        }
+        .window_need()
+    }
+
     /// `(full, window)` pool blocks for `bytes` of memory: the window pool gets what it needs
     /// (never more blocks than the full pool, which bounds every sequence anyway) and the full
     /// pool the rest.
