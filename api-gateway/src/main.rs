@@ -92,7 +92,8 @@ struct Cli {
     metrics_require_key: bool,
     /// Seconds a generation may take before the engine aborts it (reason `timeout`; sent to the
     /// engine as the call's gRPC deadline); 0 for none.
-    #[arg(long, env = "JOURNEY_REQUEST_TIMEOUT", default_value_t = 600.0)]
+    #[arg(long, env = "JOURNEY_REQUEST_TIMEOUT", default_value_t = 600.0,
+          value_parser = proto::telemetry::parse_seconds)]
     request_timeout: f64,
     /// The engines' shared secret (their --auth-token), sent on every call.
     #[arg(long, env = "JOURNEY_ENGINE_AUTH_TOKEN", hide_env_values = true)]

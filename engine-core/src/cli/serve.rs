@@ -45,7 +45,8 @@ pub struct ServeArgs {
     listen: SocketAddr,
     /// Seconds SIGTERM lets in-flight requests finish before aborting them (reason
     /// `shutdown`); health says NOT_SERVING from the signal on.
-    #[arg(long, env = "JOURNEY_SHUTDOWN_GRACE_PERIOD", default_value_t = 30.0)]
+    #[arg(long, env = "JOURNEY_SHUTDOWN_GRACE_PERIOD", default_value_t = 30.0,
+          value_parser = proto::telemetry::parse_seconds)]
     shutdown_grace_period: f64,
     /// Test-only fault hook: this scheduler step panics.
     #[arg(long, hide = true)]
@@ -245,7 +246,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
                 .map(proto::auth::RequireToken::new),
             |addr| println!("engine-core listening on {addr}"),
             shutdown_signal(),
-            std::time::Duration::from_secs_f64(args.shutdown_grace_period.max(0.0)),
+            std::time::Duration::from_secs_f64(args.shutdown_grace_period),
         )
         .await;
         let _ = stop_tx.send(true);

@@ -57,6 +57,19 @@ pub fn parse_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a duration flag in seconds: finite and not negative (`0.5`, `30`).
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let r: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if r.is_finite() && r >= 0.0 {
+        Ok(r)
+    } else {
+        Err(format!("{r} is not a duration: give seconds, 0 or more"))
+    }
+}
+
 /// Flags both binaries take (each also read from an environment variable).
 #[derive(clap::Args, Clone, Debug, PartialEq)]
 pub struct TracingArgs {
@@ -274,6 +287,15 @@ fn instance_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn seconds_flags_refuse_what_no_duration_is() {
+        assert_eq!(super::parse_seconds(" 0.5 "), Ok(0.5));
+        assert_eq!(super::parse_seconds("0"), Ok(0.0));
+        for bad in ["-1", "NaN", "inf", "soon"] {
+            assert!(super::parse_seconds(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn client_text_in_attributes_is_bounded() {
         use super::{MAX_ATTR_TEXT, bounded_text};
