@@ -59,6 +59,11 @@ impl ApiKeys {
                     words.next().is_none(),
                     "--api-key-file: a line is a key and at most one tenant name"
                 );
+                // The name travels to the engines in gRPC metadata, which they bound.
+                anyhow::ensure!(
+                    tenant.len() <= 128 && tenant.bytes().all(|b| b.is_ascii_graphic()),
+                    "--api-key-file: tenant {tenant:?} must be at most 128 visible ASCII characters"
+                );
                 entries.push((key.as_bytes().into(), tenant.into()));
             }
         }

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use engine_core::scheduler::{Scheduler, SchedulerConfig};
+use engine_core::scheduler::{Scheduler, SchedulerConfig, SchedulingPolicy};
 
 const RUNNING: usize = 64;
 const PROMPT: usize = 32;
@@ -43,6 +43,7 @@ fn setup(blocker: Blocker, waiting: usize) -> Scheduler {
         block_size: BLOCK,
         enable_prefix_caching: true,
         window: None,
+        policy: SchedulingPolicy::default(),
     });
     for _ in 0..RUNNING {
         s.add_request(PROMPT).expect("fits");

@@ -44,6 +44,7 @@ fn main() {
                         trace: TraceContext::Off,
                         return_journey: false,
                         deadline: None,
+                        placement: Default::default(),
                     })
                     .expect("submit")
             })

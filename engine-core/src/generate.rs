@@ -130,6 +130,7 @@ pub fn generate<B: Backend>(
         served_model_name: None,
         window_kv_blocks: Some((kv_blocks + 1).max(window_need)),
         fault_panic_at_step: None,
+        scheduling_policy: Default::default(),
     };
     let parts = kv_and_scheduler(&model.llama, &cfg).map_err(|e| match e {
         SpawnError::Model(e) => GenerateError::Model(e),
@@ -154,6 +155,7 @@ pub fn generate<B: Backend>(
         trace: TraceContext::Off,
         record_journey: false,
         deadline: None,
+        placement: Default::default(),
     });
     while core.has_unfinished() {
         core.step();

@@ -39,6 +39,8 @@ pub mod service {
 pub mod metadata {
     /// The gateway's sampling decision, `1` or `0`; never forwarded from a client.
     pub const JOURNEY_SAMPLED: &str = "x-journey-sampled";
+    /// The tenant (from the API key) the engine's `fair` scheduling policy shares slots by.
+    pub const JOURNEY_TENANT: &str = "x-journey-tenant";
     /// W3C trace context.
     pub const TRACEPARENT: &str = "traceparent";
     /// W3C trace state.
@@ -180,6 +182,12 @@ pub mod attr {
     /// `SCHEDULED`: what held it back at the last step it was not admitted (a [`super::stage`]
     /// queue stage, or `queue_step` when the engine had not looked yet).
     pub const WAIT_ENDED: &str = "wait.ended";
+    /// `PREEMPTED`: why the scheduler took its blocks: `kv_blocks` (another running request
+    /// needed them), `fair_share` (its tenant held more than its share of running slots while
+    /// another waited) or `priority` (a higher-priority request waited).
+    pub const PREEMPT_CAUSE: &str = "preempt.cause";
+    /// `llm_core`: the request's `priority` (set when not 0).
+    pub const PRIORITY: &str = "journey.priority";
 
     // --- llm_core stage times (seconds), set when it finishes
     /// Prompt rendering and tokenization.

@@ -273,6 +273,7 @@ async fn gateway_overhead(n: usize) -> (f64, f64) {
             }),
             return_prompt_ids: false,
             return_journey: false,
+            priority: 0,
         };
         let began = Instant::now();
         let mut stream = client.generate(req).await.unwrap().into_inner();

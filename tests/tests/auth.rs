@@ -37,6 +37,7 @@ fn generate(prompt: &str) -> GenerateRequest {
         }),
         return_prompt_ids: false,
         return_journey: false,
+        priority: 0,
     }
 }
 

@@ -20,6 +20,7 @@ fn generate(max_tokens: u32) -> GenerateRequest {
         }),
         return_prompt_ids: false,
         return_journey: false,
+        priority: 0,
     }
 }
 

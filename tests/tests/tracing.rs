@@ -283,6 +283,7 @@ async fn every_termination_path_yields_one_complete_trace() {
         }),
         return_prompt_ids: false,
         return_journey: false,
+        priority: 0,
     });
     req.metadata_mut()
         .insert("traceparent", tp.parse().unwrap());

@@ -314,6 +314,7 @@ async fn direct_call(engine: &Service, traceparent: &str) {
         }),
         return_prompt_ids: false,
         return_journey: false,
+        priority: 0,
     });
     req.metadata_mut()
         .insert("traceparent", traceparent.parse().unwrap());

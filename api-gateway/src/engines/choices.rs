@@ -9,13 +9,13 @@
 
 use futures::stream::{self, BoxStream, StreamExt};
 use proto::engine::generate_request::Prompt;
-use proto::engine::{FinishReason, GenerateRequest, GenerateResponse, SamplingParams};
+use proto::engine::{FinishReason, GenerateRequest, GenerateResponse};
 use tonic::Streaming;
 
 use super::replica::Lease;
 use crate::error::{ApiError, ApiResult};
 use crate::journey::RequestJourney;
-use crate::openai::common::MAX_FANOUT;
+use crate::openai::common::{Common, MAX_FANOUT};
 
 /// One engine call's stream, its first message already read.
 pub struct ChoiceStream {
@@ -34,10 +34,10 @@ pub struct Choices {
 pub fn fan_out(
     request_id: &str,
     prompts: Vec<Prompt>,
-    n: u32,
-    sampling: &SamplingParams,
+    common: &Common,
     return_prompt_ids: bool,
 ) -> ApiResult<Vec<GenerateRequest>> {
+    let (n, sampling) = (common.n, &common.sampling);
     let total = prompts.len().saturating_mul(n as usize);
     if total > MAX_FANOUT {
         return Err(ApiError::bad_request(format!(
@@ -58,6 +58,7 @@ pub fn fan_out(
                 sampling: Some(sampling),
                 return_prompt_ids,
                 return_journey: false,
+                priority: common.priority,
             });
         }
     }

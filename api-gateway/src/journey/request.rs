@@ -6,7 +6,7 @@ use std::time::Instant;
 use opentelemetry::trace::{Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::trace::{SdkTracer, Span as SdkSpan};
-use proto::conventions::{abort_reason, api_event, attr, span, value};
+use proto::conventions::{abort_reason, api_event, attr, metadata, span, value};
 use proto::engine::{GenerateResponse, Timings};
 use proto::telemetry::propagation::{self, JourneySampled};
 use proto::telemetry::{LiveToken, Stamp, bounded_text};
@@ -68,6 +68,8 @@ pub struct RequestJourney {
     first_response: Option<Instant>,
     handed_off: bool,
     ended: bool,
+    /// The authenticated tenant, sent to the engine for its fair scheduling.
+    tenant: Option<String>,
 }
 
 impl std::fmt::Debug for RequestJourney {
@@ -120,6 +122,7 @@ impl RequestJourney {
             first_response: None,
             handed_off: false,
             ended: false,
+            tenant: None,
         }
     }
 
@@ -140,11 +143,16 @@ impl RequestJourney {
             }
             None => propagation::set_sampled(&mut md, JourneySampled::No),
         }
+        // Tenant names come from the key file (visible ASCII words): always valid metadata.
+        if let Some(v) = self.tenant.as_deref().and_then(|t| t.parse().ok()) {
+            md.insert(metadata::JOURNEY_TENANT, v);
+        }
         md
     }
 
     /// The request was authenticated as `tenant`.
     pub fn set_tenant(&mut self, tenant: &str) {
+        self.tenant = Some(tenant.to_owned());
         if let Some(r) = self.recording.as_mut() {
             r.tenant = Some(tenant.to_owned());
         }

@@ -69,6 +69,9 @@ pub struct CommonFields {
     pub stream: bool,
     /// Streaming options; only valid with `stream: true`.
     pub stream_options: Option<StreamOptions>,
+    /// Scheduling priority (vLLM's extension): lower runs first under the engine's
+    /// `priority` policy, and within the tenant under `fair`.
+    pub priority: Option<i32>,
 }
 
 /// How the answer is delivered.
@@ -95,6 +98,8 @@ pub struct Common {
     pub sampling: SamplingParams,
     /// Whole or streamed.
     pub delivery: Delivery,
+    /// Scheduling priority (0 unless set).
+    pub priority: i32,
 }
 
 /// What validation needs to know about the served model.
@@ -162,6 +167,7 @@ impl CommonFields {
             n,
             sampling,
             delivery,
+            priority: self.priority.unwrap_or(0),
         })
     }
 }

@@ -48,7 +48,7 @@ async fn handle(
     let meta = ResponseMeta::new("chatcmpl-", model.name);
     journey.set_request(&facts(&meta, &job.common));
     let n = job.common.n;
-    let calls = fan_out(&meta.id, vec![job.prompt], n, &job.common.sampling, false)?;
+    let calls = fan_out(&meta.id, vec![job.prompt], &job.common, false)?;
     let choices = state.engines.open(calls, journey).await?;
     let with_logprobs = job.top_logprobs.is_some();
     match job.common.delivery {

@@ -52,8 +52,7 @@ async fn handle(
     let calls = fan_out(
         &meta.id,
         job.prompts.clone(),
-        job.common.n,
-        &job.common.sampling,
+        &job.common,
         return_prompt_ids,
     )?;
     let choices = state.engines.open(calls, journey).await?;

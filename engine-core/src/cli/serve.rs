@@ -48,6 +48,11 @@ pub struct ServeArgs {
     #[arg(long, env = "JOURNEY_SHUTDOWN_GRACE_PERIOD", default_value_t = 30.0,
           value_parser = proto::telemetry::parse_seconds)]
     shutdown_grace_period: f64,
+    /// Who goes first: `fair` shares running slots equally between tenants (the gateway's API
+    /// key tenants; with one tenant it is `fcfs`), `fcfs` is arrival order, `priority` runs
+    /// lower `priority` values first. See docs/scheduling.md.
+    #[arg(long, env = "JOURNEY_SCHEDULING_POLICY", default_value = "fair")]
+    scheduling_policy: engine_core::scheduler::SchedulingPolicy,
     /// Test-only fault hook: this scheduler step panics.
     #[arg(long, hide = true)]
     fault_panic_at_step: Option<u64>,
@@ -182,6 +187,7 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         served_model_name: Some(served_name(&args)),
         window_kv_blocks: budget.window.map(|_| window_kv_blocks),
         fault_panic_at_step: args.fault_panic_at_step,
+        scheduling_policy: args.scheduling_policy,
     };
     let window_note = match budget.window {
         Some(w) => format!(

@@ -196,6 +196,7 @@ impl EngineHandle {
             trace: req.trace,
             record_journey: req.return_journey,
             deadline: req.deadline,
+            placement: req.placement,
         };
         if let Err(failed) = self.commands.send(Command::Submit(Box::new(sub))) {
             if let Command::Submit(sub) = failed.0 {

@@ -43,6 +43,7 @@ fn shutdown_ends_live_spans_with_reason_shutdown() {
             trace: TraceContext::On(Context::new()),
             return_journey: false,
             deadline: None,
+            placement: Default::default(),
         })
         .unwrap();
     // Running: its first token is out.
@@ -103,6 +104,7 @@ fn a_request_past_its_deadline_ends_aborted_with_reason_timeout() {
             trace: TraceContext::On(Context::new()),
             return_journey: false,
             deadline: Some(started + std::time::Duration::from_millis(60)),
+            placement: Default::default(),
         })
         .unwrap();
     let finish = loop {

@@ -78,6 +78,8 @@ pub struct EngineConfig {
     /// Test-only fault hook: the step with this number panics (how the health and exit of a
     /// dead step thread are tested through a real process).
     pub fault_panic_at_step: Option<u64>,
+    /// Who goes first: `fcfs`, `fair` across tenants, or by `priority`.
+    pub scheduling_policy: crate::scheduler::SchedulingPolicy,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +94,7 @@ impl Default for EngineConfig {
             served_model_name: None,
             window_kv_blocks: None,
             fault_panic_at_step: None,
+            scheduling_policy: crate::scheduler::SchedulingPolicy::default(),
         }
     }
 }
@@ -142,6 +145,8 @@ pub(crate) struct Submitted {
     pub record_journey: bool,
     /// When it is aborted for taking too long.
     pub deadline: Option<std::time::Instant>,
+    /// Its tenant and priority.
+    pub placement: crate::scheduler::Placement,
 }
 
 /// Messages from handles to the step thread.

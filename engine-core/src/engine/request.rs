@@ -5,6 +5,7 @@ use crate::journey::TraceContext;
 use crate::model::chat_template::{ChatMessage, ChatTemplate};
 use crate::model::tokenizer::Tokenizer;
 use crate::sampling::SamplingParams;
+use crate::scheduler::Placement;
 
 use super::EngineError;
 
@@ -23,6 +24,8 @@ pub struct EngineRequest {
     pub return_journey: bool,
     /// When the caller stops waiting: the engine aborts it then (reason `timeout`).
     pub deadline: Option<std::time::Instant>,
+    /// Its tenant and priority (for the scheduling policy).
+    pub placement: Placement,
 }
 
 /// A prompt in one of three forms.

@@ -26,8 +26,8 @@ use crate::lifecycle::{
 use crate::model::llama::{ForwardBatch, KvCache, Llama, ModelError};
 use crate::model::tokenizer::Tokenizer;
 use crate::scheduler::{
-    IgnoredPrompt, KvRelease, RequestId, ScheduleKind, Scheduler, SchedulerConfig, SchedulerOutput,
-    WindowKv,
+    IgnoredPrompt, KvRelease, Preemption, RequestId, ScheduleKind, Scheduler, SchedulerConfig,
+    SchedulerOutput, WindowKv,
 };
 
 /// The engine's state for one model: KV pool, scheduler, live requests, observers.
@@ -98,6 +98,7 @@ pub(crate) fn kv_and_scheduler<B: Backend>(
         block_size: cfg.block_size,
         enable_prefix_caching: cfg.enable_prefix_caching,
         window,
+        policy: cfg.scheduling_policy,
     });
     Ok((pool, sched))
 }
@@ -162,6 +163,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             tokenize: sub.tokenize,
         });
         let id = sub.id;
+        let placement = sub.placement;
         if let Some(d) = sub.deadline {
             self.deadlines.push(Reverse((d, id)));
         }
@@ -172,11 +174,12 @@ impl<'m, B: Backend> EngineCore<'m, B> {
         };
         let queued = Event::Queued {
             trace: &sub.trace,
+            placement: &placement,
             arrived: sub.arrived,
             record_journey: sub.record_journey,
         };
         self.observers.on_request(&req, &queued);
-        match self.sched.add(id, n, hashes) {
+        match self.sched.add(id, n, hashes, placement.clone()) {
             Ok(()) => {
                 self.seqs.insert(id, seq);
                 self.unseen.push(id);
@@ -285,7 +288,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
     /// prefill high-water marks.
     fn on_scheduled(&mut self, out: &SchedulerOutput, step: u64, at: Stamp, totals: WaitTimes) {
         let held = self.waits.reason();
-        for &id in &out.preempted {
+        for &Preemption { id, cause } in &out.preempted {
             let preemptions = self.preemptions(id);
             if let Some(seq) = self.seqs.get_mut(&id) {
                 seq.wait = Some(WaitMark::seen_at(at, totals, step));
@@ -294,7 +297,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
                     name: &seq.name,
                     progress: seq.progress(step, preemptions),
                 };
-                self.observers.on_request(&req, &Event::Preempted);
+                self.observers.on_request(&req, &Event::Preempted { cause });
             }
         }
         for s in &out.scheduled {

@@ -32,6 +32,7 @@ fn cfg(block_size: usize, kv_blocks: usize, budget: usize, seqs: usize) -> Engin
         served_model_name: None,
         window_kv_blocks: None,
         fault_panic_at_step: None,
+        scheduling_policy: Default::default(),
     }
 }
 
@@ -138,6 +139,7 @@ fn request(id: &str, prompt: &Prompt, params: &SamplingParams) -> EngineRequest 
         trace: Default::default(),
         return_journey: false,
         deadline: None,
+        placement: Default::default(),
     }
 }
 
@@ -440,6 +442,7 @@ fn invalid_requests_are_refused_and_others_run() {
             trace: Default::default(),
             return_journey: false,
             deadline: None,
+            placement: Default::default(),
         };
         match handle.submit(req) {
             Err(EngineError::InvalidRequest(m)) => assert!(m.contains(needle), "{m}"),
@@ -621,7 +624,7 @@ fn a_requested_journey_tells_the_request_s_story_and_its_waits_add_up() {
         let marks: Vec<_> = j
             .events
             .iter()
-            .filter(|e| e.kind == MarkKind::Preempted)
+            .filter(|e| matches!(e.kind, MarkKind::Preempted(_)))
             .collect();
         assert_eq!(marks.len() as u32, f.num_preemptions);
         for m in &marks {

@@ -140,10 +140,10 @@ impl EngineObserver for JournalObserver {
                 });
                 rec.journey.events.push(m);
             }
-            Event::Preempted => {
+            Event::Preempted { cause } => {
                 self.pending
                     .push(Pending::Preempted(req.id, rec.journey.events.len()));
-                rec.journey.events.push(mark(MarkKind::Preempted));
+                rec.journey.events.push(mark(MarkKind::Preempted(cause)));
             }
             Event::FirstToken { .. } => {
                 rec.journey.events.push(mark(MarkKind::FirstToken));

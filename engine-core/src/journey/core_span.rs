@@ -13,6 +13,7 @@ use super::CoreTracer;
 use std::time::Duration;
 
 use crate::lifecycle::{Admission, FinishReason, Phase, Progress, Timings, WaitReason};
+use crate::scheduler::{Placement, PreemptCause};
 
 /// A journey event between `QUEUED` and `FINISHED`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,8 +22,8 @@ pub enum Transition {
     Scheduled(Admission, WaitReason),
     /// First output token.
     FirstToken,
-    /// Lost its blocks.
-    Preempted,
+    /// Lost its blocks, for this reason.
+    Preempted(PreemptCause),
 }
 
 /// The live `llm_core` span of one request.
@@ -35,7 +36,13 @@ pub struct CoreSpan {
 
 impl CoreSpan {
     /// Starts the span under `parent` and records `journey.QUEUED`.
-    pub fn queued(tracer: &CoreTracer, parent: &Context, id: &str, p: Progress) -> Self {
+    pub fn queued(
+        tracer: &CoreTracer,
+        parent: &Context,
+        id: &str,
+        placement: &Placement,
+        p: Progress,
+    ) -> Self {
         let now = Stamp::now();
         let mut span = tracer
             .tracer()
@@ -50,6 +57,7 @@ impl CoreSpan {
                     KeyValue::new(attr::DECODE_MAX_TOKENS, p.max_tokens as i64),
                 ]
                 .into_iter()
+                .chain(placement_attributes(placement))
                 .chain(tracer.model_attributes().iter().cloned()),
             )
             .start_with_context(tracer.tracer(), parent);
@@ -105,14 +113,14 @@ impl CoreSpan {
                 false,
                 None,
             ),
-            Transition::Preempted => add_event(
+            Transition::Preempted(cause) => add_event(
                 span,
                 now,
                 journey_event::PREEMPTED,
                 journey_event::TYPE_PREEMPTED,
                 &p,
                 false,
-                None,
+                [KeyValue::new(attr::PREEMPT_CAUSE, cause.as_str())],
             ),
         }
     }
@@ -185,6 +193,15 @@ impl CoreSpan {
         }
         span.end_with_timestamp(now.wall);
     }
+}
+
+/// The tenant (when named; bounded: it is the caller's text, checked at the server) and the
+/// priority (when not 0).
+fn placement_attributes(p: &Placement) -> impl Iterator<Item = KeyValue> {
+    let tenant =
+        (!p.tenant.is_empty()).then(|| KeyValue::new(attr::TENANT, bounded_text(&p.tenant)));
+    let priority = (p.priority != 0).then(|| KeyValue::new(attr::PRIORITY, i64::from(p.priority)));
+    tenant.into_iter().chain(priority)
 }
 
 impl Drop for CoreSpan {

@@ -40,9 +40,12 @@ impl JourneyObserver {
 
 impl EngineObserver for JourneyObserver {
     fn on_request(&mut self, req: &RequestRef<'_>, event: &Event<'_>) {
-        if let Event::Queued { trace, .. } = event {
+        if let Event::Queued {
+            trace, placement, ..
+        } = event
+        {
             if let (Some(core), TraceContext::On(parent)) = (&self.core, trace) {
-                let span = CoreSpan::queued(core, parent, req.name, req.progress);
+                let span = CoreSpan::queued(core, parent, req.name, placement, req.progress);
                 self.spans.insert(req.id, span);
             }
             return;
@@ -61,9 +64,9 @@ impl EngineObserver for JourneyObserver {
                     span.record(Transition::Scheduled(*admission, *wait_ended), p);
                 }
             }
-            Event::Preempted => {
+            Event::Preempted { cause } => {
                 if let Some(span) = self.spans.get_mut(&req.id) {
-                    span.record(Transition::Preempted, p);
+                    span.record(Transition::Preempted(*cause), p);
                 }
             }
             Event::FirstToken { .. } => {

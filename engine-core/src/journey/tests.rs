@@ -54,7 +54,13 @@ fn a_dropped_guard_still_ends_its_span() {
         max_tokens: 8,
         ..Progress::default()
     };
-    drop(CoreSpan::queued(&core, &Context::new(), "dropped", p));
+    drop(CoreSpan::queued(
+        &core,
+        &Context::new(),
+        "dropped",
+        &Default::default(),
+        p,
+    ));
     telemetry.shutdown();
     let spans = spans_in(&path);
     assert_eq!(spans.len(), 1);

@@ -7,7 +7,7 @@ use opentelemetry::Context;
 use proto::telemetry::Stamp;
 
 use super::{Finish, Phase, Progress, RequestJourney, Timings, WaitReason, WaitTimes};
-use crate::scheduler::{BatchStats, RequestId, ScheduledRequest};
+use crate::scheduler::{BatchStats, Placement, PreemptCause, RequestId, ScheduledRequest};
 
 /// The tracing decision for one request, made where it enters the engine.
 #[derive(Clone, Debug, Default)]
@@ -70,6 +70,8 @@ pub enum Event<'a> {
     Queued {
         /// Whether, and under which parent, its journey is traced.
         trace: &'a TraceContext,
+        /// Its tenant and priority.
+        placement: &'a Placement,
         /// When it reached the engine (`submit`).
         arrived: Stamp,
         /// Whether its caller asked for its journey on the last response.
@@ -87,7 +89,10 @@ pub enum Event<'a> {
         waited: WaitTimes,
     },
     /// Lost its KV blocks; back in the waiting queue.
-    Preempted,
+    Preempted {
+        /// Why the scheduler took them.
+        cause: PreemptCause,
+    },
     /// Its first token was sampled.
     FirstToken {
         /// Since arrival.

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::WaitReason;
+use crate::scheduler::PreemptCause;
 
 /// The shape of one scheduler step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,7 +39,7 @@ pub enum MarkKind {
         wait_ended: WaitReason,
     },
     /// Lost its blocks.
-    Preempted,
+    Preempted(PreemptCause),
     /// First token.
     FirstToken,
     /// Left the engine.

@@ -22,7 +22,7 @@ impl EngineObserver for Arc<EngineMetrics> {
                     .inc_by(req.progress.prompt_tokens as u64);
                 self.prefix_hits.inc_by(*num_cached_tokens as u64);
             }
-            Event::Preempted => {
+            Event::Preempted { .. } => {
                 self.preemptions.inc();
             }
             Event::FirstToken { ttft } => self.ttft.observe(ttft.as_secs_f64()),
@@ -114,7 +114,12 @@ mod tests {
             name: "r",
             progress: Progress::default(),
         };
-        m.on_request(&req, &Event::Preempted);
+        m.on_request(
+            &req,
+            &Event::Preempted {
+                cause: crate::scheduler::PreemptCause::KvBlocks,
+            },
+        );
         let finished = Finished {
             finish: Finish::Stop(StopReason::Eos),
             usage: Usage {

@@ -15,6 +15,12 @@
 //! only if its blocks fit, and admission stops at the first one that does not, so a step only
 //! ever looks at the head of the waiting queue and its cost does not grow with the queue.
 //!
+//! Who goes first is the [`SchedulingPolicy`]'s (module [`policy`]): `fcfs` as above, `fair`
+//! across tenants (the default; with one tenant it is `fcfs`), or `priority`. Under the last
+//! two, a waiting request that deserves a running slot more than a running request (its tenant
+//! has fewer than its share, or it has a higher priority) takes the slot at the start of a step,
+//! before anyone is budgeted; the running request is preempted like any other.
+//!
 //! A model with sliding-window layers (Gemma 3) keeps their keys and values in a second pool
 //! ([`WindowKv`]): every request holds blocks in both, all-or-nothing, and gives back its
 //! window blocks that no query will read again (those wholly before the window of the first
@@ -30,17 +36,23 @@
 //! so a cached block holds exactly what recomputing it would give.
 
 mod output;
+pub mod policy;
+mod queue;
 mod request;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub use crate::kv_cache::{KvRelease, WindowKv};
 pub use output::{AdmissionStop, BatchStats, ScheduleKind, ScheduledRequest, SchedulerOutput};
+pub use policy::{Placement, PreemptCause, Preemption, SchedulingPolicy};
 pub use request::{RequestId, RequestState, SchedRequest};
 
 use crate::kv_cache::{BlockHash, KvCacheManager};
+use policy::QueueKey;
+use queue::WaitQueue;
 
 /// Limits of the scheduler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +71,8 @@ pub struct SchedulerConfig {
     pub enable_prefix_caching: bool,
     /// The sliding-window pool, for a model with sliding-window layers.
     pub window: Option<WindowKv>,
+    /// Who goes first.
+    pub policy: SchedulingPolicy,
 }
 
 /// A prompt that can never run; the engine finishes such a request as ignored.
@@ -72,11 +86,13 @@ pub struct Scheduler {
     cfg: SchedulerConfig,
     kv: KvCacheManager,
     requests: HashMap<RequestId, SchedRequest>,
-    /// Waiting and preempted requests, in admission order.
-    waiting: VecDeque<RequestId>,
+    /// Waiting and preempted requests, by lane in admission order.
+    waiting: WaitQueue,
     /// Running requests, oldest admission first.
     running: Vec<RequestId>,
     next_id: u64,
+    /// Arrivals so far (the next one's number).
+    arrivals: u64,
     step: u64,
     num_preemptions: u64,
 }
@@ -98,9 +114,10 @@ impl Scheduler {
             kv,
             cfg,
             requests: HashMap::new(),
-            waiting: VecDeque::new(),
+            waiting: WaitQueue::default(),
             running: Vec::new(),
             next_id: 0,
+            arrivals: 0,
             step: 0,
             num_preemptions: 0,
         }
@@ -125,18 +142,19 @@ impl Scheduler {
         prompt_hashes: Vec<BlockHash>,
     ) -> Result<RequestId, IgnoredPrompt> {
         let id = RequestId(self.next_id);
-        self.add(id, num_prompt_tokens, prompt_hashes)?;
+        self.add(id, num_prompt_tokens, prompt_hashes, Placement::default())?;
         Ok(id)
     }
 
     /// Queues request `id` (an id not used before in this scheduler: the engine numbers
-    /// requests where they are submitted) like
+    /// requests where they are submitted) of `placement`'s tenant and priority like
     /// [`add_request_with_prefix`](Self::add_request_with_prefix).
     pub fn add(
         &mut self,
         id: RequestId,
         num_prompt_tokens: usize,
         prompt_hashes: Vec<BlockHash>,
+        placement: Placement,
     ) -> Result<(), IgnoredPrompt> {
         let n = num_prompt_tokens;
         let capacity = self.cfg.num_kv_blocks * self.cfg.block_size;
@@ -155,9 +173,21 @@ impl Scheduler {
             )));
         }
         self.next_id = self.next_id.max(id.0 + 1);
-        let req = SchedRequest::new(id, n, self.kv.new_request(prompt_hashes));
+        let (lane, priority) = match self.cfg.policy {
+            SchedulingPolicy::Fcfs => (Arc::<str>::from(""), 0),
+            SchedulingPolicy::Priority => (Arc::<str>::from(""), placement.priority),
+            SchedulingPolicy::Fair => (Arc::clone(&placement.tenant), placement.priority),
+        };
+        let key = QueueKey {
+            priority,
+            arrival: self.arrivals,
+            id,
+        };
+        self.arrivals += 1;
+        self.waiting.push(&lane, key);
+        let kv = self.kv.new_request(prompt_hashes);
+        let req = SchedRequest::new(n, kv, placement, lane, key);
         self.requests.insert(id, req);
-        self.waiting.push_back(id);
         Ok(())
     }
 
@@ -178,8 +208,13 @@ impl Scheduler {
     pub fn finish(&mut self, id: RequestId, kv: KvRelease) -> Option<SchedRequest> {
         let mut req = self.requests.remove(&id)?;
         match req.state {
-            RequestState::Running => self.running.retain(|&r| r != id),
-            RequestState::Waiting | RequestState::Preempted => self.waiting.retain(|&r| r != id),
+            RequestState::Running => {
+                self.running.retain(|&r| r != id);
+                self.waiting.stopped(&req.lane);
+            }
+            RequestState::Waiting | RequestState::Preempted => {
+                self.waiting.remove(&req.lane, &req.key);
+            }
             RequestState::Finished => {}
         }
         self.kv.free_finished(&mut req.kv, kv);
@@ -222,6 +257,11 @@ impl Scheduler {
         self.waiting.len()
     }
 
+    /// Waiting requests in the order admission would take them if each one admitted ran.
+    pub fn waiting_order(&self) -> Vec<RequestId> {
+        self.waiting.admission_order().map(|(_, k)| k.id).collect()
+    }
+
     /// True when any request is unfinished.
     pub fn has_unfinished(&self) -> bool {
         !self.requests.is_empty()
@@ -258,15 +298,17 @@ impl Scheduler {
             step: self.step,
             ..SchedulerOutput::default()
         };
-        self.step += 1;
+        self.rebalance(&mut out);
+        let displaced = out.preempted.len();
         let mut budget = self.cfg.max_num_batched_tokens;
         self.schedule_running(&mut budget, &mut out);
-        // As in vLLM: a step that had to preempt admits nobody.
-        let stop = if out.preempted.is_empty() {
-            self.schedule_waiting(&mut budget, &mut out)
+        // As in vLLM: a step that had to preempt for KV blocks admits nobody.
+        let stop = if out.preempted.len() == displaced {
+            self.schedule_waiting(&mut budget, &mut out, None)
         } else {
             AdmissionStop::KvBlocks
         };
+        self.step += 1;
         out.admission_stop = (!self.waiting.is_empty()).then_some(stop);
         out.stats.num_running = self.running.len();
         out.stats.num_waiting = self.waiting.len();
@@ -275,28 +317,125 @@ impl Scheduler {
         out
     }
 
-    fn schedule_running(&mut self, budget: &mut usize, out: &mut SchedulerOutput) {
-        let mut i = 0;
-        while i < self.running.len() && *budget > 0 {
-            let id = self.running[i];
-            let n = self.requests[&id].num_uncomputed().min(*budget);
-            if n == 0 {
-                i += 1;
-                continue;
+    /// Under `fair` and `priority`, with every running slot taken: preempts the running
+    /// requests that waiting ones deserve to replace (see the module doc of [`policy`]).
+    fn rebalance(&mut self, out: &mut SchedulerOutput) {
+        if self.waiting.is_empty() || self.running.len() < self.cfg.max_num_seqs {
+            return;
+        }
+        let victims: Vec<RequestId> = match self.cfg.policy {
+            SchedulingPolicy::Fcfs => return,
+            SchedulingPolicy::Priority => {
+                // Running requests, the worst (highest value, then newest) last.
+                let mut pool: Vec<(i32, usize, RequestId)> = self
+                    .running
+                    .iter()
+                    .enumerate()
+                    .map(|(pos, id)| (self.requests[id].key.priority, pos, *id))
+                    .collect();
+                pool.sort_unstable();
+                let mut victims = Vec::new();
+                for (_, key) in self.waiting.admission_order() {
+                    match pool.last() {
+                        Some(&(worst, _, id)) if key.priority < worst => {
+                            victims.push(id);
+                            pool.pop();
+                        }
+                        _ => break,
+                    }
+                }
+                victims
             }
-            if !self.allocate_or_preempt(i, n, out) {
-                break; // it preempted itself, being the newest: nobody after it remains
+            SchedulingPolicy::Fair => {
+                // Each lane's running requests, newest last.
+                let mut by_lane: HashMap<&str, Vec<RequestId>> = HashMap::new();
+                for id in &self.running {
+                    by_lane
+                        .entry(&self.requests[id].lane)
+                        .or_default()
+                        .push(*id);
+                }
+                let mut order = self.waiting.admission_order();
+                let mut victims = Vec::new();
+                while let Some((lane, _)) = order.next() {
+                    let after = order.running(lane);
+                    let fullest =
+                        order.fullest(|l| by_lane.get(l).is_some_and(|ids| !ids.is_empty()));
+                    let Some((from, _)) = fullest.filter(|&(_, held)| after < held) else {
+                        break;
+                    };
+                    if let Some(id) = by_lane.get_mut(from).and_then(Vec::pop) {
+                        victims.push(id);
+                    }
+                    order.release(from);
+                }
+                victims
             }
-            self.commit(id, n, ScheduleKind::Continue, out);
-            *budget -= n;
-            i += 1;
+        };
+        let cause = match self.cfg.policy {
+            SchedulingPolicy::Priority => PreemptCause::Priority,
+            _ => PreemptCause::FairShare,
+        };
+        for id in victims {
+            self.preempt(id, cause, out);
         }
     }
 
-    /// Grows `running[i]`'s blocks to cover `n` more tokens, preempting the newest running
-    /// requests until they fit. False when it had to preempt itself.
-    fn allocate_or_preempt(&mut self, i: usize, n: usize, out: &mut SchedulerOutput) -> bool {
-        let id = self.running[i];
+    /// The order running requests get the step's budget in: admission order, except that
+    /// `priority` puts lower values first and `fair` the tenants with fewer running requests.
+    fn budget_order(&self) -> Vec<RequestId> {
+        let mut order: Vec<(i64, usize, RequestId)> = self
+            .running
+            .iter()
+            .enumerate()
+            .map(|(pos, &id)| (self.rank(id), pos, id))
+            .collect();
+        order.sort_unstable();
+        order.into_iter().map(|(_, _, id)| id).collect()
+    }
+
+    /// A running request's rank under the policy: lower gets budget first and is preempted
+    /// last (admission order breaks ties).
+    fn rank(&self, id: RequestId) -> i64 {
+        let req = &self.requests[&id];
+        match self.cfg.policy {
+            SchedulingPolicy::Fcfs => 0,
+            SchedulingPolicy::Priority => i64::from(req.key.priority),
+            SchedulingPolicy::Fair => self.waiting.running(&req.lane) as i64,
+        }
+    }
+
+    fn schedule_running(&mut self, budget: &mut usize, out: &mut SchedulerOutput) {
+        for id in self.budget_order() {
+            if *budget == 0 {
+                break;
+            }
+            if self.cfg.policy == SchedulingPolicy::Fair {
+                // A waiting tenant with fewer running requests goes before this one: one
+                // tenant's long prefills cannot hold another's short prompt back.
+                let lane = &self.requests[&id].lane;
+                let bound = self.waiting.running(lane);
+                self.schedule_waiting(budget, out, Some(bound));
+            }
+            let Some(req) = self.requests.get(&id) else {
+                continue;
+            };
+            let n = req.num_uncomputed().min(*budget);
+            if req.state != RequestState::Running || n == 0 {
+                continue; // preempted earlier in this loop, or nothing to compute
+            }
+            if !self.allocate_or_preempt(id, n, out) {
+                continue; // it preempted itself
+            }
+            self.commit(id, n, ScheduleKind::Continue, out);
+            *budget -= n;
+        }
+    }
+
+    /// Grows `id`'s blocks to cover `n` more tokens, preempting the worst-ranked running
+    /// requests not yet scheduled in this step until they fit. False when it had to preempt
+    /// itself (it ranked worst).
+    fn allocate_or_preempt(&mut self, id: RequestId, n: usize, out: &mut SchedulerOutput) -> bool {
         loop {
             let Some(req) = self.requests.get_mut(&id) else {
                 return false;
@@ -304,31 +443,48 @@ impl Scheduler {
             if self.kv.allocate(&mut req.kv, req.num_computed_tokens, n) {
                 return true;
             }
-            let Some(victim) = self.running.pop() else {
+            let step = self.step;
+            let victim = self
+                .running
+                .iter()
+                .enumerate()
+                .filter(|&(_, &r)| r == id || self.requests[&r].scheduled_in != Some(step))
+                .max_by_key(|&(pos, &r)| (self.rank(r), pos))
+                .map(|(_, &r)| r);
+            let Some(victim) = victim else {
                 return false;
             };
-            self.preempt(victim, out);
+            self.preempt(victim, PreemptCause::KvBlocks, out);
             if victim == id {
                 return false;
             }
         }
     }
 
-    fn preempt(&mut self, id: RequestId, out: &mut SchedulerOutput) {
-        if let Some(req) = self.requests.get_mut(&id) {
-            self.kv.free(&mut req.kv);
-            req.num_computed_tokens = 0;
-            req.num_preemptions += 1;
-            req.state = RequestState::Preempted;
-            self.num_preemptions += 1;
-            self.waiting.push_front(id);
-            out.preempted.push(id);
-        }
+    fn preempt(&mut self, id: RequestId, cause: PreemptCause, out: &mut SchedulerOutput) {
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        self.kv.free(&mut req.kv);
+        req.num_computed_tokens = 0;
+        req.num_preemptions += 1;
+        req.state = RequestState::Preempted;
+        self.num_preemptions += 1;
+        self.running.retain(|&r| r != id);
+        self.waiting.stopped(&req.lane);
+        self.waiting.push(&req.lane, req.key);
+        out.preempted.push(Preemption { id, cause });
     }
 
-    /// Admits from the head of the queue while everything fits; returns what stopped it
-    /// (meaningful only when someone is still waiting).
-    fn schedule_waiting(&mut self, budget: &mut usize, out: &mut SchedulerOutput) -> AdmissionStop {
+    /// Admits the policy's next waiting request while everything fits (and, with `bound`,
+    /// while its tenant has fewer running requests than that); returns what stopped it
+    /// (meaningful only when someone is still waiting and `bound` did not stop it).
+    fn schedule_waiting(
+        &mut self,
+        budget: &mut usize,
+        out: &mut SchedulerOutput,
+        bound: Option<usize>,
+    ) -> AdmissionStop {
         loop {
             if *budget == 0 {
                 return AdmissionStop::TokenBudget;
@@ -336,9 +492,13 @@ impl Scheduler {
             if self.running.len() >= self.cfg.max_num_seqs {
                 return AdmissionStop::RunningSlot;
             }
-            let Some(&id) = self.waiting.front() else {
+            let Some((lane, key)) = self.waiting.next() else {
                 return AdmissionStop::TokenBudget;
             };
+            if bound.is_some_and(|b| self.waiting.running(lane) >= b) {
+                return AdmissionStop::TokenBudget;
+            }
+            let id = key.id;
             let Some(req) = self.requests.get_mut(&id) else {
                 return AdmissionStop::TokenBudget;
             };
@@ -350,14 +510,15 @@ impl Scheduler {
                 // Give the cached blocks back until its turn comes again.
                 self.kv.free(&mut req.kv);
                 req.num_computed_tokens = 0;
-                return AdmissionStop::KvBlocks; // FCFS: nobody overtakes the head
+                return AdmissionStop::KvBlocks; // nobody overtakes the one whose turn it is
             }
             let kind = match req.state {
                 RequestState::Preempted => ScheduleKind::Resumed,
                 _ => ScheduleKind::New,
             };
             req.state = RequestState::Running;
-            self.waiting.pop_front();
+            self.waiting.remove(&req.lane, &key);
+            self.waiting.started(&req.lane);
             self.running.push(id);
             self.commit(id, n, kind, out);
             *budget -= n;
@@ -371,6 +532,7 @@ impl Scheduler {
         };
         let start = req.num_computed_tokens;
         req.num_computed_tokens += n;
+        req.scheduled_in = Some(self.step);
         self.kv.cache_prompt_blocks(
             &mut req.kv,
             req.num_computed_tokens.min(req.num_prompt_tokens),

@@ -1,6 +1,7 @@
 //! What one scheduling step decided: which requests run how many tokens, who was preempted,
 //! and the batch's shape for tracing and metrics.
 
+use super::policy::Preemption;
 use super::request::RequestId;
 
 /// How a scheduled request came to be in this step.
@@ -68,8 +69,8 @@ pub struct SchedulerOutput {
     pub step: u64,
     /// Requests to run, in batch order.
     pub scheduled: Vec<ScheduledRequest>,
-    /// Requests preempted by this step (their blocks are already freed).
-    pub preempted: Vec<RequestId>,
+    /// Requests preempted by this step, and why (their blocks are already freed).
+    pub preempted: Vec<Preemption>,
     /// The batch's shape.
     pub stats: BatchStats,
     /// Why requests still wait after this step (`None`: nobody does).

@@ -4,6 +4,9 @@
 //! tokens are known (`num_tokens`: prompt plus generated) and how many of them already have
 //! their keys and values in the cache (`num_computed_tokens`).
 
+use std::sync::Arc;
+
+use super::policy::{Placement, QueueKey};
 use crate::kv_cache::RequestKv;
 
 /// The scheduler's id of a request; ids grow with arrival order.
@@ -40,19 +43,38 @@ pub struct SchedRequest {
     pub num_preemptions: u32,
     /// Its share of the KV cache (the cache manager's business).
     pub kv: RequestKv,
+    /// Its tenant and priority.
+    pub placement: Placement,
+    /// Its place in its lane while it waits.
+    pub(super) key: QueueKey,
+    /// Its lane of the waiting queue (its tenant under `fair`, else the one lane).
+    pub(super) lane: Arc<str>,
+    /// The last step that scheduled it (such a request is not preempted in that step: its
+    /// prompt blocks may already be registered for the prefix cache).
+    pub(super) scheduled_in: Option<u64>,
 }
 
 impl SchedRequest {
-    /// A new waiting request with a prompt of `num_prompt_tokens`.
-    pub fn new(id: RequestId, num_prompt_tokens: usize, kv: RequestKv) -> Self {
+    /// A new waiting request with a prompt of `num_prompt_tokens`, in `lane` at `key`.
+    pub(super) fn new(
+        num_prompt_tokens: usize,
+        kv: RequestKv,
+        placement: Placement,
+        lane: Arc<str>,
+        key: QueueKey,
+    ) -> Self {
         Self {
-            id,
+            id: key.id,
             state: RequestState::Waiting,
             num_prompt_tokens,
             num_tokens: num_prompt_tokens,
             num_computed_tokens: 0,
             num_preemptions: 0,
             kv,
+            placement,
+            key,
+            lane,
+            scheduled_in: None,
         }
     }
 

@@ -11,6 +11,7 @@ fn cfg(budget: usize, seqs: usize, blocks: usize) -> SchedulerConfig {
         block_size: 4,
         enable_prefix_caching: true,
         window: None,
+        policy: SchedulingPolicy::Fair,
     }
 }
 
@@ -19,6 +20,10 @@ fn sample_all(s: &mut Scheduler, out: &SchedulerOutput) {
     for r in out.scheduled.iter().filter(|r| r.samples) {
         assert!(s.append_token(r.id));
     }
+}
+
+fn preempted(out: &SchedulerOutput) -> Vec<RequestId> {
+    out.preempted.iter().map(|p| p.id).collect()
 }
 
 fn chunks(out: &SchedulerOutput) -> Vec<(u64, usize, usize)> {
@@ -104,12 +109,12 @@ fn preemption_picks_the_newest_and_requeues_it_at_the_front() {
     // and, being the newest, preempts itself. C is not admitted in a preempting step.
     let out = s.schedule();
     assert_eq!(chunks(&out), vec![(a.0, 4, 1)]);
-    assert_eq!(out.preempted, vec![b]);
+    assert_eq!(preempted(&out), vec![b]);
     assert_eq!(s.request(b).unwrap().state, RequestState::Preempted);
     assert_eq!(s.request(b).unwrap().num_computed_tokens, 0);
     assert_eq!(s.request(b).unwrap().num_preemptions, 1);
     assert_eq!(s.num_preemptions(), 1);
-    assert_eq!(s.waiting.iter().copied().collect::<Vec<_>>(), vec![b, c]);
+    assert_eq!(s.waiting_order(), vec![b, c]);
     sample_all(&mut s, &out);
     // A finishes: B resumes first (front of the queue), recomputing its 5 tokens.
     s.finish(a, KvRelease::Keep);
@@ -134,7 +139,7 @@ fn a_running_request_preempts_the_newest_other_one() {
     sample_all(&mut s, &out);
     // A's token 8 fits its 2 blocks; B needs a new block: preempts C (newest), not A.
     let out = s.schedule();
-    assert_eq!(out.preempted, vec![c]);
+    assert_eq!(preempted(&out), vec![c]);
     assert_eq!(chunks(&out), vec![(a.0, 7, 1), (b.0, 4, 1)]);
     assert_eq!(s.running, vec![a, b]);
 }
@@ -253,7 +258,7 @@ fn a_preempted_request_resumes_from_its_cached_prefix() {
     let mut preempted = false;
     for _ in 0..4 {
         let out = s.schedule();
-        preempted |= out.preempted.contains(&b);
+        preempted |= self::preempted(&out).contains(&b);
         if preempted {
             break;
         }
@@ -394,4 +399,227 @@ fn each_step_says_what_the_still_waiting_wait_for() {
     let out = s.schedule();
     assert_eq!(out.scheduled.len(), 1);
     assert_eq!(out.admission_stop, Some(AdmissionStop::KvBlocks));
+}
+
+// --- policies
+
+fn with_policy(policy: SchedulingPolicy, base: SchedulerConfig) -> Scheduler {
+    Scheduler::new(SchedulerConfig { policy, ..base })
+}
+
+/// Queues a request of `tenant` at `priority` with a prompt of `n` tokens.
+fn add_as(s: &mut Scheduler, tenant: &str, priority: i32, n: usize) -> RequestId {
+    let id = RequestId(s.next_id);
+    let placement = Placement {
+        tenant: tenant.into(),
+        priority,
+    };
+    s.add(id, n, Vec::new(), placement).unwrap();
+    id
+}
+
+fn running_of(s: &Scheduler, tenant: &str) -> usize {
+    s.running()
+        .iter()
+        .filter(|id| &*s.request(**id).unwrap().placement.tenant == tenant)
+        .count()
+}
+
+/// Every step's decisions, for a workload of one tenant with arrivals, growth and finishes
+/// driven by a fixed pseudo-random sequence.
+fn one_tenant_trace(policy: SchedulingPolicy) -> Vec<(Vec<(u64, usize, usize)>, Vec<u64>)> {
+    let mut s = with_policy(policy, cfg(24, 5, 16));
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut trace = Vec::new();
+    for _ in 0..300 {
+        if next() % 3 == 0 {
+            add_as(&mut s, "", 0, 1 + (next() % 30) as usize);
+        }
+        let out = s.schedule();
+        sample_all(&mut s, &out);
+        for r in out.scheduled.iter().filter(|r| r.samples) {
+            if next() % 9 == 0 {
+                s.finish(r.id, KvRelease::Keep);
+            }
+        }
+        let preempted = out.preempted.iter().map(|p| p.id.0).collect();
+        trace.push((chunks(&out), preempted));
+    }
+    trace
+}
+
+#[test]
+fn with_one_tenant_and_one_priority_every_policy_is_fcfs() {
+    let fcfs = one_tenant_trace(SchedulingPolicy::Fcfs);
+    assert!(
+        fcfs.iter().any(|(_, p)| !p.is_empty()),
+        "the workload must preempt for the comparison to mean something"
+    );
+    assert_eq!(one_tenant_trace(SchedulingPolicy::Fair), fcfs);
+    assert_eq!(one_tenant_trace(SchedulingPolicy::Priority), fcfs);
+}
+
+#[test]
+fn fair_gives_a_waiting_tenant_a_slot_in_the_next_step() {
+    for policy in [SchedulingPolicy::Fcfs, SchedulingPolicy::Fair] {
+        let mut s = with_policy(policy, cfg(64, 4, 64));
+        for _ in 0..8 {
+            add_as(&mut s, "flood", 0, 4);
+        }
+        let out = s.schedule();
+        sample_all(&mut s, &out);
+        assert_eq!(running_of(&s, "flood"), 4);
+        let victim = add_as(&mut s, "victim", 0, 4);
+        let out = s.schedule();
+        let admitted = out.scheduled.iter().any(|r| r.id == victim);
+        match policy {
+            SchedulingPolicy::Fair => {
+                assert!(admitted, "fair admits the other tenant at once");
+                // The flood's newest running request made room, and says why.
+                assert_eq!(
+                    out.preempted,
+                    vec![Preemption {
+                        id: RequestId(3),
+                        cause: PreemptCause::FairShare
+                    }]
+                );
+                assert_eq!(
+                    s.request(RequestId(3)).unwrap().state,
+                    RequestState::Preempted
+                );
+                // The preempted request goes back ahead of its tenant's later arrivals.
+                assert_eq!(s.waiting_order()[0], RequestId(3));
+            }
+            _ => assert!(!admitted && out.preempted.is_empty(), "fcfs makes it wait"),
+        }
+    }
+}
+
+#[test]
+fn fair_shares_running_slots_equally_and_then_stops_preempting() {
+    let mut s = with_policy(SchedulingPolicy::Fair, cfg(64, 6, 128));
+    for _ in 0..10 {
+        add_as(&mut s, "a", 0, 4);
+    }
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    for _ in 0..10 {
+        add_as(&mut s, "b", 0, 4);
+    }
+    add_as(&mut s, "c", 0, 4);
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    assert_eq!(out.preempted.len(), 3, "{:?}", out.preempted);
+    assert!(
+        out.preempted
+            .iter()
+            .all(|p| p.cause == PreemptCause::FairShare)
+    );
+    // c wants one slot; a and b split the other five as evenly as they go.
+    assert_eq!(
+        (
+            running_of(&s, "a"),
+            running_of(&s, "b"),
+            running_of(&s, "c")
+        ),
+        (3, 2, 1)
+    );
+    for _ in 0..5 {
+        let out = s.schedule();
+        sample_all(&mut s, &out);
+        assert!(out.preempted.is_empty(), "a balanced set is left alone");
+    }
+    // A slot that frees goes to the tenant with the fewest running requests.
+    let a_running = s.running()[0];
+    assert_eq!(&*s.request(a_running).unwrap().placement.tenant, "a");
+    s.finish(a_running, KvRelease::Keep);
+    let out = s.schedule();
+    let new: Vec<&str> = out
+        .scheduled
+        .iter()
+        .filter(|r| r.kind != ScheduleKind::Continue)
+        .map(|r| &*s.request(r.id).unwrap().placement.tenant)
+        .collect();
+    assert_eq!(new, vec!["a"]);
+}
+
+#[test]
+fn fair_budgets_the_smaller_tenants_prefill_first() {
+    // Budget 8: tenant a's 20-token prompt is mid-prefill when b's 6-token prompt arrives.
+    let mut s = with_policy(SchedulingPolicy::Fair, cfg(8, 4, 64));
+    add_as(&mut s, "a", 0, 20);
+    add_as(&mut s, "a", 0, 20);
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    let b = add_as(&mut s, "b", 0, 6);
+    let out = s.schedule();
+    assert_eq!(chunks(&out)[0], (b.0, 0, 6), "{:?}", chunks(&out));
+    // Under fcfs, the running prefills take the whole budget first.
+    let mut s = with_policy(SchedulingPolicy::Fcfs, cfg(8, 4, 64));
+    add_as(&mut s, "a", 0, 20);
+    add_as(&mut s, "a", 0, 20);
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    let b = add_as(&mut s, "b", 0, 6);
+    let out = s.schedule();
+    assert!(out.scheduled.iter().all(|r| r.id != b));
+}
+
+#[test]
+fn fair_preempts_the_fullest_tenant_for_kv_blocks() {
+    // 8 blocks of 4 tokens. Tenant a runs three 8-token requests (6 blocks), b one 7-token
+    // request (2 blocks); when b's needs a new block, a's newest gives its blocks up, not b.
+    let mut s = with_policy(
+        SchedulingPolicy::Fair,
+        SchedulerConfig {
+            enable_prefix_caching: false,
+            ..cfg(64, 8, 8)
+        },
+    );
+    let b = add_as(&mut s, "b", 0, 7);
+    let a: Vec<RequestId> = (0..3).map(|_| add_as(&mut s, "a", 0, 8)).collect();
+    let out = s.schedule();
+    assert_eq!(out.scheduled.len(), 4);
+    sample_all(&mut s, &out);
+    let out = s.schedule();
+    assert_eq!(
+        out.preempted
+            .iter()
+            .map(|p| (p.id, p.cause))
+            .collect::<Vec<_>>(),
+        vec![(a[2], PreemptCause::KvBlocks)]
+    );
+    assert!(out.scheduled.iter().any(|r| r.id == b));
+}
+
+#[test]
+fn priority_preempts_only_for_a_strictly_higher_priority() {
+    let mut s = with_policy(SchedulingPolicy::Priority, cfg(64, 2, 64));
+    let low = add_as(&mut s, "", 5, 4);
+    let mid = add_as(&mut s, "", 1, 4);
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    let same = add_as(&mut s, "", 5, 4);
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    assert!(out.preempted.is_empty(), "an equal priority waits its turn");
+    let urgent = add_as(&mut s, "", -1, 4);
+    let out = s.schedule();
+    assert_eq!(
+        out.preempted,
+        vec![Preemption {
+            id: low,
+            cause: PreemptCause::Priority
+        }]
+    );
+    assert!(out.scheduled.iter().any(|r| r.id == urgent));
+    assert!(out.scheduled.iter().any(|r| r.id == mid));
+    // The preempted request goes back ahead of the later one of its priority.
+    assert_eq!(s.waiting_order(), vec![low, same]);
 }

@@ -17,6 +17,7 @@ use crate::lifecycle::{
 use crate::model::chat_template::ChatMessage;
 use crate::model::tokenizer::Tokenizer;
 use crate::sampling::{SamplingParams, TokenLogprob};
+use crate::scheduler::Placement;
 use proto::telemetry::Stamp;
 
 /// A validated engine request from the wire form.
@@ -25,6 +26,7 @@ pub(super) fn engine_request(
     req: pb::GenerateRequest,
     trace: TraceContext,
     deadline: Option<std::time::Instant>,
+    tenant: std::sync::Arc<str>,
 ) -> Result<EngineRequest, Status> {
     let prompt = match req.prompt {
         Some(Prompt::Text(text)) => EnginePrompt::Text(text),
@@ -53,8 +55,37 @@ pub(super) fn engine_request(
         trace,
         return_journey: req.return_journey,
         deadline,
+        placement: Placement {
+            tenant,
+            priority: req.priority,
+        },
     })
 }
+
+/// The caller's tenant from `x-journey-tenant` (empty when absent); refuses a name longer
+/// than [`MAX_TENANT_BYTES`] or not visible ASCII, since it becomes a scheduling lane and a
+/// span attribute.
+pub(super) fn tenant(
+    metadata: &tonic::metadata::MetadataMap,
+) -> Result<std::sync::Arc<str>, Status> {
+    let Some(v) = metadata.get(proto::conventions::metadata::JOURNEY_TENANT) else {
+        return Ok("".into());
+    };
+    let name = v
+        .to_str()
+        .ok()
+        .filter(|s| s.len() <= MAX_TENANT_BYTES && s.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{}: at most {MAX_TENANT_BYTES} visible ASCII characters",
+                proto::conventions::metadata::JOURNEY_TENANT
+            ))
+        })?;
+    Ok(name.into())
+}
+
+/// Longest tenant name accepted.
+pub(super) const MAX_TENANT_BYTES: usize = 128;
 
 /// Wire sampling parameters; unset fields take the engine's defaults (vLLM's), and an unset
 /// `max_tokens` means "up to the context length".
@@ -132,9 +163,13 @@ fn journey(j: &RequestJourney, t: &Timings) -> pb::EngineJourney {
                     resumed,
                     wait_ended,
                 } => (Kind::Scheduled, resumed, Some(wait_reason(wait_ended))),
-                MarkKind::Preempted => (Kind::Preempted, false, None),
+                MarkKind::Preempted(_) => (Kind::Preempted, false, None),
                 MarkKind::FirstToken => (Kind::FirstToken, false, None),
                 MarkKind::Finished => (Kind::Finished, false, None),
+            };
+            let preempt_cause = match m.kind {
+                MarkKind::Preempted(cause) => cause.as_str().to_owned(),
+                _ => String::new(),
             };
             pb::JourneyEvent {
                 kind: kind as i32,
@@ -143,6 +178,7 @@ fn journey(j: &RequestJourney, t: &Timings) -> pb::EngineJourney {
                 resumed,
                 wait_ended: wait_ended.unwrap_or(pb::WaitReason::Unspecified) as i32,
                 batch: m.batch.as_ref().map(batch),
+                preempt_cause,
             }
         })
         .collect();

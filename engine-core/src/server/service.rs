@@ -73,6 +73,7 @@ impl Engine for EngineService {
     ) -> Result<Response<ResponseStream>, Status> {
         let trace = self.trace_context(request.metadata());
         let deadline = convert::deadline(request.metadata(), std::time::Instant::now());
+        let tenant = convert::tenant(request.metadata())?;
         let req = request.into_inner();
         let id = if req.request_id.is_empty() {
             next_request_id()
@@ -80,7 +81,7 @@ impl Engine for EngineService {
             req.request_id.clone()
         };
         let return_prompt_ids = req.return_prompt_ids;
-        let engine_req = convert::engine_request(id.clone(), req, trace, deadline)?;
+        let engine_req = convert::engine_request(id.clone(), req, trace, deadline, tenant)?;
         let (engine_id, events) = self
             .handle
             .submit_as(engine_req)
@@ -129,6 +130,7 @@ pub(super) fn warm_up(handle: &EngineHandle) -> anyhow::Result<()> {
         trace: TraceContext::Off,
         return_journey: false,
         deadline: None,
+        placement: Default::default(),
     };
     let mut events = handle
         .submit(req)
