@@ -302,6 +302,7 @@ fn engine_side(received: Stamp, t: &Timings, j: Option<&EngineJourney>) -> Value
                     "resumed": e.resumed,
                     "wait_ended": wait,
                     "batch": e.batch.as_ref().map(batch),
+                    "preempt_cause": (!e.preempt_cause.is_empty()).then_some(&e.preempt_cause),
                 })
             })
             .collect();
