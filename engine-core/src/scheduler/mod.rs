@@ -93,6 +93,8 @@ pub struct Scheduler {
     next_id: u64,
     /// Arrivals so far (the next one's number).
     arrivals: u64,
+    /// Waiting requests that still hold their blocks, oldest suspension first.
+    suspended: Vec<RequestId>,
     step: u64,
     num_preemptions: u64,
 }
@@ -118,6 +120,7 @@ impl Scheduler {
             running: Vec::new(),
             next_id: 0,
             arrivals: 0,
+            suspended: Vec::new(),
             step: 0,
             num_preemptions: 0,
         }
@@ -214,6 +217,10 @@ impl Scheduler {
             }
             RequestState::Waiting | RequestState::Preempted => {
                 self.waiting.remove(&req.lane, &req.key);
+            }
+            RequestState::Suspended => {
+                self.waiting.remove(&req.lane, &req.key);
+                self.suspended.retain(|&r| r != id);
             }
             RequestState::Finished => {}
         }
@@ -443,6 +450,10 @@ impl Scheduler {
             if self.kv.allocate(&mut req.kv, req.num_computed_tokens, n) {
                 return true;
             }
+            // Blocks that nobody runs on go first.
+            if self.evict_suspended() {
+                continue;
+            }
             let step = self.step;
             let victim = self
                 .running
@@ -461,19 +472,40 @@ impl Scheduler {
         }
     }
 
+    /// Takes `id` out of the running set: for KV blocks it gives them back and will
+    /// recompute; for the policy it keeps them while nobody needs them (suspended).
     fn preempt(&mut self, id: RequestId, cause: PreemptCause, out: &mut SchedulerOutput) {
         let Some(req) = self.requests.get_mut(&id) else {
             return;
         };
-        self.kv.free(&mut req.kv);
-        req.num_computed_tokens = 0;
+        if cause == PreemptCause::KvBlocks {
+            self.kv.free(&mut req.kv);
+            req.num_computed_tokens = 0;
+            req.state = RequestState::Preempted;
+        } else {
+            req.state = RequestState::Suspended;
+            self.suspended.push(id);
+        }
         req.num_preemptions += 1;
-        req.state = RequestState::Preempted;
         self.num_preemptions += 1;
         self.running.retain(|&r| r != id);
         self.waiting.stopped(&req.lane);
         self.waiting.push(&req.lane, req.key);
         out.preempted.push(Preemption { id, cause });
+    }
+
+    /// Frees the blocks of the most recently suspended request (it will recompute); false
+    /// when no request is suspended.
+    fn evict_suspended(&mut self) -> bool {
+        let Some(id) = self.suspended.pop() else {
+            return false;
+        };
+        if let Some(req) = self.requests.get_mut(&id) {
+            self.kv.free(&mut req.kv);
+            req.num_computed_tokens = 0;
+            req.state = RequestState::Preempted;
+        }
+        true
     }
 
     /// Admits the policy's next waiting request while everything fits (and, with `bound`,
@@ -507,13 +539,28 @@ impl Scheduler {
             }
             let n = req.num_uncomputed().min(*budget);
             if !self.kv.allocate(&mut req.kv, req.num_computed_tokens, n) {
-                // Give the cached blocks back until its turn comes again.
+                let suspended = req.state == RequestState::Suspended;
+                if !suspended && self.evict_suspended() {
+                    continue;
+                }
+                let Some(req) = self.requests.get_mut(&id) else {
+                    return AdmissionStop::KvBlocks;
+                };
+                // Give the (cached or kept) blocks back until its turn comes again.
                 self.kv.free(&mut req.kv);
                 req.num_computed_tokens = 0;
+                if req.state == RequestState::Suspended {
+                    req.state = RequestState::Preempted;
+                    self.suspended.retain(|&r| r != id);
+                }
                 return AdmissionStop::KvBlocks; // nobody overtakes the one whose turn it is
             }
             let kind = match req.state {
                 RequestState::Preempted => ScheduleKind::Resumed,
+                RequestState::Suspended => {
+                    self.suspended.retain(|&r| r != id);
+                    ScheduleKind::Resumed
+                }
                 _ => ScheduleKind::New,
             };
             req.state = RequestState::Running;

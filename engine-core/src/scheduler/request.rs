@@ -22,6 +22,10 @@ pub enum RequestState {
     Running,
     /// Was running, lost its blocks to a newer request's need; queued to recompute.
     Preempted,
+    /// Was running, lost its running slot to the policy (fairness, priority) but keeps its
+    /// blocks until someone needs them: it resumes where it stopped, or recomputes if they
+    /// were taken meanwhile (then it is `Preempted`).
+    Suspended,
     /// Done; holds nothing.
     Finished,
 }

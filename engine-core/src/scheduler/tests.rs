@@ -489,10 +489,10 @@ fn fair_gives_a_waiting_tenant_a_slot_in_the_next_step() {
                         cause: PreemptCause::FairShare
                     }]
                 );
-                assert_eq!(
-                    s.request(RequestId(3)).unwrap().state,
-                    RequestState::Preempted
-                );
+                // It keeps its blocks while nobody needs them.
+                let flood = s.request(RequestId(3)).unwrap();
+                assert_eq!(flood.state, RequestState::Suspended);
+                assert_eq!(flood.num_computed_tokens, 4);
                 // The preempted request goes back ahead of its tenant's later arrivals.
                 assert_eq!(s.waiting_order()[0], RequestId(3));
             }
@@ -622,4 +622,57 @@ fn priority_preempts_only_for_a_strictly_higher_priority() {
     assert!(out.scheduled.iter().any(|r| r.id == mid));
     // The preempted request goes back ahead of the later one of its priority.
     assert_eq!(s.waiting_order(), vec![low, same]);
+}
+
+#[test]
+fn a_suspended_request_resumes_where_it_stopped_unless_its_blocks_were_needed() {
+    // 12 blocks of 4 tokens, two slots; no prefix cache, so blocks are only what requests hold.
+    let base = SchedulerConfig {
+        enable_prefix_caching: false,
+        ..cfg(64, 2, 12)
+    };
+    let mut s = with_policy(SchedulingPolicy::Fair, base);
+    add_as(&mut s, "a", 0, 6);
+    let a2 = add_as(&mut s, "a", 0, 6);
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    // b takes a2's slot; a2 keeps its two blocks.
+    let b = add_as(&mut s, "b", 0, 4);
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    assert_eq!(preempted(&out), vec![a2]);
+    assert_eq!(s.request(a2).unwrap().state, RequestState::Suspended);
+    assert_eq!(s.kv_blocks_used(), 2 + 2 + 1, "a, a2 (kept) and b");
+    // b leaves: a2 resumes at position 6, computing its one sampled token, not seven.
+    s.finish(b, KvRelease::Keep);
+    let out = s.schedule();
+    let resumed = out.scheduled.iter().find(|r| r.id == a2).unwrap();
+    assert_eq!(
+        (resumed.kind, resumed.start, resumed.num_tokens),
+        (ScheduleKind::Resumed, 6, 1)
+    );
+
+    // Under KV pressure a suspended request's blocks go first, before any running request's.
+    let mut s = with_policy(SchedulingPolicy::Fair, base);
+    let a = [0, 1].map(|_| add_as(&mut s, "a", 0, 8));
+    let out = s.schedule();
+    sample_all(&mut s, &out);
+    let b = add_as(&mut s, "b", 0, 12);
+    let out = s.schedule(); // b displaces a[1], which keeps its 3 blocks
+    sample_all(&mut s, &out);
+    assert_eq!(preempted(&out), vec![a[1]]);
+    assert_eq!(s.request(a[1]).unwrap().state, RequestState::Suspended);
+    // Growing a and b soon needs more than the free blocks: a[1]'s are taken, nobody
+    // running is preempted.
+    for _ in 0..12 {
+        let out = s.schedule();
+        assert!(out.preempted.is_empty(), "{:?}", out.preempted);
+        sample_all(&mut s, &out);
+    }
+    let evicted = s.request(a[1]).unwrap();
+    assert_eq!(
+        (evicted.state, evicted.num_computed_tokens),
+        (RequestState::Preempted, 0)
+    );
+    assert!(s.running().contains(&a[0]) && s.running().contains(&b));
 }
