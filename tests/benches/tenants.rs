@@ -5,8 +5,8 @@
 //! - aggregate tok/s (flood plus short) under `fair` against `fcfs` (target >= 0.95x).
 //!
 //! The flood keeps `FLOOD_STREAMS` streaming chat completions of `n = FLOOD_N` long choices in
-//! flight (more engine requests than `--max-num-seqs`); the short tenant sends one short request
-//! at a time, `SHORT_GAP` apart, until the flood is done.
+//! flight (more engine requests than `--max-num-seqs`); the short tenant sends `SHORT_REQUESTS`
+//! short requests, one every `SHORT_GAP` whether earlier ones finished or not.
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ const FLOOD_N: u32 = 8;
 const FLOOD_TOKENS: u32 = 96;
 const SHORT_TOKENS: u32 = 8;
 const SHORT_GAP: Duration = Duration::from_millis(150);
-const ALONE_REQUESTS: usize = 20;
+const SHORT_REQUESTS: usize = 30;
 
 /// One streaming chat completion: (TTFT in seconds, completion tokens of all choices).
 async fn stream(client: &reqwest::Client, base: &str, key: &str, body: Value) -> (f64, u64) {
@@ -104,20 +104,22 @@ async fn phase(policy: &str, flood: bool) -> Phase {
     if flood {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // Open loop: the same short requests at the same times under every policy, so both
+    // phases do the same work and aggregate tok/s compares like with like.
+    let shorts: Vec<_> = (0..SHORT_REQUESTS)
+        .map(|i| {
+            let (client, base) = (client.clone(), base.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(SHORT_GAP * i as u32).await;
+                stream(&client, &base, "sk-short", short_body(i)).await
+            })
+        })
+        .collect();
     let (mut short_ttft, mut tokens) = (Vec::new(), 0);
-    for i in 0.. {
-        let done = if flood {
-            floods.iter().all(|f| f.is_finished())
-        } else {
-            i == ALONE_REQUESTS
-        };
-        if done {
-            break;
-        }
-        let (ttft, n) = stream(&client, &base, "sk-short", short_body(i)).await;
+    for s in shorts {
+        let (ttft, n) = s.await.expect("short request");
         short_ttft.push(ttft);
         tokens += n;
-        tokio::time::sleep(SHORT_GAP).await;
     }
     for f in floods {
         tokens += f.await.expect("flood stream");
@@ -141,7 +143,7 @@ async fn main() {
     }
     println!(
         "SmolLM2-135M Q4_1, --max-num-seqs {MAX_NUM_SEQS}; flood: {FLOOD_STREAMS} streams x n={FLOOD_N} x \
-         {FLOOD_TOKENS} tokens; short: {SHORT_TOKENS} tokens, one at a time"
+         {FLOOD_TOKENS} tokens; short: {SHORT_REQUESTS} x {SHORT_TOKENS} tokens, one every {SHORT_GAP:?}"
     );
     let alone = phase("fair", false).await;
     let fcfs = phase("fcfs", true).await;

@@ -54,6 +54,8 @@ pub struct ModelFacts {
 pub(super) struct Gate {
     live: HashMap<String, Live>,
     queued: usize,
+    /// Waiting requests per tenant (tenants with none are absent).
+    queued_by: HashMap<Arc<str>, usize>,
     next_id: u64,
     pub stopped: bool,
 }
@@ -63,11 +65,18 @@ struct Live {
     id: RequestId,
     /// Not yet scheduled once: counts against `max_waiting`.
     queued: bool,
+    tenant: Arc<str>,
 }
 
 impl Gate {
-    /// Admits `name` under a fresh engine id, or says why not.
-    fn admit(&mut self, name: &str, max_waiting: usize) -> Result<RequestId, EngineError> {
+    /// Admits `name` of `tenant` under a fresh engine id, or says why not: the waiting queue
+    /// holds `limits.0` requests at most, `limits.1` of them one tenant's.
+    fn admit(
+        &mut self,
+        name: &str,
+        tenant: &Arc<str>,
+        (max_waiting, tenant_max): (usize, usize),
+    ) -> Result<RequestId, EngineError> {
         if self.stopped {
             return Err(EngineError::Stopped);
         }
@@ -76,13 +85,23 @@ impl Gate {
                 "request id {name:?} is already in use"
             )));
         }
-        if self.queued >= max_waiting {
+        let of_tenant = self.queued_by.get(tenant).copied().unwrap_or(0);
+        if self.queued >= max_waiting || of_tenant >= tenant_max {
             return Err(EngineError::Overloaded);
         }
         let id = RequestId(self.next_id);
         self.next_id += 1;
         self.queued += 1;
-        self.live.insert(name.to_owned(), Live { id, queued: true });
+        *self.queued_by.entry(Arc::clone(tenant)).or_default() += 1;
+        let tenant = Arc::clone(tenant);
+        self.live.insert(
+            name.to_owned(),
+            Live {
+                id,
+                queued: true,
+                tenant,
+            },
+        );
         Ok(id)
     }
 
@@ -96,14 +115,27 @@ impl Gate {
         if let Some(l) = self.live.get_mut(name)
             && std::mem::take(&mut l.queued)
         {
-            self.queued -= 1;
+            let tenant = Arc::clone(&l.tenant);
+            self.unqueue(&tenant);
+        }
+    }
+
+    fn unqueue(&mut self, tenant: &str) {
+        self.queued -= 1;
+        if let Some(n) = self.queued_by.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.queued_by.remove(tenant);
+            }
         }
     }
 
     /// `name` left the engine: its id is free again.
     pub fn left(&mut self, name: &str) {
-        if self.live.remove(name).is_some_and(|l| l.queued) {
-            self.queued -= 1;
+        if let Some(l) = self.live.remove(name)
+            && l.queued
+        {
+            self.unqueue(&l.tenant);
         }
     }
 }
@@ -114,6 +146,9 @@ pub(super) struct Shared {
     pub tokenizer: Arc<Tokenizer>,
     pub chat_template: Option<ChatTemplate>,
     pub max_waiting: usize,
+    /// Most waiting requests of one tenant (under `fair`, a quarter of the queue stays free
+    /// for the others).
+    pub tenant_max_waiting: usize,
     /// Tokens the whole KV pool holds: a longer prompt can never run.
     pub kv_capacity: usize,
     pub gate: Mutex<Gate>,
@@ -183,7 +218,11 @@ impl EngineHandle {
             )));
         }
         let mut gate = s.gate();
-        let id = gate.admit(&req.id, s.max_waiting)?;
+        let id = gate.admit(
+            &req.id,
+            &req.placement.tenant,
+            (s.max_waiting, s.tenant_max_waiting),
+        )?;
         let (events, rx) = unbounded_channel();
         let sub = Submitted {
             id,

@@ -210,6 +210,12 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         tokenizer: Arc::new(tokenizer),
         chat_template,
         max_waiting: cfg.max_waiting,
+        tenant_max_waiting: match cfg.scheduling_policy {
+            crate::scheduler::SchedulingPolicy::Fair => {
+                (cfg.max_waiting - cfg.max_waiting / 4).max(1)
+            }
+            _ => cfg.max_waiting,
+        },
         kv_capacity: cfg.kv_blocks * cfg.block_size,
         gate: Mutex::new(Gate::default()),
         stats: Mutex::new(EngineStats {

@@ -495,6 +495,43 @@ fn full_waiting_queue_overloads_and_shutdown_stops() {
 }
 
 #[test]
+fn under_fair_one_tenant_cannot_fill_the_whole_waiting_queue() {
+    let handle = spawn_engine(
+        tiny(),
+        EngineConfig {
+            max_waiting: 4,
+            ..cfg(16, 64, 512, 1)
+        },
+    )
+    .expect("spawn");
+    let of = |tenant: &str, id: &str, max_tokens| {
+        let mut r = request(id, &text(0), &greedy(max_tokens, true));
+        r.placement.tenant = tenant.into();
+        r
+    };
+    let mut running = handle.submit(of("a", "a0", 400)).expect("a0");
+    first_tokens(&mut running);
+    let mut waiting: Vec<_> = ["a1", "a2", "a3"]
+        .map(|id| handle.submit(of("a", id, 4)).expect(id))
+        .into();
+    // Three quarters of the queue is one tenant's most; the last quarter is for the others.
+    assert!(matches!(
+        handle.submit(of("a", "a4", 4)),
+        Err(EngineError::Overloaded)
+    ));
+    waiting.push(handle.submit(of("b", "b1", 4)).expect("b1"));
+    assert!(matches!(
+        handle.submit(of("c", "c1", 4)),
+        Err(EngineError::Overloaded)
+    ));
+    handle.shutdown();
+    assert_eq!(reason(&collect(running)), FinishReason::Aborted);
+    for w in waiting {
+        assert_eq!(reason(&collect(w)), FinishReason::Aborted);
+    }
+}
+
+#[test]
 fn prompt_larger_than_the_kv_cache_is_refused() {
     let handle = spawn_engine(tiny(), cfg(4, 4, 512, 8)).expect("spawn");
     // Refused at submit (a 400 through the gateway), not accepted and then ignored.
