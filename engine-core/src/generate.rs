@@ -10,8 +10,8 @@ use serde::Serialize;
 use tokio::sync::mpsc::unbounded_channel;
 
 use crate::engine::{
-    EngineConfig, EngineCore, EngineError, EnginePrompt, Observers, RequestEvent, SpawnError,
-    Submitted, kv_and_scheduler, prompt_ids,
+    ChatSpecials, EngineConfig, EngineCore, EngineError, EnginePrompt, Observers, RequestEvent,
+    SpawnError, Submitted, kv_and_scheduler, prompt_ids,
 };
 use crate::journey::{JourneyObserver, TraceContext};
 use crate::kv_cache::KvBudget;
@@ -82,8 +82,8 @@ pub fn tokenize_prompt<B: Backend>(
     prompt_ids(
         &model.tokenizer,
         model.chat_template.as_ref(),
-        c.vocab_size,
-        c.context_length,
+        (c.vocab_size, c.context_length),
+        ChatSpecials::default(),
         prompt,
     )
     .map_err(invalid)
@@ -131,6 +131,7 @@ pub fn generate<B: Backend>(
         window_kv_blocks: Some((kv_blocks + 1).max(window_need)),
         fault_panic_at_step: None,
         scheduling_policy: Default::default(),
+        chat_specials: ChatSpecials::default(),
     };
     let parts = kv_and_scheduler(&model.llama, &cfg).map_err(|e| match e {
         SpawnError::Model(e) => GenerateError::Model(e),

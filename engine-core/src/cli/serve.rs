@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::sync::Arc;
 
-use engine_core::engine::{EngineConfig, EngineTelemetry, spawn_engine_with};
+use engine_core::engine::{ChatSpecials, EngineConfig, EngineTelemetry, spawn_engine_with};
 #[cfg(feature = "journey")]
 use engine_core::journey::StepTracingConfig;
 use engine_core::journey::{CoreTracer, StepTracer};
@@ -53,6 +53,11 @@ pub struct ServeArgs {
     /// lower `priority` values first. See docs/scheduling.md.
     #[arg(long, env = "JOURNEY_SCHEDULING_POLICY", default_value = "fair")]
     scheduling_policy: engine_core::scheduler::SchedulingPolicy,
+    /// Tokenize special-token text that users type inside chat messages (`<|im_start|>`, ...)
+    /// as control tokens, as llama.cpp and vLLM do. Off by default: such text stays text, so a
+    /// message cannot open a turn of another role.
+    #[arg(long, env = "JOURNEY_PARSE_CHAT_SPECIAL_TOKENS")]
+    parse_chat_special_tokens: bool,
     /// Test-only fault hook: this scheduler step panics.
     #[arg(long, hide = true)]
     fault_panic_at_step: Option<u64>,
@@ -188,6 +193,11 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         window_kv_blocks: budget.window.map(|_| window_kv_blocks),
         fault_panic_at_step: args.fault_panic_at_step,
         scheduling_policy: args.scheduling_policy,
+        chat_specials: if args.parse_chat_special_tokens {
+            ChatSpecials::Parse
+        } else {
+            ChatSpecials::Literal
+        },
     };
     let window_note = match budget.window {
         Some(w) => format!(

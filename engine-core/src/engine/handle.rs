@@ -11,6 +11,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use proto::telemetry::Stamp;
 
 use super::events::RequestEvent;
+use super::request::ChatSpecials;
 use super::request::{EngineRequest, prompt_ids};
 use super::{Command, EngineError, Submitted};
 use crate::lifecycle::AbortCause;
@@ -145,6 +146,8 @@ pub(super) struct Shared {
     pub facts: ModelFacts,
     pub tokenizer: Arc<Tokenizer>,
     pub chat_template: Option<ChatTemplate>,
+    /// What special-token text in chat messages becomes.
+    pub chat_specials: ChatSpecials,
     pub max_waiting: usize,
     /// Most waiting requests of one tenant (under `fair`, a quarter of the queue stays free
     /// for the others).
@@ -204,8 +207,8 @@ impl EngineHandle {
         let prompt = prompt_ids(
             &s.tokenizer,
             s.chat_template.as_ref(),
-            s.facts.vocab_size,
-            s.facts.context_length,
+            (s.facts.vocab_size, s.facts.context_length),
+            s.chat_specials,
             &req.prompt,
         )?;
         let tokenize = tokenizing.elapsed();

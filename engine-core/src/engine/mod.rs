@@ -39,7 +39,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 pub use events::{PromptLogprob, RequestEvent, TokenLogprobs};
 pub use handle::{EngineHandle, ModelFacts};
-pub use request::{EnginePrompt, EngineRequest};
+pub use request::{ChatSpecials, EnginePrompt, EngineRequest};
 
 use crate::journey::{CoreTracer, JourneyObserver, StepTracer, TraceContext};
 pub use crate::lifecycle::{
@@ -80,6 +80,8 @@ pub struct EngineConfig {
     pub fault_panic_at_step: Option<u64>,
     /// Who goes first: `fcfs`, `fair` across tenants, or by `priority`.
     pub scheduling_policy: crate::scheduler::SchedulingPolicy,
+    /// What special-token text typed in chat messages becomes (text by default).
+    pub chat_specials: ChatSpecials,
 }
 
 impl Default for EngineConfig {
@@ -95,6 +97,7 @@ impl Default for EngineConfig {
             window_kv_blocks: None,
             fault_panic_at_step: None,
             scheduling_policy: crate::scheduler::SchedulingPolicy::default(),
+            chat_specials: ChatSpecials::default(),
         }
     }
 }
@@ -209,6 +212,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         facts,
         tokenizer: Arc::new(tokenizer),
         chat_template,
+        chat_specials: cfg.chat_specials,
         max_waiting: cfg.max_waiting,
         tenant_max_waiting: match cfg.scheduling_policy {
             crate::scheduler::SchedulingPolicy::Fair => {

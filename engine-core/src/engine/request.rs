@@ -9,6 +9,88 @@ use crate::scheduler::Placement;
 
 use super::EngineError;
 
+/// What special-token text typed inside chat message contents becomes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChatSpecials {
+    /// Text, as the user wrote it: a message cannot open a turn of another role (default).
+    #[default]
+    Literal,
+    /// Control tokens, as llama.cpp and vLLM tokenize the rendered prompt.
+    Parse,
+}
+
+/// The rendered chat prompt's ids. With [`ChatSpecials::Literal`], the control-token text that
+/// messages contain stays text: the template is rendered a second time with such contents
+/// replaced by markers, which locates them exactly in the prompt (a template that rewrites
+/// them, so that the two renderings disagree, is refused rather than guessed at).
+fn chat_ids(
+    tokenizer: &Tokenizer,
+    template: &ChatTemplate,
+    messages: &[ChatMessage],
+    add_generation_prompt: bool,
+    specials: ChatSpecials,
+) -> Result<Vec<u32>, EngineError> {
+    let invalid = |m: String| EngineError::InvalidRequest(m);
+    let render = |m: &[ChatMessage]| {
+        template
+            .render(m, add_generation_prompt)
+            .map_err(|e| invalid(e.to_string()))
+    };
+    let rendered = render(messages)?;
+    let typed: Vec<(usize, &str)> = match specials {
+        ChatSpecials::Parse => Vec::new(),
+        ChatSpecials::Literal => messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, tokenizer.special_text_in(&m.content)?)))
+            .collect(),
+    };
+    let Some(&(first, token)) = typed.first() else {
+        return tokenizer
+            .encode(&rendered, true)
+            .map_err(|e| invalid(e.to_string()));
+    };
+    let marker = |i: usize| format!("\u{E000}{i}\u{E001}");
+    let marked: Vec<ChatMessage> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| ChatMessage {
+            role: m.role.clone(),
+            content: if typed.iter().any(|&(t, _)| t == i) {
+                marker(i)
+            } else {
+                m.content.clone()
+            },
+        })
+        .collect();
+    let with_markers = render(&marked)?;
+    // Put the contents back where the markers are, noting their ranges.
+    let (mut text, mut literal) = (String::with_capacity(rendered.len()), Vec::new());
+    let mut rest = with_markers.as_str();
+    while let Some(open) = rest.find('\u{E000}') {
+        let close = rest[open..].find('\u{E001}').map(|c| open + c);
+        let index = close.and_then(|c| rest[open + 3..c].parse::<usize>().ok());
+        let (Some(close), Some(i)) = (close, index.filter(|&i| i < messages.len())) else {
+            break;
+        };
+        text.push_str(&rest[..open]);
+        let start = text.len();
+        text.push_str(&messages[i].content);
+        literal.push(start..text.len());
+        rest = &rest[close + 3..];
+    }
+    text.push_str(rest);
+    if text != rendered {
+        return Err(invalid(format!(
+            "message {first} contains the special token {token:?}, and the chat template \
+             changes message text, so it cannot be kept as text"
+        )));
+    }
+    tokenizer
+        .encode_with_literals(&text, true, &literal)
+        .map_err(|e| invalid(e.to_string()))
+}
+
 /// A generation request.
 #[derive(Clone, Debug)]
 pub struct EngineRequest {
@@ -62,8 +144,8 @@ impl EnginePrompt {
 pub(crate) fn prompt_ids(
     tokenizer: &Tokenizer,
     template: Option<&ChatTemplate>,
-    vocab_size: usize,
-    context_length: usize,
+    (vocab_size, context_length): (usize, usize),
+    chat_specials: ChatSpecials,
     prompt: &EnginePrompt,
 ) -> Result<Vec<u32>, EngineError> {
     let invalid = |m: String| EngineError::InvalidRequest(m);
@@ -78,12 +160,13 @@ pub(crate) fn prompt_ids(
         } => {
             let template =
                 template.ok_or_else(|| invalid("the model has no chat template".into()))?;
-            let rendered = template
-                .render(messages, *add_generation_prompt)
-                .map_err(|e| invalid(e.to_string()))?;
-            tokenizer
-                .encode(&rendered, true)
-                .map_err(|e| invalid(e.to_string()))?
+            chat_ids(
+                tokenizer,
+                template,
+                messages,
+                *add_generation_prompt,
+                chat_specials,
+            )?
         }
     };
     if ids.is_empty() {

@@ -191,11 +191,48 @@ impl Tokenizer {
     /// Full form of [`encode`](Self::encode): with `parse_special == false` only user-defined
     /// tokens are matched in the text and control tokens are encoded as plain text.
     pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+        self.tokenize_parts(text, add_special, parse_special, &[])
+    }
+
+    /// [`encode`](Self::encode), except that control and unknown tokens written inside the
+    /// `literal` byte ranges of `text` stay text (as with `parse_special == false` there): how
+    /// the special-token text a user types into a chat message stays the user's text.
+    pub fn encode_with_literals(
+        &self,
+        text: &str,
+        add_special: bool,
+        literal: &[std::ops::Range<usize>],
+    ) -> Result<Vec<u32>> {
+        self.tokenize_parts(text, add_special, true, literal)
+    }
+
+    /// The first control or unknown token whose text occurs in `text`, if any.
+    pub fn special_text_in<'a>(&'a self, text: &str) -> Option<&'a str> {
+        self.specials_by_len
+            .iter()
+            .filter(|&&id| self.types[id as usize].is_special())
+            .map(|&id| self.tokens[id as usize].as_str())
+            .find(|t| !t.is_empty() && text.contains(t))
+    }
+
+    fn tokenize_parts(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+        literal: &[std::ops::Range<usize>],
+    ) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.add_bos {
             out.extend(self.bos);
         }
-        let frags = if parse_special {
+        let frags = if parse_special && !literal.is_empty() {
+            let keep_text = |id: u32, at: std::ops::Range<usize>| {
+                self.types[id as usize] != TokenType::UserDefined
+                    && literal.iter().any(|r| at.start < r.end && r.start < at.end)
+            };
+            special::partition_guarded(text, &self.specials_by_len, &self.tokens, keep_text)
+        } else if parse_special {
             special::partition(text, &self.specials_by_len, &self.tokens)
         } else {
             let user: Vec<u32> = self

@@ -235,6 +235,17 @@ pub(crate) enum Fragment {
 /// as llama.cpp's `tokenizer_st_partition`: each special token in turn, longest first, claims all
 /// its occurrences, left to right, in the text not yet claimed.
 pub(crate) fn partition(text: &str, specials: &[u32], tokens: &[String]) -> Vec<Fragment> {
+    partition_guarded(text, specials, tokens, |_, _| false)
+}
+
+/// [`partition`], except that an occurrence of token `id` at `text[start..end]` for which
+/// `keep_text(id, start..end)` holds stays text.
+pub(crate) fn partition_guarded(
+    text: &str,
+    specials: &[u32],
+    tokens: &[String],
+    keep_text: impl Fn(u32, std::ops::Range<usize>) -> bool,
+) -> Vec<Fragment> {
     let mut frags = Vec::new();
     if text.is_empty() {
         return frags;
@@ -251,12 +262,18 @@ pub(crate) fn partition(text: &str, specials: &[u32], tokens: &[String]) -> Vec<
                 out.push(frag);
                 continue;
             };
-            while let Some(pos) = text[start..end].find(needle) {
-                if pos > 0 {
-                    out.push(Fragment::Text(start, start + pos));
+            let mut from = start;
+            while let Some(pos) = text[from..end].find(needle) {
+                let at = from + pos;
+                from = at + needle.len();
+                if keep_text(id, at..from) {
+                    continue;
+                }
+                if at > start {
+                    out.push(Fragment::Text(start, at));
                 }
                 out.push(Fragment::Token(id));
-                start += pos + needle.len();
+                start = from;
             }
             if start < end {
                 out.push(Fragment::Text(start, end));
