@@ -24,8 +24,10 @@ pub struct OutOfBlocks {
 }
 
 /// The hash of a full block's tokens and of every token before them (a chain), so equal
-/// hashes mean equal prefixes, not just equal blocks.
-pub type BlockHash = u64;
+/// hashes mean equal prefixes, not just equal blocks: 128 bits of SHA-256, so that nobody can
+/// choose a prompt whose blocks collide with another's prefix (vLLM moved from Python's `hash`
+/// to SHA-256 for the same reason) and a hit needs no check of the block's tokens.
+pub type BlockHash = u128;
 
 /// Hands out and takes back block ids; the pool has `total` blocks of `block_size` slots.
 #[derive(Debug)]
@@ -201,16 +203,20 @@ impl BlockAllocator {
 
 /// The chain hashes of every full block of `tokens` (a partial last block has none).
 pub fn prefix_hashes(tokens: &[u32], block_size: usize) -> Vec<BlockHash> {
-    use std::hash::{Hash, Hasher};
+    use sha2::{Digest, Sha256};
     let mut parent: BlockHash = 0;
     tokens
         .chunks_exact(block_size)
         .map(|block| {
-            // SipHash with fixed keys: the same tokens hash alike in every process.
-            let mut h = std::hash::DefaultHasher::new();
-            parent.hash(&mut h);
-            block.hash(&mut h);
-            parent = h.finish();
+            let mut h = Sha256::new();
+            h.update(parent.to_le_bytes());
+            for t in block {
+                h.update(t.to_le_bytes());
+            }
+            let digest = h.finalize();
+            let mut first = [0u8; 16];
+            first.copy_from_slice(&digest[..16]);
+            parent = u128::from_le_bytes(first);
             parent
         })
         .collect()
