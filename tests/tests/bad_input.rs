@@ -180,3 +180,48 @@ async fn a_prompt_the_kv_pool_can_never_hold_is_a_400() {
     let msg = body["error"]["message"].as_str().unwrap();
     assert!(msg.contains("KV cache"), "{body}");
 }
+
+/// Requests the engine at `addr` has finished.
+async fn finished(addr: &str) -> u64 {
+    let mut client = proto::engine::engine_client::EngineClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    client
+        .get_model_info(proto::engine::GetModelInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .num_requests_finished
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_too_large_for_the_context_is_refused_before_its_fan_out() {
+    let dir = journey_tests::temp_dir("too-large");
+    let model = journey_tests::tiny_model(&dir);
+    let engine = journey_tests::start_engine(&model, &[]);
+    let gateway = journey_tests::start_gateway(&engine.addr, &[]);
+    let client = reqwest::Client::new();
+    let finished_before = finished(&engine.addr).await;
+    // 3 MB of text: more bytes than the tiny model's 512-token context can hold at any
+    // token length, with n=128 (which would be 384 MB of copies and 128 tokenizations).
+    let big = "word ".repeat(600_000);
+    for (path, body) in [
+        (
+            "/v1/completions",
+            json!({"model": "journey-tiny", "prompt": big, "n": 128, "max_tokens": 1}),
+        ),
+        (
+            "/v1/chat/completions",
+            json!({"model": "journey-tiny", "n": 128, "max_tokens": 1,
+                   "messages": [{"role": "user", "content": big}]}),
+        ),
+    ] {
+        let url = format!("http://{}{path}", gateway.addr);
+        let (status, v) = post(&client, &url, body.to_string().into(), "application/json").await;
+        assert_error(status, &v, 400, "does not fit the model's context", path);
+        assert_eq!(v["error"]["param"], "prompt", "{v}");
+    }
+    // The engine never saw them: it finished no request beyond its warm-up.
+    assert_eq!(finished(&engine.addr).await, finished_before);
+    assert_engine_idle(&engine.addr).await;
+}

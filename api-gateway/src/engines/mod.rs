@@ -185,6 +185,7 @@ impl Engines {
                     name,
                     context_length: info.context_length,
                     architecture: info.architecture,
+                    max_token_bytes: info.max_token_bytes,
                 })
             })
             .await;
@@ -194,6 +195,7 @@ impl Engines {
                 name: name.clone(),
                 context_length: 0,
                 architecture: String::new(),
+                max_token_bytes: 0,
             }),
             (Err(e), None) => Err(e),
         }

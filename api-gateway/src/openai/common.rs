@@ -3,6 +3,7 @@
 //! [`SamplingParams`]. Written once so the two endpoints cannot drift apart.
 
 use proto::engine::SamplingParams;
+use proto::engine::generate_request::Prompt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -111,6 +112,37 @@ pub struct ModelMeta {
     pub context_length: u32,
     /// The model's architecture (`llama`, `qwen2`, ...; empty if unknown).
     pub architecture: String,
+    /// The most text bytes one token stands for (0 if unknown).
+    pub max_token_bytes: u32,
+}
+
+/// Refuses a prompt that cannot fit the context before it is copied once per choice and sent
+/// to the engine: text of B bytes is at least B / `max_token_bytes` tokens.
+pub fn check_prompt_sizes(prompts: &[Prompt], model: &ModelMeta) -> ApiResult<()> {
+    let context = model.context_length as usize;
+    if context == 0 || model.max_token_bytes == 0 {
+        return Ok(());
+    }
+    for prompt in prompts {
+        let (bytes, at_least) = match prompt {
+            Prompt::TokenIds(ids) => (None, ids.ids.len()),
+            Prompt::Text(text) => (Some(text.len()), 0),
+            Prompt::Chat(chat) => (Some(chat.messages.iter().map(|m| m.content.len()).sum()), 0),
+        };
+        let at_least = bytes.map_or(at_least, |b: usize| {
+            b.div_ceil(model.max_token_bytes as usize)
+        });
+        if at_least >= context {
+            let what = bytes.map_or(format!("{at_least} tokens"), |b| {
+                format!("{b} bytes (at least {at_least} tokens)")
+            });
+            return Err(ApiError::invalid(
+                "prompt",
+                format!("a prompt of {what} does not fit the model's context of {context} tokens"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl CommonFields {

@@ -18,7 +18,7 @@ use crate::openai::chat::{
     AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChatCompletionRequest, ChatLogprobs,
     ChunkChoice, Delta,
 };
-use crate::openai::common::{Delivery, UsageTally, finish_reason_name};
+use crate::openai::common::{Delivery, UsageTally, check_prompt_sizes, finish_reason_name};
 use crate::streaming::{ChunkMaker, sse_response};
 
 /// The route, as `http.route` names it.
@@ -45,6 +45,7 @@ async fn handle(
     let job = request.validate()?;
     let model = state.engines.model_meta().await?;
     job.common.admit(&model)?;
+    check_prompt_sizes(std::slice::from_ref(&job.prompt), &model)?;
     let meta = ResponseMeta::new("chatcmpl-", model.name);
     journey.set_request(&facts(&meta, &job.common));
     let n = job.common.n;

@@ -15,7 +15,7 @@ use crate::engines::{ChoiceOutput, fan_out};
 use crate::error::ApiResult;
 use crate::extract::ApiJson;
 use crate::journey::RequestJourney;
-use crate::openai::common::{Delivery, UsageTally, finish_reason_name};
+use crate::openai::common::{Delivery, UsageTally, check_prompt_sizes, finish_reason_name};
 use crate::openai::completions::{
     Completion, CompletionChoice, CompletionJob, CompletionRequest, LegacyLogprobs, echo_text,
 };
@@ -46,6 +46,7 @@ async fn handle(
     let job = request.validate()?;
     let model = state.engines.model_meta().await?;
     job.common.admit(&model)?;
+    check_prompt_sizes(&job.prompts, &model)?;
     let meta = ResponseMeta::new("cmpl-", model.name);
     journey.set_request(&facts(&meta, &job.common));
     let return_prompt_ids = job.common.sampling.prompt_logprobs.is_some();

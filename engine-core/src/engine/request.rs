@@ -149,6 +149,19 @@ pub(crate) fn prompt_ids(
     prompt: &EnginePrompt,
 ) -> Result<Vec<u32>, EngineError> {
     let invalid = |m: String| EngineError::InvalidRequest(m);
+    // Refuse what can never fit before paying for rendering and tokenizing it.
+    let bytes = match prompt {
+        EnginePrompt::TokenIds(_) => 0,
+        EnginePrompt::Text(text) => text.len(),
+        EnginePrompt::Chat { messages, .. } => messages.iter().map(|m| m.content.len()).sum(),
+    };
+    let at_least = tokenizer.min_tokens_for(bytes);
+    if at_least >= context_length {
+        return Err(invalid(format!(
+            "prompt of {bytes} bytes is at least {at_least} tokens, which does not fit the \
+             context of {context_length}"
+        )));
+    }
     let ids = match prompt {
         EnginePrompt::TokenIds(ids) => ids.clone(),
         EnginePrompt::Text(text) => tokenizer

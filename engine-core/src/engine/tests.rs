@@ -737,3 +737,45 @@ fn special_tokens_typed_in_chat_messages_stay_text_unless_parsing_is_asked_for()
     assert!(err.to_string().contains("<|im_start|>"), "{err}");
     assert!(ids(Some(&trimming), ChatSpecials::Literal, " fine ").is_ok());
 }
+
+#[test]
+fn a_prompt_that_cannot_fit_is_refused_before_it_is_tokenized() {
+    let model = tiny();
+    let c = model.llama.config();
+    let ids = |p: &EnginePrompt| {
+        prompt_ids(
+            &model.tokenizer,
+            model.chat_template.as_ref(),
+            (c.vocab_size, c.context_length),
+            ChatSpecials::Literal,
+            p,
+        )
+    };
+    // The bound is sound: no text encodes to fewer tokens than it says.
+    for text in [
+        "hello world",
+        "aaaaaaaaaaaaaaaaaaaa",
+        "<|im_start|>x y z",
+        "   \n\t  ",
+    ] {
+        let n = model.tokenizer.encode(text, false).unwrap().len();
+        assert!(n >= model.tokenizer.min_tokens_for(text.len()), "{text:?}");
+    }
+    let mut len = 1;
+    while model.tokenizer.min_tokens_for(len) < c.context_length {
+        len *= 2;
+    }
+    for prompt in [
+        EnginePrompt::Text("a".repeat(len)),
+        EnginePrompt::Chat {
+            messages: vec![crate::model::chat_template::ChatMessage::new(
+                "user",
+                "a".repeat(len),
+            )],
+            add_generation_prompt: true,
+        },
+    ] {
+        let err = ids(&prompt).unwrap_err().to_string();
+        assert!(err.contains(&format!("prompt of {len} bytes")), "{err}");
+    }
+}

@@ -373,6 +373,7 @@ pub(super) fn model_info(handle: &EngineHandle) -> pb::ModelInfo {
         num_preemptions_total: stats.num_preemptions_total,
         num_requests_finished: stats.num_requests_finished,
         device: facts.device.clone(),
+        max_token_bytes: handle.tokenizer().max_token_bytes() as u32,
     }
 }
 

@@ -1,6 +1,7 @@
 //! `journey.engine.v1.Engine` handlers.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use proto::engine::engine_server::Engine;
@@ -35,13 +36,21 @@ impl Drop for ClientGone {
 pub struct EngineService {
     handle: EngineHandle,
     journey: Option<CoreTracer>,
+    /// Rendering and tokenizing run on blocking threads, this many at once: a flood of huge
+    /// prompts waits here instead of occupying the async threads that answer health probes.
+    tokenizers: Arc<tokio::sync::Semaphore>,
 }
 
 impl EngineService {
     /// Serves `handle`; with `journey`, requests are traced as their metadata and the
     /// engine's sample rate decide.
     pub fn new(handle: EngineHandle, journey: Option<CoreTracer>) -> Self {
-        Self { handle, journey }
+        let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            handle,
+            journey,
+            tokenizers: Arc::new(tokio::sync::Semaphore::new(slots)),
+        }
     }
 
     fn trace_context(&self, metadata: &tonic::metadata::MetadataMap) -> TraceContext {
@@ -82,16 +91,23 @@ impl Engine for EngineService {
         };
         let return_prompt_ids = req.return_prompt_ids;
         let engine_req = convert::engine_request(id.clone(), req, trace, deadline, tenant)?;
-        let (engine_id, events) = self
-            .handle
-            .submit_as(engine_req)
-            .map_err(convert::submit_status)?;
+        let permit = Arc::clone(&self.tokenizers)
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("the engine is stopping"))?;
+        let handle = self.handle.clone();
+        // The guard is made on the blocking thread: if the client cancels meanwhile, tokio
+        // drops the task's output, and with it the guard, which aborts the request.
+        let (gone, events) = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let (id, events) = handle.submit_as(engine_req)?;
+            Ok((ClientGone { handle, id }, events))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("tokenizing failed: {e}")))?
+        .map_err(convert::submit_status)?;
         let tokenizer = self.handle.tokenizer();
         // Tonic drops the stream when the client cancels: the request is aborted at once.
-        let gone = ClientGone {
-            handle: self.handle.clone(),
-            id: engine_id,
-        };
         let stream = UnboundedReceiverStream::new(events).map(move |event| {
             let _ = &gone;
             Ok(convert::response(&id, event, return_prompt_ids, &tokenizer))

@@ -116,6 +116,8 @@ pub struct Tokenizer {
     add_eos: bool,
     /// End-of-generation ids, sorted.
     eog: Vec<u32>,
+    /// The most text bytes one token can stand for.
+    max_token_bytes: usize,
 }
 
 impl fmt::Debug for Tokenizer {
@@ -160,7 +162,13 @@ impl Tokenizer {
         let specials_by_len = special::matched_by_length(&tokens, &types);
         let pieces = Pieces::new(&tokens, &types, kind);
         let model = Model::from_gguf(file, &tokens, pre.as_ref(), unk)?;
+        let max_token_bytes = (0..tokens.len())
+            .map(|i| tokens[i].len().max(pieces.get(i).len()))
+            .max()
+            .unwrap_or(1)
+            .max(1);
         Ok(Self {
+            max_token_bytes,
             model,
             tokens,
             types,
@@ -204,6 +212,17 @@ impl Tokenizer {
         literal: &[std::ops::Range<usize>],
     ) -> Result<Vec<u32>> {
         self.tokenize_parts(text, add_special, true, literal)
+    }
+
+    /// The most text bytes one token stands for.
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
+    }
+
+    /// The fewest tokens `bytes` bytes of text can encode to (each token stands for at most
+    /// the longest token's bytes): a cheap bound to refuse a huge prompt before tokenizing it.
+    pub fn min_tokens_for(&self, bytes: usize) -> usize {
+        bytes.div_ceil(self.max_token_bytes)
     }
 
     /// The first control or unknown token whose text occurs in `text`, if any.
