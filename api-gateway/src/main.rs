@@ -98,6 +98,10 @@ struct Cli {
     /// The engines' shared secret (their --auth-token), sent on every call.
     #[arg(long, env = "JOURNEY_ENGINE_AUTH_TOKEN", hide_env_values = true)]
     engine_auth_token: Option<String>,
+    /// Trust this CA (PEM) for engines served over TLS (their --tls-cert); engine URLs are
+    /// then `https://`.
+    #[arg(long, env = "JOURNEY_ENGINE_TLS_CA")]
+    engine_tls_ca: Option<std::path::PathBuf>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -143,7 +147,10 @@ async fn main() -> anyhow::Result<()> {
         Some(k) => tracing::info!("API keys required ({} tenants)", k.num_tenants()),
         None => tracing::warn!("no API key set: anyone who reaches this gateway can use it"),
     }
-    let token = proto::auth::SendToken::new(cli.engine_auth_token.as_deref())?;
+    let access = proto::auth::EngineAccess {
+        token: proto::auth::SendToken::new(cli.engine_auth_token.as_deref())?,
+        tls: proto::auth::client_tls(cli.engine_tls_ca.as_deref())?,
+    };
     let call_timeout =
         (cli.request_timeout > 0.0).then(|| Duration::from_secs_f64(cli.request_timeout));
     let engines = Engines::new(
@@ -151,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
         cli.model_name,
         policy,
         metrics,
-        token,
+        access,
         call_timeout,
     )
     .await

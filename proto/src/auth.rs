@@ -97,3 +97,50 @@ mod tests {
         assert!(need.allows(req.metadata()));
     }
 }
+
+/// How the gateway reaches its engines: the token it sends and the CA it trusts.
+#[derive(Clone, Debug, Default)]
+pub struct EngineAccess {
+    /// Sent on every call.
+    pub token: SendToken,
+    /// TLS for `https://` engine URLs.
+    pub tls: Option<tonic::transport::ClientTlsConfig>,
+}
+
+/// TLS for the engine's server: its certificate chain and private key (PEM files); `None`
+/// when neither is given. Both or neither.
+pub fn server_tls(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> anyhow::Result<Option<tonic::transport::ServerTlsConfig>> {
+    use anyhow::Context;
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(c), Some(k)) => (c, k),
+        _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+    };
+    let read = |p: &std::path::Path, what: &str| {
+        std::fs::read(p).with_context(|| format!("reading {what} {}", p.display()))
+    };
+    let identity =
+        tonic::transport::Identity::from_pem(read(cert, "--tls-cert")?, read(key, "--tls-key")?);
+    Ok(Some(
+        tonic::transport::ServerTlsConfig::new().identity(identity),
+    ))
+}
+
+/// TLS for calls to engines, trusting the CA certificates in the PEM file `ca` (the engines'
+/// names are checked against their URLs' hosts); `None` without one.
+pub fn client_tls(
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+    use anyhow::Context;
+    let Some(ca) = ca else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+    Ok(Some(
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+    ))
+}

@@ -137,3 +137,81 @@ async fn keys_tenants_and_the_engine_token() {
     );
     assert_eq!(status(&format!("{sbase}/health"), None).await, 200);
 }
+
+/// A throwaway CA and an engine certificate it signs for 127.0.0.1 and localhost, as PEM
+/// files in `dir`: (ca, cert, key).
+fn test_ca(dir: &std::path::Path) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    (
+        write("ca.pem", ca_cert.pem()),
+        write("engine.pem", cert.pem()),
+        write("engine.key", key.serialize_pem()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_between_the_gateway_and_the_engine() {
+    let dir = journey_tests::temp_dir("tls");
+    let model = tiny_model(&dir);
+    let (ca, cert, key) = test_ca(&dir);
+    let engine = start_engine(&model, &["--tls-cert", &cert, "--tls-key", &key]);
+    let url = format!("https://{}", engine.addr);
+    let gateway = journey_tests::Service::start(
+        &journey_tests::binary("api-gateway"),
+        &[
+            "--engine",
+            &url,
+            "--engine-tls-ca",
+            &ca,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        "api-gateway listening on",
+    );
+    let (code, body) = complete(&format!("http://{}", gateway.addr), None).await;
+    assert_eq!(code, 200, "{body}");
+
+    // A plaintext client gets nowhere.
+    let plain = EngineClient::connect(format!("http://{}", engine.addr)).await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(mut c) => c.generate(generate("plain")).await.is_err(),
+    };
+    assert!(refused, "a plaintext call to a TLS engine must fail");
+
+    // The container health check speaks TLS too; without the CA it cannot verify the engine.
+    let health = |ca: Option<&str>| {
+        let mut cmd = std::process::Command::new(journey_tests::binary("engine-core"));
+        cmd.args(["health", "--addr", &url]);
+        if let Some(ca) = ca {
+            cmd.args(["--tls-ca", ca]);
+        }
+        cmd.output().unwrap()
+    };
+    assert!(health(Some(&ca)).status.success());
+    assert!(!health(None).status.success());
+
+    // An https:// engine without a CA is a clear start-up error.
+    let out = std::process::Command::new(journey_tests::binary("api-gateway"))
+        .args(["--engine", &url, "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--engine-tls-ca"), "{stderr}");
+}

@@ -22,7 +22,7 @@ pub mod health;
 pub mod replica;
 pub mod target;
 
-use proto::auth::SendToken;
+use proto::auth::EngineAccess;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -61,8 +61,8 @@ struct Inner {
     policy: HealthPolicy,
     metrics: Arc<GatewayMetrics>,
     rotation: AtomicUsize,
-    /// The engines' shared secret, sent on every call.
-    token: SendToken,
+    /// The engines' shared secret and TLS trust.
+    access: EngineAccess,
     /// Deadline of each generation call (`--request-timeout`), sent as `grpc-timeout`.
     call_timeout: Option<Duration>,
 }
@@ -85,7 +85,7 @@ impl Engines {
         model_override: Option<String>,
         policy: HealthPolicy,
         metrics: Arc<GatewayMetrics>,
-        token: SendToken,
+        access: EngineAccess,
         call_timeout: Option<Duration>,
     ) -> anyhow::Result<Self> {
         anyhow::ensure!(!targets.is_empty(), "no engine address given");
@@ -94,7 +94,7 @@ impl Engines {
             model_override,
             policy,
             metrics,
-            token,
+            access,
             call_timeout,
         );
         for target in &pool.inner.targets {
@@ -115,7 +115,7 @@ impl Engines {
             model_override,
             HealthPolicy::default(),
             Arc::new(GatewayMetrics::new()),
-            SendToken::default(),
+            EngineAccess::default(),
             None,
         );
         pool.add(url)?;
@@ -128,12 +128,12 @@ impl Engines {
         model_override: Option<String>,
         policy: HealthPolicy,
         metrics: Arc<GatewayMetrics>,
-        token: SendToken,
+        access: EngineAccess,
         call_timeout: Option<Duration>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                token,
+                access,
                 call_timeout,
                 targets,
                 replicas: RwLock::default(),
@@ -151,7 +151,7 @@ impl Engines {
             url,
             self.inner.policy.backoff,
             self.inner.metrics.clone(),
-            self.inner.token.clone(),
+            self.inner.access.clone(),
         )?;
         self.inner.write().push(Arc::new(replica));
         Ok(())
@@ -429,7 +429,7 @@ impl Inner {
                     url,
                     self.policy.backoff,
                     self.metrics.clone(),
-                    self.token.clone(),
+                    self.access.clone(),
                 ) {
                     Ok(r) => replicas.push(Arc::new(r)),
                     Err(e) => tracing::warn!("bad engine address {url}: {e}"),

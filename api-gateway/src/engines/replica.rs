@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use proto::auth::SendToken;
+use proto::auth::{EngineAccess, SendToken};
 use proto::engine::engine_client::EngineClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -53,11 +53,17 @@ impl Replica {
         url: &str,
         backoff: Backoff,
         metrics: Arc<GatewayMetrics>,
-        token: SendToken,
+        access: EngineAccess,
     ) -> anyhow::Result<Self> {
-        let channel = Endpoint::from_shared(url.to_owned())?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_lazy();
+        let mut endpoint = Endpoint::from_shared(url.to_owned())?.connect_timeout(CONNECT_TIMEOUT);
+        if url.starts_with("https://") {
+            let tls = access.tls.clone().ok_or_else(|| {
+                anyhow::anyhow!("{url}: an https:// engine needs --engine-tls-ca")
+            })?;
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint.connect_lazy();
+        let token = access.token;
         metrics.on_engine_added(url);
         Ok(Self {
             url: url.to_owned(),
@@ -195,7 +201,7 @@ mod tests {
                 "http://127.0.0.1:9",
                 backoff,
                 metrics.clone(),
-                SendToken::default(),
+                EngineAccess::default(),
             )
             .unwrap(),
         );
@@ -214,7 +220,13 @@ mod tests {
         let metrics = Arc::new(GatewayMetrics::new());
         let backoff = HealthPolicy::default().backoff;
         // Port 9 (discard) is closed on test machines: the probe is refused.
-        let r = Replica::new("http://127.0.0.1:9", backoff, metrics, SendToken::default()).unwrap();
+        let r = Replica::new(
+            "http://127.0.0.1:9",
+            backoff,
+            metrics,
+            EngineAccess::default(),
+        )
+        .unwrap();
         assert!(r.probe(Duration::from_secs(2)).await.is_err());
         assert!(matches!(r.health(), Health::Down { failures: 1, .. }));
         assert!(r.probe(Duration::from_secs(2)).await.is_err());

@@ -17,6 +17,9 @@ pub struct HealthArgs {
     /// Seconds to wait for the answer.
     #[arg(long, default_value_t = 3)]
     timeout: u64,
+    /// Trust this CA (PEM) for an engine served over TLS (`https://` addresses).
+    #[arg(long, env = "JOURNEY_ENGINE_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 /// Exits with success when the engine reports SERVING.
@@ -27,8 +30,12 @@ pub fn run(args: HealthArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let timeout = Duration::from_secs(args.timeout);
         let check = async {
-            let channel = tonic::transport::Endpoint::from_shared(args.addr.clone())?
-                .connect_timeout(timeout)
+            let mut endpoint = tonic::transport::Endpoint::from_shared(args.addr.clone())?
+                .connect_timeout(timeout);
+            if let Some(tls) = proto::auth::client_tls(args.tls_ca.as_deref())? {
+                endpoint = endpoint.tls_config(tls)?;
+            }
+            let channel = endpoint
                 .connect()
                 .await
                 .with_context(|| format!("cannot connect to {}", args.addr))?;

@@ -65,6 +65,13 @@ pub struct ServeArgs {
     /// gateway's --engine-auth-token). Health and reflection stay open.
     #[arg(long, env = "JOURNEY_ENGINE_AUTH_TOKEN", hide_env_values = true)]
     auth_token: Option<String>,
+    /// Serve gRPC over TLS with this certificate chain (PEM; with --tls-key). The gateway
+    /// then reaches the engine at an `https://` URL with --engine-tls-ca.
+    #[arg(long, env = "JOURNEY_ENGINE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "JOURNEY_ENGINE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     device: Device,
@@ -253,13 +260,18 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
             }
         }));
         let listener = server::bind(args.listen).await?;
+        let tls = proto::auth::server_tls(args.tls_cert.as_deref(), args.tls_key.as_deref())?;
         let result = server::serve(
             listener,
             handle.clone(),
             core,
-            args.auth_token
-                .as_deref()
-                .map(proto::auth::RequireToken::new),
+            server::Access {
+                token: args
+                    .auth_token
+                    .as_deref()
+                    .map(proto::auth::RequireToken::new),
+                tls,
+            },
             |addr| println!("engine-core listening on {addr}"),
             shutdown_signal(),
             std::time::Duration::from_secs_f64(args.shutdown_grace_period),

@@ -23,14 +23,24 @@ use crate::engine::EngineHandle;
 use crate::journey::CoreTracer;
 pub use service::EngineService;
 
+/// Who may call the engine, and over what.
+#[derive(Default)]
+pub struct Access {
+    /// The shared secret every Engine RPC must carry.
+    pub token: Option<RequireToken>,
+    /// TLS on every connection (certificate and key).
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
 /// Serves the engine on `listener` until `shutdown` resolves (then drains for up to `grace`)
 /// or the engine's step thread stops (an error then); `on_ready` runs once the model is warmed
-/// up and health says SERVING. Every Engine RPC needs `token` when one is set.
+/// up and health says SERVING. Every Engine RPC needs `access`'s token when one is set;
+/// connections are TLS when it has a TLS identity.
 pub async fn serve(
     listener: TcpListener,
     handle: EngineHandle,
     journey: Option<CoreTracer>,
-    token: Option<RequireToken>,
+    Access { token, tls }: Access,
     on_ready: impl FnOnce(SocketAddr),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: std::time::Duration,
@@ -59,7 +69,11 @@ pub async fn serve(
         .await;
     on_ready(listener.local_addr()?);
 
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        server = server.tls_config(tls)?;
+    }
+    server
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
