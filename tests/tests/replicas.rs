@@ -380,3 +380,113 @@ fn start_engine_on(model: &std::path::Path, listen: &str) -> Service {
         "engine-core listening on",
     )
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_restart_loses_no_request_and_no_trace() {
+    let model = tiny_model(&temp_dir("replicas-rolling"));
+    let collector = Collector::start().await;
+    let ep = collector.endpoint();
+    let traced = ["--enable-journey-tracing", "--otlp-traces-endpoint", &ep];
+    let mut first = start_engine(&model, &traced);
+    let second = traced_engine(&model, &collector);
+    let gateway = start_gateway_over(
+        &[&first.addr, &second.addr],
+        &[
+            "--enable-journey-tracing",
+            "--otlp-traces-endpoint",
+            &ep,
+            "--engine-health-interval-ms",
+            "100",
+            "--engine-backoff-max-ms",
+            "400",
+        ],
+    );
+    let base = format!("http://{}", gateway.addr);
+    // Four clients send requests back to back until the first engine has been restarted and
+    // has served again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (base, stop) = (base.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut traces = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let (trace, header) = traceparent();
+                    assert_eq!(complete(&base, &header, 24).await, 200);
+                    traces.push(trace);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                traces
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // SIGTERM: it drains (in-flight requests finish) and exits; then it starts again on the
+    // same port and rejoins.
+    let listen = first.addr.clone();
+    let first_url = format!("http://{listen}");
+    let requests_metric = format!("{}_total", metric::GATEWAY_ENGINE_REQUESTS);
+    first.signal_term();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let clean = loop {
+        if let Some(ok) = first.try_exit() {
+            break ok;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(clean, "a drained engine exits 0");
+    let served_before = per_engine(&gateway, &requests_metric).await[&first_url];
+    let _restarted = Service::start(
+        &journey_tests::binary("engine-core"),
+        &[
+            "serve",
+            "--model",
+            model.to_str().unwrap(),
+            "--listen",
+            &listen,
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--enable-journey-tracing",
+            "--otlp-traces-endpoint",
+            &ep,
+        ],
+        "engine-core listening on",
+    );
+    loop {
+        let served = per_engine(&gateway, &requests_metric).await[&first_url];
+        if served >= served_before + 2.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline + Duration::from_secs(30),
+            "the restarted engine never served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut traces = Vec::new();
+    for w in workers {
+        traces.extend(w.await.expect("every request succeeded"));
+    }
+    // Every request's trace is whole: its gateway span and one engine span under it.
+    let spans = collector
+        .wait_for("a gateway and an engine span per request", |s| {
+            traces
+                .iter()
+                .all(|t| requests_of(s, t).len() == 1 && cores_of(s, t).len() == 1)
+        })
+        .await;
+    println!(
+        "{} requests across the restart, all answered, all traced",
+        traces.len()
+    );
+    for t in &traces {
+        let core = cores_of(&spans, t)[0];
+        let request = requests_of(&spans, t)[0];
+        assert_eq!(core.span.parent_span_id, request.span.span_id, "trace {t}");
+    }
+}
