@@ -116,6 +116,44 @@ pub struct ModelMeta {
     pub max_token_bytes: u32,
 }
 
+/// Most logprob entries (a token and each of its alternatives) one non-streamed response may
+/// hold, at worst: beyond it the whole answer would be held in memory at once, so such a
+/// request must stream (about 100 MB of JSON).
+pub const MAX_WHOLE_LOGPROB_ENTRIES: u64 = 1 << 20;
+
+/// Refuses a non-streamed request whose logprobs could exceed [`MAX_WHOLE_LOGPROB_ENTRIES`]:
+/// `num_prompts` × `n` choices, each up to `max_tokens` (the context when unset) sampled
+/// tokens with `1 + logprobs` entries and, with prompt logprobs (`echo`), up to the context's
+/// prompt tokens with `1 + prompt_logprobs` entries.
+pub fn check_whole_response(
+    num_prompts: usize,
+    common: &Common,
+    model: &ModelMeta,
+) -> ApiResult<()> {
+    let context = u64::from(model.context_length);
+    if common.delivery != Delivery::Whole || context == 0 {
+        return Ok(());
+    }
+    let s = &common.sampling;
+    let choices = num_prompts as u64 * u64::from(common.n);
+    let sampled = u64::from(s.max_tokens.unwrap_or(u32::MAX)).min(context);
+    let per_choice = s.logprobs.map_or(0, |k| sampled * (1 + u64::from(k)))
+        + s.prompt_logprobs
+            .map_or(0, |k| context * (1 + u64::from(k)));
+    let entries = choices.saturating_mul(per_choice);
+    if entries > MAX_WHOLE_LOGPROB_ENTRIES {
+        return Err(ApiError::invalid(
+            "stream",
+            format!(
+                "{choices} choices with these logprobs could hold {entries} logprob entries, \
+                 more than {MAX_WHOLE_LOGPROB_ENTRIES} in one response: set \"stream\": true, \
+                 or lower n, max_tokens or logprobs"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a prompt that cannot fit the context before it is copied once per choice and sent
 /// to the engine: text of B bytes is at least B / `max_token_bytes` tokens.
 pub fn check_prompt_sizes(prompts: &[Prompt], model: &ModelMeta) -> ApiResult<()> {

@@ -18,7 +18,9 @@ use crate::openai::chat::{
     AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChatCompletionRequest, ChatLogprobs,
     ChunkChoice, Delta,
 };
-use crate::openai::common::{Delivery, UsageTally, check_prompt_sizes, finish_reason_name};
+use crate::openai::common::{
+    Delivery, UsageTally, check_prompt_sizes, check_whole_response, finish_reason_name,
+};
 use crate::streaming::{ChunkMaker, sse_response};
 
 /// The route, as `http.route` names it.
@@ -46,6 +48,7 @@ async fn handle(
     let model = state.engines.model_meta().await?;
     job.common.admit(&model)?;
     check_prompt_sizes(std::slice::from_ref(&job.prompt), &model)?;
+    check_whole_response(1, &job.common, &model)?;
     let meta = ResponseMeta::new("chatcmpl-", model.name);
     journey.set_request(&facts(&meta, &job.common));
     let n = job.common.n;

@@ -15,7 +15,9 @@ use crate::engines::{ChoiceOutput, fan_out};
 use crate::error::ApiResult;
 use crate::extract::ApiJson;
 use crate::journey::RequestJourney;
-use crate::openai::common::{Delivery, UsageTally, check_prompt_sizes, finish_reason_name};
+use crate::openai::common::{
+    Delivery, UsageTally, check_prompt_sizes, check_whole_response, finish_reason_name,
+};
 use crate::openai::completions::{
     Completion, CompletionChoice, CompletionJob, CompletionRequest, LegacyLogprobs, echo_text,
 };
@@ -47,6 +49,7 @@ async fn handle(
     let model = state.engines.model_meta().await?;
     job.common.admit(&model)?;
     check_prompt_sizes(&job.prompts, &model)?;
+    check_whole_response(job.prompts.len(), &job.common, &model)?;
     let meta = ResponseMeta::new("cmpl-", model.name);
     journey.set_request(&facts(&meta, &job.common));
     let return_prompt_ids = job.common.sampling.prompt_logprobs.is_some();
