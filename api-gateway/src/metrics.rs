@@ -38,6 +38,7 @@ pub struct GatewayMetrics {
     engine_outstanding: Family<Labels, Gauge>,
     engine_requests: Family<Labels, Counter>,
     engine_failures: Family<Labels, Counter>,
+    rejected: Family<Labels, Counter>,
     exposition: Exposition,
 }
 
@@ -67,6 +68,7 @@ impl GatewayMetrics {
             engine_outstanding: Family::default(),
             engine_requests: Family::default(),
             engine_failures: Family::default(),
+            rejected: Family::default(),
             exposition: Exposition::default(),
         };
         let r = &mut m.registry;
@@ -105,6 +107,11 @@ impl GatewayMetrics {
             "Failed health probes or calls, per engine",
             m.engine_failures.clone(),
         );
+        r.register(
+            metric::GATEWAY_REQUESTS_REJECTED,
+            "Requests refused with 429 because --max-concurrent-requests were in flight",
+            m.rejected.clone(),
+        );
         m.exposition = Exposition::register(r);
         m
     }
@@ -119,6 +126,13 @@ impl GatewayMetrics {
         self.duration
             .get_or_create(&vec![(metric::LABEL_ROUTE, route.to_owned())])
             .observe(took.as_secs_f64());
+    }
+
+    /// A request to `route` was refused: the gateway had its limit of requests in flight.
+    pub fn on_rejected(&self, route: &'static str) {
+        self.rejected
+            .get_or_create(&vec![(metric::LABEL_ROUTE, route.to_owned())])
+            .inc();
     }
 
     /// The first engine message of a request to `route` came `after` its arrival.

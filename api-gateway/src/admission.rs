@@ -1,0 +1,75 @@
+//! Admission: at most `--max-concurrent-requests` LLM requests in flight at the gateway (TGI's
+//! `max_concurrent_requests`); one more is refused at once with 429 and `Retry-After: 1`
+//! rather than queued, so a flood costs the gateway a counter and no engine work.
+//!
+//! A request holds its [`Permit`] from before its body is read until its answer is complete:
+//! a whole response until it is handed to hyper, a stream until its last chunk is handed over,
+//! its client leaves, or it is cut off for not reading (`crate::streaming`). The permit is
+//! given back by `Drop`, so no path can leak one.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+
+use crate::error::ApiError;
+
+/// Default `--max-concurrent-requests` (TGI's default).
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 512;
+
+/// The in-flight limit; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    permits: Arc<Semaphore>,
+    limit: usize,
+}
+
+/// One admitted request's place; dropping it frees the place.
+#[derive(Debug)]
+pub struct Permit {
+    _held: OwnedSemaphorePermit,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_CONCURRENT_REQUESTS)
+    }
+}
+
+impl Admission {
+    /// At most `limit` requests in flight (at least 1, at most the semaphore's maximum).
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            limit,
+        }
+    }
+
+    /// A place for one more request, or [`ApiError::TooManyRequests`] when all are taken.
+    pub fn try_admit(&self) -> Result<Permit, ApiError> {
+        match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(held) => Ok(Permit { _held: held }),
+            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
+                Err(ApiError::TooManyRequests(self.limit))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_plus_one_is_refused_until_a_permit_is_dropped() {
+        let admission = Admission::new(2);
+        let a = admission.try_admit().unwrap();
+        let _b = admission.try_admit().unwrap();
+        assert_eq!(
+            admission.try_admit().unwrap_err(),
+            ApiError::TooManyRequests(2)
+        );
+        drop(a);
+        assert!(admission.try_admit().is_ok());
+    }
+}
