@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::error::ApiError;
@@ -21,34 +22,50 @@ pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 512;
 pub struct Admission {
     permits: Arc<Semaphore>,
     limit: usize,
+    in_flight: Gauge,
 }
 
 /// One admitted request's place; dropping it frees the place.
 #[derive(Debug)]
 pub struct Permit {
     _held: OwnedSemaphorePermit,
+    in_flight: Gauge,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.in_flight.dec();
+    }
 }
 
 impl Default for Admission {
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_CONCURRENT_REQUESTS)
+        Self::new(DEFAULT_MAX_CONCURRENT_REQUESTS, Gauge::default())
     }
 }
 
 impl Admission {
-    /// At most `limit` requests in flight (at least 1, at most the semaphore's maximum).
-    pub fn new(limit: usize) -> Self {
+    /// At most `limit` requests in flight (at least 1, at most the semaphore's maximum),
+    /// counted in `in_flight`.
+    pub fn new(limit: usize, in_flight: Gauge) -> Self {
         let limit = limit.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             permits: Arc::new(Semaphore::new(limit)),
             limit,
+            in_flight,
         }
     }
 
     /// A place for one more request, or [`ApiError::TooManyRequests`] when all are taken.
     pub fn try_admit(&self) -> Result<Permit, ApiError> {
         match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(held) => Ok(Permit { _held: held }),
+            Ok(held) => {
+                self.in_flight.inc();
+                Ok(Permit {
+                    _held: held,
+                    in_flight: self.in_flight.clone(),
+                })
+            }
             Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
                 Err(ApiError::TooManyRequests(self.limit))
             }
@@ -62,14 +79,18 @@ mod tests {
 
     #[test]
     fn the_limit_plus_one_is_refused_until_a_permit_is_dropped() {
-        let admission = Admission::new(2);
+        let in_flight = Gauge::default();
+        let admission = Admission::new(2, in_flight.clone());
         let a = admission.try_admit().unwrap();
         let _b = admission.try_admit().unwrap();
+        assert_eq!(in_flight.get(), 2);
         assert_eq!(
             admission.try_admit().unwrap_err(),
             ApiError::TooManyRequests(2)
         );
+        assert_eq!(in_flight.get(), 2, "a refusal takes no place");
         drop(a);
+        assert_eq!(in_flight.get(), 1);
         assert!(admission.try_admit().is_ok());
     }
 }

@@ -139,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     let metrics = Arc::new(GatewayMetrics::new());
+    let in_flight = metrics.in_flight();
     let tracer = if cli.tracing.enable_journey_tracing {
         let dest = cli.tracing.destination();
         tracing::info!("tracing to {dest:?}");
@@ -191,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
         journey,
         trace_link_template: cli.trace_link_template,
         api_keys,
-        admission: Admission::new(cli.max_concurrent_requests),
+        admission: Admission::new(cli.max_concurrent_requests, in_flight),
         timeouts,
     };
     let listener = tokio::net::TcpListener::bind(cli.listen)

@@ -39,6 +39,7 @@ pub struct GatewayMetrics {
     engine_requests: Family<Labels, Counter>,
     engine_failures: Family<Labels, Counter>,
     rejected: Family<Labels, Counter>,
+    in_flight: Gauge,
     exposition: Exposition,
 }
 
@@ -69,6 +70,7 @@ impl GatewayMetrics {
             engine_requests: Family::default(),
             engine_failures: Family::default(),
             rejected: Family::default(),
+            in_flight: Gauge::default(),
             exposition: Exposition::default(),
         };
         let r = &mut m.registry;
@@ -112,6 +114,11 @@ impl GatewayMetrics {
             "Requests refused with 429 because --max-concurrent-requests were in flight",
             m.rejected.clone(),
         );
+        r.register(
+            metric::GATEWAY_REQUESTS_IN_FLIGHT,
+            "LLM requests in flight, out of --max-concurrent-requests",
+            m.in_flight.clone(),
+        );
         m.exposition = Exposition::register(r);
         m
     }
@@ -126,6 +133,11 @@ impl GatewayMetrics {
         self.duration
             .get_or_create(&vec![(metric::LABEL_ROUTE, route.to_owned())])
             .observe(took.as_secs_f64());
+    }
+
+    /// The gauge of requests in flight, for the admission that counts them.
+    pub fn in_flight(&self) -> Gauge {
+        self.in_flight.clone()
     }
 
     /// A request to `route` was refused: the gateway had its limit of requests in flight.

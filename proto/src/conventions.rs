@@ -404,6 +404,8 @@ pub mod metric {
     /// Counter: requests refused with 429 because `--max-concurrent-requests` were in flight,
     /// label `route`.
     pub const GATEWAY_REQUESTS_REJECTED: &str = "journey:gateway_requests_rejected";
+    /// Gauge: LLM requests holding one of the `--max-concurrent-requests` places.
+    pub const GATEWAY_REQUESTS_IN_FLIGHT: &str = "journey:gateway_requests_in_flight";
 
     /// Label of the gateway's per-engine metrics: the engine's URL.
     pub const LABEL_ENGINE: &str = "engine";
