@@ -293,6 +293,20 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_says_when_to_retry_and_a_client_timeout_closes_the_connection() {
+        let refused = ApiError::TooManyRequests(8).into_response();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()[http::header::RETRY_AFTER], "1");
+        let body = serde_json::to_value(ApiError::TooManyRequests(8).body()).unwrap();
+        assert_eq!(body["error"]["type"], "requests");
+        assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+        let slow = ApiError::ClientTimeout("slow".into()).into_response();
+        assert_eq!(slow.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(slow.headers()[http::header::CONNECTION], "close");
+        assert!(!slow.headers().contains_key(http::header::RETRY_AFTER));
+    }
+
+    #[test]
     fn body_has_the_openai_shape() {
         let body =
             serde_json::to_value(ApiError::invalid("n", "n must be positive").body()).unwrap();

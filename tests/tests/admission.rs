@@ -23,7 +23,11 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// A gateway in front of `engine`, tracing every request to `collector`.
 fn traced_gateway(engine: &Service, collector: &Collector, extra: &[&str]) -> Service {
     let endpoint = collector.endpoint();
-    let mut args = vec!["--enable-journey-tracing", "--otlp-traces-endpoint", &endpoint];
+    let mut args = vec![
+        "--enable-journey-tracing",
+        "--otlp-traces-endpoint",
+        &endpoint,
+    ];
     args.extend_from_slice(extra);
     start_gateway(&engine.addr, &args)
 }
@@ -48,7 +52,10 @@ async fn read_head_now(stream: &mut TcpStream) -> (u16, String) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        let n = stream.read(&mut byte).await.expect("read the response head");
+        let n = stream
+            .read(&mut byte)
+            .await
+            .expect("read the response head");
         assert_eq!(n, 1, "closed mid-head: {}", String::from_utf8_lossy(&head));
         head.push(byte[0]);
     }
@@ -118,7 +125,13 @@ async fn small_window_connection(addr: &str) -> TcpStream {
 async fn sample(url: &str, series: &str) -> f64 {
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0.0)
 }
 
@@ -135,7 +148,9 @@ async fn wait_until<F: Future<Output = bool>>(what: &str, mut check: impl FnMut(
 async fn engine_load(addr: &str) -> (u32, u32, u32) {
     use proto::engine::GetModelInfoRequest;
     use proto::engine::engine_client::EngineClient;
-    let mut client = EngineClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut client = EngineClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     let info = client
         .get_model_info(GetModelInfoRequest {})
         .await
@@ -178,7 +193,12 @@ async fn beyond_the_limit_requests_get_429_with_retry_after_while_admitted_ones_
     let gateway = traced_gateway(
         &engine,
         &collector,
-        &["--max-concurrent-requests", "2", "--body-read-timeout", "60"],
+        &[
+            "--max-concurrent-requests",
+            "2",
+            "--body-read-timeout",
+            "60",
+        ],
     );
     let base = format!("http://{}", gateway.addr);
     let metrics = gateway.metrics_url();
@@ -252,7 +272,10 @@ async fn beyond_the_limit_requests_get_429_with_retry_after_while_admitted_ones_
     assert_eq!(r.status(), 200);
 
     for route in ["/v1/chat/completions", "/v1/completions"] {
-        let series = format!("{}_total{{route=\"{route}\"}}", metric::GATEWAY_REQUESTS_REJECTED);
+        let series = format!(
+            "{}_total{{route=\"{route}\"}}",
+            metric::GATEWAY_REQUESTS_REJECTED
+        );
         assert_eq!(sample(&metrics, &series).await, 1.0, "{series}");
     }
     // One span per refused request, ABORTED(rejected); the served ones departed.
@@ -286,14 +309,20 @@ async fn stalled_headers_are_closed_and_a_stalled_body_gets_408() {
     let (got, took) = read_until_closed(&mut s).await;
     eprintln!("half the headers: closed after {took:?}");
     assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
-    assert!(took >= one_second, "closed after {took:?}, before the timeout");
+    assert!(
+        took >= one_second,
+        "closed after {took:?}, before the timeout"
+    );
 
     // Not a byte: the same.
     let mut s = TcpStream::connect(&gateway.addr).await.unwrap();
     let (got, took) = read_until_closed(&mut s).await;
     eprintln!("no byte: closed after {took:?}");
     assert!(got.is_empty());
-    assert!(took >= one_second, "closed after {took:?}, before the timeout");
+    assert!(
+        took >= one_second,
+        "closed after {took:?}, before the timeout"
+    );
 
     // Complete headers, a body that stops a third of the way: 408, OpenAI body, and the
     // connection closes (the rest of the body will never be read).
@@ -348,7 +377,12 @@ async fn a_streaming_client_that_stops_reading_is_cut_off_and_its_engine_work_ab
     let gateway = traced_gateway(
         &engine,
         &collector,
-        &["--stream-write-timeout", "2", "--max-concurrent-requests", "1"],
+        &[
+            "--stream-write-timeout",
+            "2",
+            "--max-concurrent-requests",
+            "1",
+        ],
     );
     let base = format!("http://{}", gateway.addr);
     let aborted_at_engine = format!(
@@ -385,7 +419,11 @@ async fn a_streaming_client_that_stops_reading_is_cut_off_and_its_engine_work_ab
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 429, "the stalled stream should still hold its place");
+    assert_eq!(
+        r.status(),
+        429,
+        "the stalled stream should still hold its place"
+    );
 
     // Cut off: the gateway ends the request (408, reason timeout) ...
     let cut = request_spans(&collector, 408, 1).await;
@@ -397,7 +435,10 @@ async fn a_streaming_client_that_stops_reading_is_cut_off_and_its_engine_work_ab
     })
     .await;
     assert!(sample(&engine.metrics_url(), &aborted_at_engine).await >= 1.0);
-    let tokens = int_attr(&cut[0].span.attributes, attr::GEN_AI_USAGE_COMPLETION_TOKENS);
+    let tokens = int_attr(
+        &cut[0].span.attributes,
+        attr::GEN_AI_USAGE_COMPLETION_TOKENS,
+    );
     assert!(
         tokens.is_some_and(|t| t < 60_000),
         "{tokens:?} completion tokens"
@@ -406,8 +447,14 @@ async fn a_streaming_client_that_stops_reading_is_cut_off_and_its_engine_work_ab
     // without the stream's end.
     let (got, _) = read_until_closed(&mut stalled).await;
     let text = String::from_utf8_lossy(&got);
-    assert!(text.contains("data: {"), "some chunks were sent before the stall");
-    assert!(!text.contains("[DONE]"), "a cut-off stream has no end marker");
+    assert!(
+        text.contains("data: {"),
+        "some chunks were sent before the stall"
+    );
+    assert!(
+        !text.contains("[DONE]"),
+        "a cut-off stream has no end marker"
+    );
 
     // Its place is free again.
     wait_until("a request is admitted again", || async {

@@ -29,7 +29,7 @@ const ROUTE: &str = "/v1/chat/completions";
 pub async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
     let mut admitted = match admit(&state, &request, ROUTE, value::OPERATION_CHAT) {
         Ok(admitted) => admitted,
-        Err(rejected) => return rejected,
+        Err(rejected) => return rejected.into_response(),
     };
     let result = handle(&state, request, &mut admitted.journey).await;
     reply(&state, admitted, result)

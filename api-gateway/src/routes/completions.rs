@@ -29,7 +29,7 @@ const ROUTE: &str = "/v1/completions";
 pub async fn completions(State(state): State<AppState>, request: Request) -> Response {
     let mut admitted = match admit(&state, &request, ROUTE, value::OPERATION_TEXT_COMPLETION) {
         Ok(admitted) => admitted,
-        Err(rejected) => return rejected,
+        Err(rejected) => return rejected.into_response(),
     };
     let result = handle(&state, request, &mut admitted.journey).await;
     reply(&state, admitted, result)

@@ -35,14 +35,14 @@ pub struct Admitted {
 }
 
 /// Starts the journey of a request to the LLM route `route` (an `http.route` template) and
-/// admits it, or answers 429 when `--max-concurrent-requests` are in flight (its span ends
-/// `ABORTED(rejected)`).
+/// admits it, or refuses it when `--max-concurrent-requests` are in flight: its journey is
+/// then over (`ABORTED(rejected)`), and the error is the 429 to answer.
 pub fn admit(
     state: &AppState,
     request: &Request,
     route: &'static str,
     operation: &'static str,
-) -> Result<Admitted, Response> {
+) -> ApiResult<Admitted> {
     let mut journey = state.journey.start(request.headers(), route, operation);
     if let Some(t) = request.extensions().get::<crate::auth::Tenant>() {
         journey.set_tenant(&t.0);
@@ -56,7 +56,7 @@ pub fn admit(
         Err(error) => {
             state.journey.metrics().on_rejected(route);
             journey.abort(&error);
-            Err(error.into_response())
+            Err(error)
         }
     }
 }
