@@ -324,6 +324,20 @@ async fn stalled_headers_are_closed_and_a_stalled_body_gets_408() {
         "closed after {took:?}, before the timeout"
     );
 
+    // A keep-alive connection idle after an answer waits for headers too: closed as well.
+    let mut s = TcpStream::connect(&gateway.addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _) = read_head(&mut s).await;
+    assert_eq!(status, 200);
+    let (_, took) = read_until_closed(&mut s).await;
+    eprintln!("idle keep-alive: closed after {took:?}");
+    assert!(
+        took >= one_second,
+        "closed after {took:?}, before the timeout"
+    );
+
     // Complete headers, a body that stops a third of the way: 408, OpenAI body, and the
     // connection closes (the rest of the body will never be read).
     let body = serde_json::to_vec(&json!({"model": MODEL, "prompt": "hello"})).unwrap();
@@ -408,6 +422,7 @@ async fn a_streaming_client_that_stops_reading_is_cut_off_and_its_engine_work_ab
     let (status, head) = read_head(&mut stalled).await;
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("text/event-stream"), "{head}");
+    let head_at = Instant::now();
 
     // While it is stalled it keeps its place: with a limit of 1 another request is refused
     // (the cut-off comes 2 s after its chunks stop being taken; this takes milliseconds).
@@ -427,8 +442,28 @@ async fn a_streaming_client_that_stops_reading_is_cut_off_and_its_engine_work_ab
 
     // Cut off: the gateway ends the request (408, reason timeout) ...
     let cut = request_spans(&collector, 408, 1).await;
+    eprintln!(
+        "stalled stream: its 408 span arrived {:?} after the response head",
+        head_at.elapsed()
+    );
     assert_eq!(cut.len(), 1);
     assert_aborted(&cut[0], abort_reason::TIMEOUT);
+    let kept: Value = reqwest::get(format!("{base}/journeys/api/requests?view=errors"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kept = kept.as_array().unwrap();
+    assert_eq!(kept.len(), 2, "the 429 and the cut-off: {kept:?}");
+    let cut_off = kept
+        .iter()
+        .find(|j| j["status"] == 408)
+        .expect("the cut-off");
+    eprintln!(
+        "stalled stream: cut off {} ms after it arrived",
+        cut_off["e2e_ms"]
+    );
     // ... and aborts its engine call: the engine counts an abort and frees everything.
     wait_until("the engine is idle", || async {
         engine_load(&engine.addr).await == (0, 0, 0)
