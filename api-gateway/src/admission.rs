@@ -1,6 +1,7 @@
 //! Admission: at most `--max-concurrent-requests` LLM requests in flight at the gateway (TGI's
 //! `max_concurrent_requests`); one more is refused at once with 429 and `Retry-After: 1`
-//! rather than queued, so a flood costs the gateway a counter and no engine work.
+//! rather than queued: a request over the limit costs no body read and no engine work, only
+//! its journey (span, metrics, journey store entry) ending `ABORTED(rejected)`.
 //!
 //! A request holds its [`Permit`] from before its body is read until its answer is complete:
 //! a whole response until it is handed to hyper, a stream until its last chunk is handed over,
