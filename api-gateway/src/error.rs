@@ -48,6 +48,14 @@ pub enum ApiError {
     /// The body is larger than `--max-body-bytes` (413).
     #[error("Request body is larger than the limit of {0} bytes.")]
     PayloadTooLarge(usize),
+    /// The gateway has `--max-concurrent-requests` requests in flight already (429, with
+    /// `Retry-After: 1`).
+    #[error("The server is at its limit of {0} concurrent requests; retry in a moment.")]
+    TooManyRequests(usize),
+    /// The client was too slow: its request body did not arrive within
+    /// `--body-read-timeout` (408), or it stopped reading a stream (`--stream-write-timeout`).
+    #[error("{0}")]
+    ClientTimeout(String),
     /// The engine refused the request because it is at capacity (429).
     #[error("The engine is overloaded: {0}")]
     Overloaded(String),
@@ -88,7 +96,8 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests(_) | Self::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::ClientTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::EngineUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -115,6 +124,9 @@ impl ApiError {
                 Some("unsupported_media_type"),
                 None,
             ),
+            // OpenAI's 429: `type` names the limit (`requests`, `tokens`).
+            Self::TooManyRequests(_) => ("requests", Some("rate_limit_exceeded"), None),
+            Self::ClientTimeout(_) => ("invalid_request_error", Some("request_timeout"), None),
             Self::Overloaded(_) => ("rate_limit_error", Some("engine_overloaded"), None),
             Self::EngineUnavailable(_) => (
                 "service_unavailable_error",
@@ -138,13 +150,24 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
-        // The rest of an oversized body was never read: the connection cannot carry another
-        // request, so say so rather than let a client reuse it.
-        if let Self::PayloadTooLarge(_) = self {
-            response.headers_mut().insert(
-                http::header::CONNECTION,
-                http::HeaderValue::from_static("close"),
-            );
+        let headers = response.headers_mut();
+        match self {
+            // The rest of an oversized or stalled body was never read: the connection cannot
+            // carry another request, so say so rather than let a client reuse it.
+            Self::PayloadTooLarge(_) | Self::ClientTimeout(_) => {
+                headers.insert(
+                    http::header::CONNECTION,
+                    http::HeaderValue::from_static("close"),
+                );
+            }
+            // A place frees as soon as any request ends: retrying after a second is fair.
+            Self::TooManyRequests(_) => {
+                headers.insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("1"),
+                );
+            }
+            _ => {}
         }
         response
     }
@@ -267,6 +290,20 @@ mod tests {
         ));
         let sent = tonic::Status::internal("bug");
         assert!(matches!(ApiError::from_stream(sent), ApiError::Internal(_)));
+    }
+
+    #[test]
+    fn a_refusal_says_when_to_retry_and_a_client_timeout_closes_the_connection() {
+        let refused = ApiError::TooManyRequests(8).into_response();
+        assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers()[http::header::RETRY_AFTER], "1");
+        let body = serde_json::to_value(ApiError::TooManyRequests(8).body()).unwrap();
+        assert_eq!(body["error"]["type"], "requests");
+        assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+        let slow = ApiError::ClientTimeout("slow".into()).into_response();
+        assert_eq!(slow.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(slow.headers()[http::header::CONNECTION], "close");
+        assert!(!slow.headers().contains_key(http::header::RETRY_AFTER));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! [`ApiJson`]: axum's `Json` extractor with OpenAI-shaped rejections. The body is read
-//! under the router's `DefaultBodyLimit` (over it: 413) and parsed regardless of the
-//! `Content-Type` header; malformed JSON and wrong field types are 400s whose message is
-//! serde's, never axum's plain-text rejection.
+//! under the router's `DefaultBodyLimit` (over it: 413) and within `--body-read-timeout` of
+//! the handler's start (a body that stalls: 408, so a slow sender cannot hold a connection
+//! and an admission place for long), then parsed; malformed JSON and wrong field types are
+//! 400s whose message is serde's, never axum's plain-text rejection.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -30,14 +31,22 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         if !json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(state.max_body_bytes),
-                _ => ApiError::bad_request(format!(
-                    "cannot read the request body: {}",
-                    rejection.body_text()
-                )),
-            }
+        let read = Bytes::from_request(req, state);
+        let read = match state.timeouts.body_read {
+            Some(limit) => tokio::time::timeout(limit, read).await.map_err(|_| {
+                ApiError::ClientTimeout(format!(
+                    "The request body did not arrive within {} s.",
+                    limit.as_secs_f64()
+                ))
+            })?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(state.max_body_bytes),
+            _ => ApiError::bad_request(format!(
+                "cannot read the request body: {}",
+                rejection.body_text()
+            )),
         })?;
         // The path names the field at fault ("messages: invalid type ..."), as axum's own
         // `Json` rejection does.

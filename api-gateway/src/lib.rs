@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod auth;
 pub mod engines;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod journey;
 pub mod metrics;
 pub mod openai;
 pub mod routes;
+pub mod server;
 pub mod streaming;
 
 use axum::Router;
@@ -52,6 +54,10 @@ pub struct AppState {
     pub trace_link_template: Option<String>,
     /// The API keys, when the gateway requires them.
     pub api_keys: Option<auth::ApiKeys>,
+    /// The in-flight limit of the LLM routes (`--max-concurrent-requests`).
+    pub admission: admission::Admission,
+    /// How long a client may take to send its request and to read a stream.
+    pub timeouts: server::Timeouts,
 }
 
 /// The gateway's router: the OpenAI endpoints, `/health`, and OpenAI-shaped 404/405s.

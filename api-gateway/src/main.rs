@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use api_gateway::admission::{Admission, DEFAULT_MAX_CONCURRENT_REQUESTS};
 use api_gateway::auth::ApiKeys;
 use api_gateway::engines::{Backoff, EngineTarget, HealthPolicy};
 use api_gateway::journey::{Journey, JourneyStore, StoreConfig};
 use api_gateway::metrics::GatewayMetrics;
+use api_gateway::server::Timeouts;
 use api_gateway::{AppState, DEFAULT_MAX_BODY_BYTES, Engines, app};
 use clap::Parser;
 use proto::conventions::{scope, service};
@@ -95,6 +97,29 @@ struct Cli {
     #[arg(long, env = "JOURNEY_REQUEST_TIMEOUT", default_value_t = 600.0,
           value_parser = proto::telemetry::parse_seconds)]
     request_timeout: f64,
+    /// Most requests on /v1/chat/completions and /v1/completions in flight at once (a stream
+    /// counts until its last chunk is sent or its client leaves); more get 429 with
+    /// `Retry-After: 1`.
+    #[arg(long, env = "JOURNEY_MAX_CONCURRENT_REQUESTS",
+          default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_concurrent_requests: usize,
+    /// Seconds a connection has to send complete request headers (from its first byte, and
+    /// for its first byte); slower, or idle that long between requests, it is closed; 0 for
+    /// none.
+    #[arg(long, env = "JOURNEY_HEADER_READ_TIMEOUT", default_value_t = 10.0,
+          value_parser = proto::telemetry::parse_seconds)]
+    header_read_timeout: f64,
+    /// Seconds a request body may take to arrive once the headers are in; slower gets 408;
+    /// 0 for none.
+    #[arg(long, env = "JOURNEY_BODY_READ_TIMEOUT", default_value_t = 30.0,
+          value_parser = proto::telemetry::parse_seconds)]
+    body_read_timeout: f64,
+    /// Seconds a streamed chunk may wait for the client to read; a client that stops reading
+    /// longer has its request aborted (reason `timeout`) and its connection closed; 0 for none.
+    #[arg(long, env = "JOURNEY_STREAM_WRITE_TIMEOUT", default_value_t = 30.0,
+          value_parser = proto::telemetry::parse_seconds)]
+    stream_write_timeout: f64,
     /// The engines' shared secret (their --auth-token), sent on every call.
     #[arg(long, env = "JOURNEY_ENGINE_AUTH_TOKEN", hide_env_values = true)]
     engine_auth_token: Option<String>,
@@ -118,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     let metrics = Arc::new(GatewayMetrics::new());
+    let in_flight = metrics.in_flight();
     let tracer = if cli.tracing.enable_journey_tracing {
         let dest = cli.tracing.destination();
         tracing::info!("tracing to {dest:?}");
@@ -151,8 +177,12 @@ async fn main() -> anyhow::Result<()> {
         token: proto::auth::SendToken::new(cli.engine_auth_token.as_deref())?,
         tls: proto::auth::client_tls(cli.engine_tls_ca.as_deref())?,
     };
-    let call_timeout =
-        (cli.request_timeout > 0.0).then(|| Duration::from_secs_f64(cli.request_timeout));
+    let call_timeout = seconds(cli.request_timeout);
+    let timeouts = Timeouts {
+        header_read: seconds(cli.header_read_timeout),
+        body_read: seconds(cli.body_read_timeout),
+        stream_write: seconds(cli.stream_write_timeout),
+    };
     let engines = Engines::new(
         cli.engine,
         cli.model_name,
@@ -169,21 +199,34 @@ async fn main() -> anyhow::Result<()> {
         journey,
         trace_link_template: cli.trace_link_template,
         api_keys,
+        admission: Admission::new(cli.max_concurrent_requests, in_flight),
+        timeouts,
     };
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot bind {}", cli.listen))?;
     // Tests and scripts read this line (stdout) to learn the bound port.
     println!("api-gateway listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    api_gateway::server::serve(
+        listener,
+        app(state),
+        timeouts.header_read,
+        shutdown_signal(),
+    )
+    .await;
     // Requests still open when the drain ended were dropped: their journeys are ended.
     if let Some(t) = &tracer {
         t.shutdown();
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A duration flag's value: `None` for 0 (no limit). Past a century counts as a century, so
+/// no deadline computed from it can overflow a clock.
+fn seconds(flag: f64) -> Option<Duration> {
+    const CENTURY: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
+    (flag > 0.0).then(|| Duration::from_secs_f64(flag.min(CENTURY)))
 }
 
 /// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.

@@ -38,6 +38,8 @@ pub struct GatewayMetrics {
     engine_outstanding: Family<Labels, Gauge>,
     engine_requests: Family<Labels, Counter>,
     engine_failures: Family<Labels, Counter>,
+    rejected: Family<Labels, Counter>,
+    in_flight: Gauge,
     exposition: Exposition,
 }
 
@@ -67,6 +69,8 @@ impl GatewayMetrics {
             engine_outstanding: Family::default(),
             engine_requests: Family::default(),
             engine_failures: Family::default(),
+            rejected: Family::default(),
+            in_flight: Gauge::default(),
             exposition: Exposition::default(),
         };
         let r = &mut m.registry;
@@ -105,6 +109,16 @@ impl GatewayMetrics {
             "Failed health probes or calls, per engine",
             m.engine_failures.clone(),
         );
+        r.register(
+            metric::GATEWAY_REQUESTS_REJECTED,
+            "Requests refused with 429 because --max-concurrent-requests were in flight",
+            m.rejected.clone(),
+        );
+        r.register(
+            metric::GATEWAY_REQUESTS_IN_FLIGHT,
+            "LLM requests in flight, out of --max-concurrent-requests",
+            m.in_flight.clone(),
+        );
         m.exposition = Exposition::register(r);
         m
     }
@@ -119,6 +133,18 @@ impl GatewayMetrics {
         self.duration
             .get_or_create(&vec![(metric::LABEL_ROUTE, route.to_owned())])
             .observe(took.as_secs_f64());
+    }
+
+    /// The gauge of requests in flight, for the admission that counts them.
+    pub fn in_flight(&self) -> Gauge {
+        self.in_flight.clone()
+    }
+
+    /// A request to `route` was refused: the gateway had its limit of requests in flight.
+    pub fn on_rejected(&self, route: &'static str) {
+        self.rejected
+            .get_or_create(&vec![(metric::LABEL_ROUTE, route.to_owned())])
+            .inc();
     }
 
     /// The first engine message of a request to `route` came `after` its arrival.

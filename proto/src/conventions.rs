@@ -71,8 +71,12 @@ pub mod abort_reason {
     pub const GENERATION_ERROR: &str = "generation_error";
     /// The engine could not be reached or refused for load.
     pub const ENGINE_UNAVAILABLE: &str = "engine_unavailable";
-    /// A deadline passed.
+    /// A deadline passed: the engine's (`--request-timeout`), or the client's own (its body
+    /// did not arrive within `--body-read-timeout`, or it stopped reading a stream for
+    /// `--stream-write-timeout`).
     pub const TIMEOUT: &str = "timeout";
+    /// The gateway refused it for load before any work (`--max-concurrent-requests`, 429).
+    pub const REJECTED: &str = "rejected";
     /// Anything else.
     pub const EXCEPTION: &str = "exception";
     /// The process is shutting down.
@@ -405,6 +409,11 @@ pub mod metric {
     pub const GATEWAY_ENGINE_REQUESTS: &str = "journey:gateway_engine_requests";
     /// Counter: failed probes or calls of an engine, label `engine`.
     pub const GATEWAY_ENGINE_FAILURES: &str = "journey:gateway_engine_failures";
+    /// Counter: requests refused with 429 because `--max-concurrent-requests` were in flight,
+    /// label `route`.
+    pub const GATEWAY_REQUESTS_REJECTED: &str = "journey:gateway_requests_rejected";
+    /// Gauge: LLM requests holding one of the `--max-concurrent-requests` places.
+    pub const GATEWAY_REQUESTS_IN_FLIGHT: &str = "journey:gateway_requests_in_flight";
 
     /// Label of the gateway's per-engine metrics: the engine's URL.
     pub const LABEL_ENGINE: &str = "engine";

@@ -459,7 +459,8 @@ fn reason_of(e: &ApiError) -> &'static str {
         ApiError::Overloaded(_) | ApiError::EngineUnavailable(_) => {
             abort_reason::ENGINE_UNAVAILABLE
         }
-        ApiError::Timeout(_) => abort_reason::TIMEOUT,
+        ApiError::Timeout(_) | ApiError::ClientTimeout(_) => abort_reason::TIMEOUT,
+        ApiError::TooManyRequests(_) => abort_reason::REJECTED,
         ApiError::Internal(_) => abort_reason::GENERATION_ERROR,
     }
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use proto::conventions::value;
 use proto::engine::GenerateResponse;
 
-use super::{Reply, ResponseMeta, facts, reply};
+use super::{Reply, ResponseMeta, admit, facts, reply};
 use crate::AppState;
 use crate::engines::{ChoiceOutput, fan_out};
 use crate::error::ApiResult;
@@ -26,16 +26,15 @@ use crate::streaming::{ChunkMaker, sse_response};
 /// The route, as `http.route` names it.
 const ROUTE: &str = "/v1/chat/completions";
 
-/// Handles one chat completion request; its journey starts before the body is read.
+/// Handles one chat completion request; its journey starts, and it is admitted,
+/// before the body is read.
 pub async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
-    let mut journey = state
-        .journey
-        .start(request.headers(), ROUTE, value::OPERATION_CHAT);
-    if let Some(t) = request.extensions().get::<crate::auth::Tenant>() {
-        journey.set_tenant(&t.0);
-    }
-    let result = handle(&state, request, &mut journey).await;
-    reply(journey, result)
+    let mut admitted = match admit(&state, &request, ROUTE, value::OPERATION_CHAT) {
+        Ok(admitted) => admitted,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let result = handle(&state, request, &mut admitted.journey).await;
+    reply(&state, admitted, result)
 }
 
 async fn handle(
@@ -63,8 +62,8 @@ async fn handle(
                 with_logprobs,
                 usage: UsageTally::new(n),
             };
-            Ok(Reply::Stream(Box::new(move |journey| {
-                sse_response(choices, maker, include_usage, journey)
+            Ok(Reply::Stream(Box::new(move |request| {
+                sse_response(choices, maker, include_usage, request)
             })))
         }
         Delivery::Whole => {

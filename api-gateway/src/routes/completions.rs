@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use proto::conventions::value;
 use proto::engine::{GenerateResponse, Logprobs};
 
-use super::{Reply, ResponseMeta, facts, reply};
+use super::{Reply, ResponseMeta, admit, facts, reply};
 use crate::AppState;
 use crate::engines::{ChoiceOutput, fan_out};
 use crate::error::ApiResult;
@@ -26,17 +26,15 @@ use crate::streaming::{ChunkMaker, sse_response};
 /// The route, as `http.route` names it.
 const ROUTE: &str = "/v1/completions";
 
-/// Handles one legacy completion request; its journey starts before the body is read.
+/// Handles one legacy completion request; its journey starts, and it is admitted,
+/// before the body is read.
 pub async fn completions(State(state): State<AppState>, request: Request) -> Response {
-    let mut journey =
-        state
-            .journey
-            .start(request.headers(), ROUTE, value::OPERATION_TEXT_COMPLETION);
-    if let Some(t) = request.extensions().get::<crate::auth::Tenant>() {
-        journey.set_tenant(&t.0);
-    }
-    let result = handle(&state, request, &mut journey).await;
-    reply(journey, result)
+    let mut admitted = match admit(&state, &request, ROUTE, value::OPERATION_TEXT_COMPLETION) {
+        Ok(admitted) => admitted,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let result = handle(&state, request, &mut admitted.journey).await;
+    reply(&state, admitted, result)
 }
 
 async fn handle(
@@ -64,8 +62,8 @@ async fn handle(
     match job.common.delivery {
         Delivery::Stream { include_usage } => {
             let maker = CompletionChunker::new(meta, render, choices.len());
-            Ok(Reply::Stream(Box::new(move |journey| {
-                sse_response(choices, maker, include_usage, journey)
+            Ok(Reply::Stream(Box::new(move |request| {
+                sse_response(choices, maker, include_usage, request)
             })))
         }
         Delivery::Whole => {

@@ -10,26 +10,75 @@ pub mod models;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
+use crate::AppState;
+use crate::admission::Permit;
 use crate::error::{ApiError, ApiResult};
 use crate::journey::{RequestFacts, RequestJourney};
 use crate::openai::common::{Common, Delivery};
+use crate::server::Hangup;
+use crate::streaming::InFlight;
 
-/// What a handler produced: a whole body, or a stream that takes over the journey.
+/// What a handler produced: a whole body, or a stream that takes over the request.
 pub enum Reply {
     /// The whole response; the journey departs just before it is sent.
     Whole(Response),
-    /// An SSE response to build around the journey.
-    Stream(Box<dyn FnOnce(RequestJourney) -> Response + Send>),
+    /// An SSE response to build around the request's journey and permit.
+    Stream(Box<dyn FnOnce(InFlight) -> Response + Send>),
 }
 
-/// Ends (or hands over) `journey` according to `result` and renders the response.
-pub fn reply(journey: RequestJourney, result: ApiResult<Reply>) -> Response {
+/// A request to an LLM route that was let in: its journey, and its place until it ends.
+pub struct Admitted {
+    /// The request's journey, started before the body is read.
+    pub journey: RequestJourney,
+    permit: Permit,
+    hangup: Option<Hangup>,
+}
+
+/// Starts the journey of a request to the LLM route `route` (an `http.route` template) and
+/// admits it, or refuses it when `--max-concurrent-requests` are in flight: its journey is
+/// then over (`ABORTED(rejected)`), and the error is the 429 to answer.
+pub fn admit(
+    state: &AppState,
+    request: &Request,
+    route: &'static str,
+    operation: &'static str,
+) -> ApiResult<Admitted> {
+    let mut journey = state.journey.start(request.headers(), route, operation);
+    if let Some(t) = request.extensions().get::<crate::auth::Tenant>() {
+        journey.set_tenant(&t.0);
+    }
+    match state.admission.try_admit() {
+        Ok(permit) => Ok(Admitted {
+            journey,
+            permit,
+            hangup: request.extensions().get::<Hangup>().cloned(),
+        }),
+        Err(error) => {
+            state.journey.metrics().on_rejected(route);
+            journey.abort(&error);
+            Err(error)
+        }
+    }
+}
+
+/// Ends (or hands over) the request according to `result` and renders the response.
+pub fn reply(state: &AppState, admitted: Admitted, result: ApiResult<Reply>) -> Response {
+    let Admitted {
+        journey,
+        permit,
+        hangup,
+    } = admitted;
     match result {
         Ok(Reply::Whole(response)) => {
             journey.depart();
             response
         }
-        Ok(Reply::Stream(stream)) => stream(journey),
+        Ok(Reply::Stream(stream)) => stream(InFlight {
+            journey,
+            permit,
+            write_timeout: state.timeouts.stream_write,
+            hangup,
+        }),
         Err(error) => {
             journey.abort(&error);
             error.into_response()

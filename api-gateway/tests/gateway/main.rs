@@ -44,6 +44,8 @@ pub fn router(url: &str, model_name: Option<&str>, max_body_bytes: usize) -> Rou
         journey: api_gateway::journey::Journey::disabled(),
         trace_link_template: None,
         api_keys: None,
+        admission: Default::default(),
+        timeouts: Default::default(),
     })
 }
 
