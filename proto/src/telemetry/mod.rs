@@ -3,29 +3,36 @@
 //!
 //! Export goes to OTLP/gRPC when `--otlp-traces-endpoint` or a standard
 //! `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` variable is set, otherwise to the embedded default:
-//! OTLP-JSON lines appended to `--journey-traces-file`. Either way spans go through the SDK's
-//! batch processor (its own thread, a bounded queue that drops when full), so a slow or dead
-//! collector costs dropped spans, never a request. [`Telemetry::shutdown`] flushes.
+//! OTLP-JSON lines appended to `--journey-traces-file`, rotated by size. Either way spans go
+//! through the SDK's batch processor (its own thread, a bounded queue that drops when full), so
+//! a slow or dead collector costs dropped spans, never a request; a failed OTLP export is
+//! retried from that thread ([`retry_export`]), so a collector restart costs none while the
+//! queue has room. [`Telemetry::shutdown`] flushes.
 
 pub mod exposition;
 mod file_export;
 pub mod propagation;
+pub mod retry_export;
 pub mod sampling;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, ShouldSample,
 };
 
-pub use file_export::JsonLinesExporter;
+pub use file_export::{JsonLinesExporter, Rotation, rotated_path, trace_files};
+
+use retry_export::{Backoff, RetryingExporter, StopSignal};
+use sampling::SampleKey;
 
 /// Longest client-supplied text a span attribute (or a kept journey) carries, in bytes.
 pub const MAX_ATTR_TEXT: usize = 256;
@@ -88,9 +95,23 @@ pub struct TracingArgs {
     /// Emit request journey spans (llm_request at the gateway, llm_core in the engine).
     #[arg(long, env = "JOURNEY_TRACING")]
     pub enable_journey_tracing: bool,
-    /// Fraction of requests traced, decided from the trace id (same id, same decision).
+    /// Fraction of requests traced, decided from the trace id under --trace-sample-key (same
+    /// id and key, same decision).
     #[arg(long, env = "JOURNEY_TRACING_SAMPLE_RATE", default_value = "1.0", value_parser = parse_rate)]
     pub journey_tracing_sample_rate: f64,
+    /// Secret keying the sampling decision, 32 hex digits (`openssl rand -hex 16`), so a client
+    /// cannot pick trace ids that are always sampled. Give every gateway and engine the same
+    /// key so they decide alike; without one each process draws a random key at start.
+    #[arg(long, env = "JOURNEY_TRACE_SAMPLE_KEY", value_parser = SampleKey::parse,
+          hide_env_values = true)]
+    pub trace_sample_key: Option<SampleKey>,
+    /// Size in bytes at which --journey-traces-file rotates to `<file>.1`.
+    #[arg(long, env = "JOURNEY_TRACE_FILE_MAX_BYTES", default_value_t = Rotation::default().max_bytes,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    pub trace_file_max_bytes: u64,
+    /// Rotated trace files kept (`<file>.1` … `<file>.N`; the oldest is deleted); 0 keeps none.
+    #[arg(long, env = "JOURNEY_TRACE_FILE_KEEP", default_value_t = Rotation::default().keep)]
+    pub trace_file_keep: u32,
 }
 
 /// Where spans go.
@@ -98,11 +119,25 @@ pub struct TracingArgs {
 pub enum Destination {
     /// OTLP/gRPC at this endpoint (`None`: from the standard environment variables).
     Otlp(Option<String>),
-    /// OTLP-JSON lines in this file.
-    File(PathBuf),
+    /// OTLP-JSON lines in this file, rotated as given.
+    File(PathBuf, Rotation),
+}
+
+impl Destination {
+    /// The file `path` with the default rotation.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::File(path.into(), Rotation::default())
+    }
 }
 
 impl TracingArgs {
+    /// The sampling key: the configured one, else a fresh random one for this process.
+    pub fn sample_key(&self) -> SampleKey {
+        self.trace_sample_key
+            .clone()
+            .unwrap_or_else(SampleKey::random)
+    }
+
     /// The exporter these flags and the environment choose.
     pub fn destination(&self) -> Destination {
         let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
@@ -113,7 +148,13 @@ impl TracingArgs {
             {
                 Destination::Otlp(None)
             }
-            None => Destination::File(self.journey_traces_file.clone()),
+            None => Destination::File(
+                self.journey_traces_file.clone(),
+                Rotation {
+                    max_bytes: self.trace_file_max_bytes,
+                    keep: self.trace_file_keep,
+                },
+            ),
         }
     }
 }
@@ -123,6 +164,8 @@ impl TracingArgs {
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    /// Ends export retries at shutdown.
+    stop: Arc<StopSignal>,
 }
 
 /// How many events one span may hold: a step window at closure interval 10000 with every step
@@ -157,23 +200,22 @@ impl Telemetry {
             .with_resource(resource.build())
             .with_sampler(sampler)
             .with_max_events_per_span(MAX_EVENTS_PER_SPAN);
+        let stop = Arc::new(StopSignal::default());
         let builder = match dest {
             Destination::Otlp(endpoint) => {
-                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_timeout(Duration::from_secs(5));
-                if let Some(e) = endpoint {
-                    exporter = exporter.with_endpoint(e.clone());
-                }
-                let exporter = exporter.build().context("building the OTLP exporter")?;
+                let exporter = RetryingExporter::new(
+                    otlp_exporter(endpoint.as_deref())?,
+                    Backoff::default(),
+                    Arc::clone(&stop),
+                );
                 builder.with_span_processor(
                     BatchSpanProcessor::builder(exporter)
                         .with_batch_config(batch)
                         .build(),
                 )
             }
-            Destination::File(path) => {
-                let exporter = JsonLinesExporter::open(path)
+            Destination::File(path, rotation) => {
+                let exporter = JsonLinesExporter::open(path, *rotation)
                     .with_context(|| format!("opening the trace file {}", path.display()))?;
                 builder.with_span_processor(
                     BatchSpanProcessor::builder(exporter)
@@ -184,6 +226,7 @@ impl Telemetry {
         };
         Ok(Self {
             provider: builder.build(),
+            stop,
         })
     }
 
@@ -198,12 +241,29 @@ impl Telemetry {
             .tracer_with_scope(InstrumentationScope::builder(scope).build())
     }
 
-    /// Exports everything queued; called on shutdown, after live spans were ended.
+    /// Exports everything queued; called on shutdown, after live spans were ended. A batch
+    /// waiting to be retried gets one last try instead of its remaining backoff.
     pub fn shutdown(&self) {
+        self.stop.stop();
         if let Err(e) = self.provider.shutdown_with_timeout(Duration::from_secs(5)) {
             tracing::warn!("flushing spans at shutdown: {e}");
         }
     }
+}
+
+/// The OTLP/gRPC exporter (its own retry off: [`RetryingExporter`] retries), to `endpoint` or
+/// where the standard environment variables say. Needs a Tokio runtime to be entered.
+pub(crate) fn otlp_exporter(
+    endpoint: Option<&str>,
+) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
+        .with_timeout(Duration::from_secs(5));
+    if let Some(e) = endpoint {
+        exporter = exporter.with_endpoint(e);
+    }
+    exporter.build().context("building the OTLP exporter")
 }
 
 static LIVE: AtomicI64 = AtomicI64::new(0);
