@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     let tracer = if cli.tracing.enable_journey_tracing {
         let dest = cli.tracing.destination();
         tracing::info!("tracing to {dest:?}");
-        if cli.tracing.trace_sample_key.is_none() {
+        if cli.tracing.configured_sample_key().is_none() {
             tracing::info!(
                 "no --trace-sample-key: sampling under a random key of this process \
                  (replicas and direct engine callers decide apart)"

@@ -102,9 +102,9 @@ pub struct TracingArgs {
     /// Secret keying the sampling decision, 32 hex digits (`openssl rand -hex 16`), so a client
     /// cannot pick trace ids that are always sampled. Give every gateway and engine the same
     /// key so they decide alike; without one each process draws a random key at start.
-    #[arg(long, env = "JOURNEY_TRACE_SAMPLE_KEY", value_parser = SampleKey::parse,
+    #[arg(long, env = "JOURNEY_TRACE_SAMPLE_KEY", value_parser = SampleKeyParser,
           hide_env_values = true)]
-    pub trace_sample_key: Option<SampleKey>,
+    pub trace_sample_key: Option<SampleKeyFlag>,
     /// Size in bytes at which --journey-traces-file rotates to `<file>.1`.
     #[arg(long, env = "JOURNEY_TRACE_FILE_MAX_BYTES", default_value_t = Rotation::default().max_bytes,
           value_parser = clap::value_parser!(u64).range(4096..))]
@@ -112,6 +112,44 @@ pub struct TracingArgs {
     /// Rotated trace files kept (`<file>.1` … `<file>.N`; the oldest is deleted); 0 keeps none.
     #[arg(long, env = "JOURNEY_TRACE_FILE_KEEP", default_value_t = Rotation::default().keep)]
     pub trace_file_keep: u32,
+}
+
+/// What `--trace-sample-key` holds: a key, or none when given empty. An empty environment
+/// variable counts as unset, as OpenTelemetry's own variables do (compose passes `${VAR:-}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleKeyFlag(pub Option<SampleKey>);
+
+fn parse_sample_key_flag(s: &str) -> Result<SampleKeyFlag, String> {
+    if s.trim().is_empty() {
+        return Ok(SampleKeyFlag(None));
+    }
+    SampleKey::parse(s).map(|k| SampleKeyFlag(Some(k)))
+}
+
+/// Parses `--trace-sample-key` with an error that, unlike clap's usual one, does not quote the
+/// value: it is a secret, and errors end up in logs.
+#[derive(Clone, Debug)]
+struct SampleKeyParser;
+
+impl clap::builder::TypedValueParser for SampleKeyParser {
+    type Value = SampleKeyFlag;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SampleKeyFlag, clap::Error> {
+        // Not UTF-8: not hex either; the replacement character fails the check.
+        parse_sample_key_flag(value.to_str().unwrap_or("\u{fffd}")).map_err(|e| {
+            let name = arg.map_or_else(|| "--trace-sample-key".to_owned(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{name}': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
 }
 
 /// Where spans go.
@@ -131,10 +169,15 @@ impl Destination {
 }
 
 impl TracingArgs {
+    /// The sampling key set by flag or environment, if any.
+    pub fn configured_sample_key(&self) -> Option<&SampleKey> {
+        self.trace_sample_key.as_ref().and_then(|f| f.0.as_ref())
+    }
+
     /// The sampling key: the configured one, else a fresh random one for this process.
     pub fn sample_key(&self) -> SampleKey {
-        self.trace_sample_key
-            .clone()
+        self.configured_sample_key()
+            .cloned()
             .unwrap_or_else(SampleKey::random)
     }
 
@@ -368,6 +411,71 @@ mod tests {
     }
 
     use super::*;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        tracing: TracingArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TracingArgs, clap::Error> {
+        use clap::Parser as _;
+        Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied())).map(|c| c.tracing)
+    }
+
+    #[test]
+    fn the_sample_key_flag_takes_hex_and_empty_means_unset() {
+        let key = "000102030405060708090a0b0c0d0e0f";
+        let t = parse(&["--trace-sample-key", key]).unwrap();
+        assert_eq!(
+            t.configured_sample_key(),
+            Some(&SampleKey::parse(key).unwrap())
+        );
+        assert_eq!(t.sample_key(), SampleKey::parse(key).unwrap());
+        for unset in [&[][..], &["--trace-sample-key", ""][..]] {
+            let t = parse(unset).unwrap();
+            assert_eq!(t.configured_sample_key(), None);
+            // Unset: a random key per process, so two draws differ.
+            assert_ne!(t.sample_key(), t.sample_key());
+        }
+        let err = parse(&["--trace-sample-key", "secret-words"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("32 hex digits") && !err.contains("secret-words"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rotation_flags_reach_the_file_destination() {
+        let t = parse(&[
+            "--journey-traces-file",
+            "t.jsonl",
+            "--trace-file-max-bytes",
+            "5000",
+            "--trace-file-keep",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(
+            t.destination(),
+            Destination::File(
+                "t.jsonl".into(),
+                Rotation {
+                    max_bytes: 5000,
+                    keep: 0
+                }
+            )
+        );
+        let t = parse(&[]).unwrap();
+        assert_eq!(
+            t.destination(),
+            Destination::file("journey-traces.jsonl"),
+            "defaults: 100 MiB, 3 files"
+        );
+        assert!(parse(&["--trace-file-max-bytes", "100"]).is_err());
+    }
 
     #[test]
     fn rates_are_validated() {
