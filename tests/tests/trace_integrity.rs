@@ -42,10 +42,13 @@ async fn complete(client: &reqwest::Client, base: &str, tp: &str) {
     assert_eq!(r.status(), 200);
 }
 
-/// Per trace id: the distinct span ids of its (llm_request, llm_core) spans. Distinct, because
-/// OTLP delivery is at least once: a retried batch may arrive twice, as Tempo allows.
-fn by_trace(spans: &[Received]) -> HashMap<String, (HashSet<Vec<u8>>, HashSet<Vec<u8>>)> {
-    let mut out: HashMap<String, (HashSet<Vec<u8>>, HashSet<Vec<u8>>)> = HashMap::new();
+/// The distinct span ids of one trace's (llm_request, llm_core) spans.
+type SpanIds = (HashSet<Vec<u8>>, HashSet<Vec<u8>>);
+
+/// Per trace id, its [`SpanIds`]. Distinct ids, because OTLP delivery is at least once: a
+/// retried batch may arrive twice, as Tempo allows.
+fn by_trace(spans: &[Received]) -> HashMap<String, SpanIds> {
+    let mut out: HashMap<String, SpanIds> = HashMap::new();
     for r in spans {
         let entry = out.entry(hex(&r.span.trace_id)).or_default();
         if r.span.name == span::LLM_REQUEST {

@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(names(&files).last().unwrap(), &["span-99".to_owned()]);
         assert!(std::fs::metadata(&path).unwrap().len() > rotation.max_bytes);
         export(&e, 100, 10);
-        assert_eq!(names(&[path.clone()]), [["span-100".to_owned()]]);
+        assert_eq!(names(std::slice::from_ref(&path)), [["span-100".to_owned()]]);
         assert_eq!(names(&[rotated_path(&path, 1)]), [["span-99".to_owned()]]);
     }
 
@@ -345,9 +345,9 @@ mod tests {
         for i in 0..10 {
             export(&e, i, 300);
         }
-        assert_eq!(trace_files(&path), [path.clone()]);
+        assert_eq!(trace_files(&path), std::slice::from_ref(&path));
         std::fs::remove_file(&path).unwrap();
         export(&e, 10, 10);
-        assert_eq!(names(&[path.clone()]), [["span-10".to_owned()]]);
+        assert_eq!(names(std::slice::from_ref(&path)), [["span-10".to_owned()]]);
     }
 }
