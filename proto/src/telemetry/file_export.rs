@@ -299,7 +299,10 @@ mod tests {
         assert_eq!(names(&files).last().unwrap(), &["span-99".to_owned()]);
         assert!(std::fs::metadata(&path).unwrap().len() > rotation.max_bytes);
         export(&e, 100, 10);
-        assert_eq!(names(std::slice::from_ref(&path)), [["span-100".to_owned()]]);
+        assert_eq!(
+            names(std::slice::from_ref(&path)),
+            [["span-100".to_owned()]]
+        );
         assert_eq!(names(&[rotated_path(&path, 1)]), [["span-99".to_owned()]]);
     }
 

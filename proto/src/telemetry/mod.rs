@@ -32,7 +32,7 @@ use opentelemetry_sdk::trace::{
 pub use file_export::{JsonLinesExporter, Rotation, rotated_path, trace_files};
 
 use retry_export::{Backoff, RetryingExporter, StopSignal};
-use sampling::SampleKey;
+use sampling::{SampleKey, SampleKeyFlag, SampleKeyParser};
 
 /// Longest client-supplied text a span attribute (or a kept journey) carries, in bytes.
 pub const MAX_ATTR_TEXT: usize = 256;
@@ -112,44 +112,6 @@ pub struct TracingArgs {
     /// Rotated trace files kept (`<file>.1` … `<file>.N`; the oldest is deleted); 0 keeps none.
     #[arg(long, env = "JOURNEY_TRACE_FILE_KEEP", default_value_t = Rotation::default().keep)]
     pub trace_file_keep: u32,
-}
-
-/// What `--trace-sample-key` holds: a key, or none when given empty. An empty environment
-/// variable counts as unset, as OpenTelemetry's own variables do (compose passes `${VAR:-}`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SampleKeyFlag(pub Option<SampleKey>);
-
-fn parse_sample_key_flag(s: &str) -> Result<SampleKeyFlag, String> {
-    if s.trim().is_empty() {
-        return Ok(SampleKeyFlag(None));
-    }
-    SampleKey::parse(s).map(|k| SampleKeyFlag(Some(k)))
-}
-
-/// Parses `--trace-sample-key` with an error that, unlike clap's usual one, does not quote the
-/// value: it is a secret, and errors end up in logs.
-#[derive(Clone, Debug)]
-struct SampleKeyParser;
-
-impl clap::builder::TypedValueParser for SampleKeyParser {
-    type Value = SampleKeyFlag;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<SampleKeyFlag, clap::Error> {
-        // Not UTF-8: not hex either; the replacement character fails the check.
-        parse_sample_key_flag(value.to_str().unwrap_or("\u{fffd}")).map_err(|e| {
-            let name = arg.map_or_else(|| "--trace-sample-key".to_owned(), ToString::to_string);
-            clap::Error::raw(
-                clap::error::ErrorKind::ValueValidation,
-                format!("invalid value for '{name}': {e}\n"),
-            )
-            .with_cmd(cmd)
-        })
-    }
 }
 
 /// Where spans go.

@@ -72,6 +72,44 @@ impl std::fmt::Debug for SampleKey {
     }
 }
 
+/// What `--trace-sample-key` holds: a key, or none when given empty. An empty environment
+/// variable counts as unset, as OpenTelemetry's own variables do (compose passes `${VAR:-}`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SampleKeyFlag(pub Option<SampleKey>);
+
+fn parse_flag(s: &str) -> Result<SampleKeyFlag, String> {
+    if s.trim().is_empty() {
+        return Ok(SampleKeyFlag(None));
+    }
+    SampleKey::parse(s).map(|k| SampleKeyFlag(Some(k)))
+}
+
+/// Parses `--trace-sample-key` with an error that, unlike clap's usual one, does not quote the
+/// value: it is a secret, and errors end up in logs.
+#[derive(Clone, Debug)]
+pub(crate) struct SampleKeyParser;
+
+impl clap::builder::TypedValueParser for SampleKeyParser {
+    type Value = SampleKeyFlag;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SampleKeyFlag, clap::Error> {
+        // Not UTF-8: not hex either; the replacement character fails the check.
+        parse_flag(value.to_str().unwrap_or("\u{fffd}")).map_err(|e| {
+            let name = arg.map_or_else(|| "--trace-sample-key".to_owned(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{name}': {e}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+}
+
 /// The salt of the engine's per-step draw (`--step-tracing-sample-rate`).
 pub const STEP_SALT: u64 = 0x5354_4550;
 /// The salt of the rich-step draw among sampled steps (`--step-tracing-rich-subsample-rate`),
