@@ -117,6 +117,10 @@ async fn chosen_trace_ids_are_sampled_at_the_rate_not_always() {
         .iter()
         .filter(|t| got.get(*t).is_some_and(|(r, _)| !r.is_empty()))
         .collect();
+    eprintln!(
+        "{} of 400 chosen trace ids sampled at rate 0.25",
+        sampled.len()
+    );
     // Binomial(400, 0.25): mean 100, sd 8.7; 40..=180 is beyond ±6 sd.
     assert!(
         (40..=180).contains(&sampled.len()),
@@ -184,6 +188,7 @@ async fn a_collector_restart_mid_workload_loses_no_span() {
     let at_restart = done.load(Ordering::SeqCst);
     collector.restart().await;
     workload.await.unwrap();
+    eprintln!("requests finished: {at_stop} at the stop, {at_restart} at the restart");
     assert!(
         at_restart > at_stop,
         "no request finished during the outage ({at_stop} before, {at_restart} after): \
