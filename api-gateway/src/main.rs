@@ -147,7 +147,16 @@ async fn main() -> anyhow::Result<()> {
     let tracer = if cli.tracing.enable_journey_tracing {
         let dest = cli.tracing.destination();
         tracing::info!("tracing to {dest:?}");
-        let sampler = JourneySampler::new(cli.tracing.journey_tracing_sample_rate);
+        if cli.tracing.configured_sample_key().is_none() {
+            tracing::info!(
+                "no --trace-sample-key: sampling under a random key of this process \
+                 (replicas and direct engine callers decide apart)"
+            );
+        }
+        let sampler = JourneySampler::new(
+            cli.tracing.journey_tracing_sample_rate,
+            cli.tracing.sample_key(),
+        );
         Some(Telemetry::init(service::API_GATEWAY, &dest, sampler)?)
     } else {
         None

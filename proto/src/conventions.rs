@@ -394,6 +394,9 @@ pub mod metric {
     pub const BATCH_SIZE: &str = "journey:batch_size";
     /// Gauge: spans started and not yet ended, plus per-request tracing state.
     pub const TRACING_LIVE_SPANS: &str = "journey:tracing_live_spans";
+    /// Counter: spans dropped because their export failed for good (refused, retried past the
+    /// budget, or failing at shutdown); queue-full drops are the SDK's and not counted here.
+    pub const TRACING_EXPORT_DROPPED_SPANS: &str = "journey:tracing_export_dropped_spans";
     /// Counter: HTTP requests, labels `route` and `status`.
     pub const HTTP_REQUESTS: &str = "journey:http_requests";
     /// Histogram: HTTP request duration at the gateway, s.

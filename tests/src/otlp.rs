@@ -70,11 +70,32 @@ impl TraceService for Sink {
     }
 }
 
-/// The receiver; it stops with the test's runtime.
+/// A running server: its shutdown trigger and its task.
+type Running = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// The receiver; it stops with the test's runtime, or at [`Collector::stop`].
 pub struct Collector {
     sink: Sink,
     /// Where it listens.
     pub addr: SocketAddr,
+    server: Option<Running>,
+}
+
+fn serve(listener: tokio::net::TcpListener, sink: Sink) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = TraceServiceServer::new(sink);
+    let task = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(server)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    (stop, task)
 }
 
 impl Collector {
@@ -83,14 +104,37 @@ impl Collector {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let sink = Sink::default();
-        let server = TraceServiceServer::new(sink.clone());
-        tokio::spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(server)
-                .serve_with_incoming(TcpListenerStream::new(listener))
-                .await;
-        });
-        Collector { sink, addr }
+        let server = Some(serve(listener, sink.clone()));
+        Collector { sink, addr, server }
+    }
+
+    /// Stops it as a collector restart does: the port refuses connections from now on, and
+    /// open connections are closed (after their calls in flight). What it received stays.
+    pub async fn stop(&mut self) {
+        if let Some((stop, task)) = self.server.take() {
+            let _ = stop.send(());
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the receiver closes its connections")
+                .expect("the receiver task");
+        }
+    }
+
+    /// Listens again on the same port (after [`stop`](Self::stop)), keeping what it received.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("rebinding {}: {e}; trying again", self.addr);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("cannot listen on {} again: {e}", self.addr),
+            }
+        };
+        self.server = Some(serve(listener, self.sink.clone()));
     }
 
     /// The endpoint to give `--otlp-traces-endpoint`.

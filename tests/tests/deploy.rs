@@ -74,8 +74,15 @@ fn depends_on(service: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+fn ports(s: &Value) -> Vec<String> {
+    s["ports"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
 #[test]
-fn compose_names_the_five_services_with_their_ports_env_and_dependencies() {
+fn compose_names_its_services_with_their_ports_env_and_dependencies() {
     let compose = yaml("compose.yaml");
     let services = compose["services"].as_object().expect("services");
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
@@ -86,7 +93,8 @@ fn compose_names_the_five_services_with_their_ports_env_and_dependencies() {
             "engine-core",
             "grafana",
             "prometheus",
-            "tempo"
+            "tempo",
+            "tempo-init",
         ])
     );
     let (tempo, prom, grafana) = (
@@ -95,17 +103,11 @@ fn compose_names_the_five_services_with_their_ports_env_and_dependencies() {
         &services["grafana"],
     );
     let (engine, gateway) = (&services["engine-core"], &services["api-gateway"]);
-    let ports = |s: &Value| -> Vec<String> {
-        s["ports"]
-            .as_array()
-            .map(|a| a.iter().map(|p| p.as_str().unwrap().to_owned()).collect())
-            .unwrap_or_default()
-    };
     for (service, port) in [
-        (tempo, "4317:4317"),
-        (tempo, "3200:3200"),
-        (prom, "9090:9090"),
-        (grafana, "3000:3000"),
+        (tempo, "127.0.0.1:4317:4317"),
+        (tempo, "127.0.0.1:3200:3200"),
+        (prom, "127.0.0.1:9090:9090"),
+        (grafana, "127.0.0.1:3000:3000"),
         (gateway, "8000:8000"),
     ] {
         assert!(
@@ -140,9 +142,15 @@ fn compose_names_the_five_services_with_their_ports_env_and_dependencies() {
         HashSet::from(["tempo".into(), "prometheus".into()])
     );
 
-    // Restart policies everywhere; health checks on the services that others wait for.
+    // Restart policies on every long-running service (the one-shot init must not loop);
+    // health checks on the services that others wait for.
     for (name, s) in services {
-        assert_eq!(s["restart"], "unless-stopped", "{name}");
+        let want = if name == "tempo-init" {
+            "no"
+        } else {
+            "unless-stopped"
+        };
+        assert_eq!(s["restart"], want, "{name}");
     }
     for name in ["engine-core", "api-gateway", "prometheus", "grafana"] {
         assert!(
@@ -223,11 +231,17 @@ fn tempo_prometheus_and_grafana_files_parse_and_agree_with_compose() {
         Some(tempo_config.trim_start_matches("-config.file=")),
         mounted.split(':').nth(1)
     );
-    // Span metrics go to Prometheus by remote write, which Prometheus must accept.
+    // Span metrics and the service graph (what Grafana's trace-to-metrics links and service
+    // map read) go to Prometheus by remote write: the one reason its receiver is on.
     let write = tempo["metrics_generator"]["storage"]["remote_write"][0]["url"]
         .as_str()
         .unwrap();
     assert!(write.starts_with("http://prometheus:9090/"), "{write}");
+    let processors = tempo["overrides"]["defaults"]["metrics_generator"]["processors"].to_string();
+    assert!(
+        processors.contains("span-metrics") && processors.contains("service-graphs"),
+        "{processors}"
+    );
     let prom_flags = services["prometheus"]["command"].to_string();
     assert!(prom_flags.contains("--web.enable-remote-write-receiver"));
 
@@ -285,14 +299,109 @@ fn tempo_prometheus_and_grafana_files_parse_and_agree_with_compose() {
         grafana_mounts.contains(&format!("./deploy/grafana/dashboards:{path}")),
         "{grafana_mounts}"
     );
-    assert_eq!(
-        services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ENABLED"],
-        "true"
+}
+
+#[test]
+fn the_observability_services_are_closed_by_default() {
+    let compose = yaml("compose.yaml");
+    let services = &compose["services"];
+
+    // Tempo, Prometheus and Grafana publish on loopback only.
+    for name in ["tempo", "prometheus", "grafana"] {
+        let published = ports(&services[name]);
+        assert!(!published.is_empty(), "{name} publishes nothing");
+        for p in published {
+            assert!(
+                p.starts_with("127.0.0.1:"),
+                "{name} publishes {p} beyond loopback"
+            );
+        }
+    }
+
+    // Grafana: no anonymous access; the admin password comes from .env, and compose refuses
+    // to start without one (`:?`), rather than falling back to admin/admin.
+    let grafana = &services["grafana"];
+    assert_eq!(env(grafana, "GF_AUTH_ANONYMOUS_ENABLED"), "false");
+    assert!(grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"].is_null());
+    assert!(grafana["environment"]["GF_USERS_VIEWERS_CAN_EDIT"].is_null());
+    let password = env(grafana, "GF_SECURITY_ADMIN_PASSWORD");
+    assert!(
+        password.starts_with("${GRAFANA_ADMIN_PASSWORD:?") && password.ends_with('}'),
+        "{password}"
     );
+    // .env.example names every variable compose reads, empty (no shared default password);
+    // .env itself stays out of git and out of the image build context.
+    let text = std::fs::read_to_string(root().join("compose.yaml")).unwrap();
+    let example = std::fs::read_to_string(root().join(".env.example")).unwrap();
+    let defined: HashSet<&str> = example
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            assert_eq!(v.trim(), "", "{k} has a value in .env.example");
+            k.trim()
+        })
+        .collect();
+    for var in text.split("${").skip(1) {
+        let name = var
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .unwrap();
+        assert!(defined.contains(name), "{name} missing from .env.example");
+    }
+    let ignored = Command::new("git")
+        .args(["check-ignore", "-q", ".env"])
+        .current_dir(root())
+        .status()
+        .expect("git");
+    assert!(ignored.success(), ".env is not git-ignored");
+    let dockerignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    assert!(dockerignore.lines().any(|l| l.trim() == ".env"));
+
+    // Both Journey services share the sampling key from .env.
+    for s in ["engine-core", "api-gateway"] {
+        assert_eq!(
+            env(&services[s], "JOURNEY_TRACE_SAMPLE_KEY"),
+            "${JOURNEY_TRACE_SAMPLE_KEY:-}",
+            "{s}"
+        );
+    }
+
+    // Tempo runs as its image's unprivileged user; a one-shot init hands it the volume first.
+    let tempo = &services["tempo"];
+    let user = tempo["user"].as_str().expect("tempo sets its user");
+    assert_eq!(user, "10001:10001");
     assert_eq!(
-        services["grafana"]["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"],
-        "Viewer"
+        tempo["depends_on"]["tempo-init"]["condition"],
+        "service_completed_successfully"
     );
+    let init = &services["tempo-init"];
+    let data = tempo["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .find(|v| v.starts_with("tempo-data:"))
+        .expect("tempo's data volume");
+    assert_eq!(
+        init["volumes"][0], data,
+        "init owns the volume tempo writes"
+    );
+    let path = data.split(':').nth(1).unwrap();
+    assert_eq!(init["command"], json!(["chown", "-R", user, path]));
+    let tempo_cfg = yaml("deploy/tempo.yaml");
+    for p in [
+        &tempo_cfg["storage"]["trace"]["wal"]["path"],
+        &tempo_cfg["storage"]["trace"]["local"]["path"],
+        &tempo_cfg["metrics_generator"]["storage"]["path"],
+        &tempo_cfg["metrics_generator"]["traces_storage"]["path"],
+    ] {
+        let p = p.as_str().unwrap();
+        assert!(
+            p.starts_with(&format!("{path}/")),
+            "tempo writes {p} outside {path}"
+        );
+    }
 }
 
 /// Every `journey:` name in `expr`.

@@ -635,11 +635,20 @@ async fn metric_value(url: &str, name: &str) -> f64 {
 async fn sampling_is_atomic_deterministic_and_unforgeable() {
     let collector = Collector::start().await;
     let model = tiny_model(&temp_dir("trace-sampling"));
+    // Both services share the deployment's sampling key, so this test can predict each
+    // decision; the engine follows the gateway's word either way.
+    const KEY: &str = "00112233445566778899aabbccddeeff";
+    let key = proto::telemetry::sampling::SampleKey::parse(KEY).unwrap();
     let (_engine, gateway) = traced_pair(
         &model,
         &collector,
-        &[],
-        &["--journey-tracing-sample-rate", "0.5"],
+        &["--trace-sample-key", KEY],
+        &[
+            "--journey-tracing-sample-rate",
+            "0.5",
+            "--trace-sample-key",
+            KEY,
+        ],
     );
     let base = format!("http://{}", gateway.addr);
     let client = reqwest::Client::new();
@@ -648,10 +657,7 @@ async fn sampling_is_atomic_deterministic_and_unforgeable() {
     for i in 0..200 {
         let (t, _, tp) = new_trace();
         let trace_id = u128::from_str_radix(&t, 16).unwrap();
-        let want = proto::telemetry::sampling::trace_sampled(
-            opentelemetry::trace::TraceId::from(trace_id),
-            0.5,
-        );
+        let want = key.sampled(opentelemetry::trace::TraceId::from(trace_id), 0.5);
         expected.insert(t, want);
         let (client, base) = (client.clone(), base.clone());
         tasks.push(tokio::spawn(async move {

@@ -43,7 +43,7 @@ fn count(spans: &[Received], name: &str) -> usize {
 fn bad_flag_values_are_refused_with_clear_errors() {
     let model = tiny_model(&temp_dir("flags-bad"));
     let m = model.to_str().unwrap();
-    let cases: [(&str, &[&str], &str); 6] = [
+    let cases: [(&str, &[&str], &str); 9] = [
         (
             "engine-core",
             &[
@@ -98,6 +98,17 @@ fn bad_flag_values_are_refused_with_clear_errors() {
             &["--journey-tracing-sample-rate", "2"],
             "outside [0, 1]",
         ),
+        (
+            "api-gateway",
+            &["--trace-sample-key", "my-passphrase"],
+            "32 hex digits",
+        ),
+        (
+            "engine-core",
+            &["serve", "--model", m, "--trace-sample-key", "abcd"],
+            "32 hex digits",
+        ),
+        ("api-gateway", &["--trace-file-max-bytes", "100"], "4096.."),
     ];
     for (bin, args, needle) in cases {
         let out = Command::new(binary(bin)).args(args).output().unwrap();

@@ -1,7 +1,10 @@
 //! The spans of an OTLP-JSON lines file (one `ExportTraceServiceRequest` per line, as the
-//! embedded default exporter writes them), grouped into one [`TraceJourney`] per trace.
+//! embedded default exporter writes them), grouped into one [`TraceJourney`] per trace. The
+//! file's rotated predecessors (`<file>.1` …) are read too, oldest first: a request whose spans
+//! straddle a rotation is still one journey.
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::Path;
 
 use anyhow::Context;
@@ -91,66 +94,28 @@ impl TraceJourney {
     }
 }
 
-/// Every request journey in the OTLP-JSON lines file at `path`, oldest first (step spans and
-/// windows are left out).
+/// Every request journey in the OTLP-JSON lines file at `path` and its rotated files, oldest
+/// first (step spans and windows are left out).
 pub fn read_journeys(path: &Path) -> anyhow::Result<Vec<TraceJourney>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the trace file {}", path.display()))?;
+    let files = proto::telemetry::trace_files(path);
+    if files.is_empty() {
+        // Neither the file nor a rotated one: say why opening it fails.
+        std::fs::File::open(path)
+            .with_context(|| format!("reading the trace file {}", path.display()))?;
+    }
     let mut by_trace: BTreeMap<String, TraceJourney> = BTreeMap::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(line)
-            .with_context(|| format!("{}:{}: not OTLP JSON", path.display(), n + 1))?;
-        for rs in v["resourceSpans"].as_array().into_iter().flatten() {
-            let service = attributes(&rs["resource"]["attributes"])
-                .get("service.name")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                for s in ss["spans"].as_array().into_iter().flatten() {
-                    let name = s["name"].as_str().unwrap_or_default();
-                    if name != span::LLM_REQUEST && name != span::LLM_CORE {
-                        continue;
-                    }
-                    let trace_id = s["traceId"].as_str().unwrap_or_default().to_owned();
-                    let mut events: Vec<_> = s["events"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|e| {
-                            (
-                                nanos(&e["timeUnixNano"]),
-                                e["name"].as_str().unwrap_or_default().to_owned(),
-                                attributes(&e["attributes"]),
-                            )
-                        })
-                        .collect();
-                    events.sort_by_key(|e| e.0);
-                    let rec = SpanRecord {
-                        name: name.to_owned(),
-                        service: service.clone(),
-                        span_id: s["spanId"].as_str().unwrap_or_default().to_owned(),
-                        start_ns: nanos(&s["startTimeUnixNano"]),
-                        end_ns: nanos(&s["endTimeUnixNano"]),
-                        attributes: attributes(&s["attributes"]),
-                        events,
-                    };
-                    let j = by_trace
-                        .entry(trace_id.clone())
-                        .or_insert_with(|| TraceJourney {
-                            trace_id,
-                            ..TraceJourney::default()
-                        });
-                    if rec.name == span::LLM_REQUEST {
-                        j.request = Some(rec);
-                    } else {
-                        j.core.push(rec);
-                    }
-                }
+    for file in &files {
+        let open = std::fs::File::open(file)
+            .with_context(|| format!("reading the trace file {}", file.display()))?;
+        // Line by line: a full set of rotated files is hundreds of MiB.
+        for (n, line) in std::io::BufReader::new(open).lines().enumerate() {
+            let line = line.with_context(|| format!("reading {}", file.display()))?;
+            if line.trim().is_empty() {
+                continue;
             }
+            let v: Value = serde_json::from_str(&line)
+                .with_context(|| format!("{}:{}: not OTLP JSON", file.display(), n + 1))?;
+            add_spans(&v, &mut by_trace);
         }
     }
     let mut all: Vec<TraceJourney> = by_trace.into_values().collect();
@@ -159,6 +124,59 @@ pub fn read_journeys(path: &Path) -> anyhow::Result<Vec<TraceJourney>> {
     }
     all.sort_by_key(TraceJourney::start_ns);
     Ok(all)
+}
+
+/// Files the journey spans of one export line (an `ExportTraceServiceRequest`) by trace.
+fn add_spans(v: &Value, by_trace: &mut BTreeMap<String, TraceJourney>) {
+    for rs in v["resourceSpans"].as_array().into_iter().flatten() {
+        let service = attributes(&rs["resource"]["attributes"])
+            .get("service.name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
+            for s in ss["spans"].as_array().into_iter().flatten() {
+                let name = s["name"].as_str().unwrap_or_default();
+                if name != span::LLM_REQUEST && name != span::LLM_CORE {
+                    continue;
+                }
+                let trace_id = s["traceId"].as_str().unwrap_or_default().to_owned();
+                let mut events: Vec<_> = s["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        (
+                            nanos(&e["timeUnixNano"]),
+                            e["name"].as_str().unwrap_or_default().to_owned(),
+                            attributes(&e["attributes"]),
+                        )
+                    })
+                    .collect();
+                events.sort_by_key(|e| e.0);
+                let rec = SpanRecord {
+                    name: name.to_owned(),
+                    service: service.clone(),
+                    span_id: s["spanId"].as_str().unwrap_or_default().to_owned(),
+                    start_ns: nanos(&s["startTimeUnixNano"]),
+                    end_ns: nanos(&s["endTimeUnixNano"]),
+                    attributes: attributes(&s["attributes"]),
+                    events,
+                };
+                let j = by_trace
+                    .entry(trace_id.clone())
+                    .or_insert_with(|| TraceJourney {
+                        trace_id,
+                        ..TraceJourney::default()
+                    });
+                if rec.name == span::LLM_REQUEST {
+                    j.request = Some(rec);
+                } else {
+                    j.core.push(rec);
+                }
+            }
+        }
+    }
 }
 
 /// OTLP JSON writes 64-bit integers as strings.

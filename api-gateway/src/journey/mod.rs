@@ -7,10 +7,11 @@
 //! dropped the handler or the SSE body), `api.ABORTED(client_disconnect)` from `Drop`.
 //!
 //! Sampling: the SDK sampler is [`JourneySampler`] (the client's `sampled` flag AND a ratio
-//! of the trace id), so the decision is a pure function of the trace id. The decision goes to
-//! the engine as `x-journey-sampled`, with the W3C context of `llm_request`; the gateway builds
-//! that metadata itself, so nothing a client sends (a forged `x-journey-sampled`) reaches the
-//! engine.
+//! of the trace id's hash under `--trace-sample-key`), so the decision is a function of the
+//! trace id that a client choosing its `traceparent` cannot predict. It is made once, here,
+//! and goes to the engine as `x-journey-sampled`, with the W3C context of `llm_request`; the
+//! gateway builds that metadata itself, so nothing a client sends (a forged
+//! `x-journey-sampled`) reaches the engine.
 //!
 //! [`JourneySampler`]: proto::telemetry::sampling::JourneySampler
 

@@ -27,7 +27,8 @@ enum Command {
     /// Runs one prompt through the model and prints the completion.
     Generate(generate::GenerateArgs),
     /// Serves the model over gRPC (journey.engine.v1, health, reflection).
-    Serve(serve::ServeArgs),
+    // Boxed: its flags make it several times the other variants' size.
+    Serve(Box<serve::ServeArgs>),
     /// Checks a running engine's gRPC health (exit 0 when SERVING).
     Health(health::HealthArgs),
     /// Writes a seeded tiny test model (a random-weight GGUF of any supported architecture).
@@ -92,7 +93,7 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => generate::run(args),
         Command::WriteTinyModel(args) => write_tiny(args),
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Health(args) => health::run(args),
     };
     match result {

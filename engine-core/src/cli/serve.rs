@@ -302,6 +302,7 @@ fn tracers(
             CoreTracer::new(
                 t.tracer(scope::SCHEDULER),
                 args.tracing.journey_tracing_sample_rate,
+                args.tracing.sample_key(),
             )
         });
     let steps = telemetry

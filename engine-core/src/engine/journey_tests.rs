@@ -18,8 +18,12 @@ fn shutdown_ends_live_spans_with_reason_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");
     let telemetry =
-        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::File(path.clone())).unwrap();
-    let core = CoreTracer::new(telemetry.tracer(scope::SCHEDULER), 1.0);
+        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::file(path.clone())).unwrap();
+    let core = CoreTracer::new(
+        telemetry.tracer(scope::SCHEDULER),
+        1.0,
+        proto::telemetry::sampling::SampleKey::random(),
+    );
     let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::default())).unwrap();
     let model = Model::from_gguf(&file, kernels::CpuBackend::new()).unwrap();
     let handle = crate::engine::spawn_engine_with(
@@ -78,8 +82,12 @@ fn a_request_past_its_deadline_ends_aborted_with_reason_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");
     let telemetry =
-        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::File(path.clone())).unwrap();
-    let core = CoreTracer::new(telemetry.tracer(scope::SCHEDULER), 1.0);
+        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::file(path.clone())).unwrap();
+    let core = CoreTracer::new(
+        telemetry.tracer(scope::SCHEDULER),
+        1.0,
+        proto::telemetry::sampling::SampleKey::random(),
+    );
     let file = GgufFile::from_bytes(tiny_model_bytes(&TinySpec::default())).unwrap();
     let model = Model::from_gguf(&file, kernels::CpuBackend::new()).unwrap();
     let handle = crate::engine::spawn_engine_with(

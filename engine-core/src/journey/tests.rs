@@ -47,8 +47,12 @@ fn a_dropped_guard_still_ends_its_span() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("traces.jsonl");
     let telemetry =
-        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::File(path.clone())).unwrap();
-    let core = CoreTracer::new(telemetry.tracer(scope::SCHEDULER), 1.0);
+        Telemetry::init_always_on(service::ENGINE_CORE, &Destination::file(path.clone())).unwrap();
+    let core = CoreTracer::new(
+        telemetry.tracer(scope::SCHEDULER),
+        1.0,
+        proto::telemetry::sampling::SampleKey::random(),
+    );
     let p = Progress {
         prompt_tokens: 3,
         max_tokens: 8,

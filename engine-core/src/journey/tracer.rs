@@ -4,7 +4,7 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 use proto::telemetry::propagation::JourneySampled;
-use proto::telemetry::sampling::trace_sampled;
+use proto::telemetry::sampling::SampleKey;
 
 use super::TraceContext;
 
@@ -13,16 +13,21 @@ use super::TraceContext;
 pub struct CoreTracer {
     tracer: SdkTracer,
     sample_rate: f64,
+    /// Keys the decision for direct callers that send a trace id (the gateway's key, when the
+    /// deployment shares one).
+    sample_key: SampleKey,
     /// Attributes every `llm_core` span starts with (the served model).
     model: Vec<KeyValue>,
 }
 
 impl CoreTracer {
-    /// Spans from `tracer`; direct gRPC callers are sampled at `sample_rate`.
-    pub fn new(tracer: SdkTracer, sample_rate: f64) -> Self {
+    /// Spans from `tracer`; direct gRPC callers are sampled at `sample_rate` under
+    /// `sample_key`.
+    pub fn new(tracer: SdkTracer, sample_rate: f64, sample_key: SampleKey) -> Self {
         Self {
             tracer,
             sample_rate,
+            sample_key,
             model: Vec::new(),
         }
     }
@@ -42,15 +47,17 @@ impl CoreTracer {
     }
 
     /// The decision for a request carrying `parent` (extracted from its metadata) and the
-    /// gateway's `x-journey-sampled` flag: the gateway's word is final when present; a direct
-    /// caller is sampled at this engine's rate, from its trace id when it sent one.
+    /// gateway's `x-journey-sampled` flag: the gateway's word is final when present (one
+    /// decision per request, made once, so both spans exist or neither); a direct caller is
+    /// sampled at this engine's rate, from its trace id under this engine's key when it sent
+    /// one.
     pub fn decide(&self, parent: Context, gateway: Option<JourneySampled>) -> TraceContext {
         let sc = parent.span().span_context().clone();
         let on = match gateway {
             Some(JourneySampled::Yes) => true,
             Some(JourneySampled::No) => false,
             None if sc.is_valid() => {
-                sc.is_sampled() && trace_sampled(sc.trace_id(), self.sample_rate)
+                sc.is_sampled() && self.sample_key.sampled(sc.trace_id(), self.sample_rate)
             }
             None => rand::random::<f64>() < self.sample_rate,
         };

@@ -425,9 +425,13 @@ fn running_of(s: &Scheduler, tenant: &str) -> usize {
         .count()
 }
 
+/// One step's decisions: (request, start, tokens) of each scheduled chunk, and the
+/// preempted requests.
+type StepDecisions = (Vec<(u64, usize, usize)>, Vec<u64>);
+
 /// Every step's decisions, for a workload of one tenant with arrivals, growth and finishes
 /// driven by a fixed pseudo-random sequence.
-fn one_tenant_trace(policy: SchedulingPolicy) -> Vec<(Vec<(u64, usize, usize)>, Vec<u64>)> {
+fn one_tenant_trace(policy: SchedulingPolicy) -> Vec<StepDecisions> {
     let mut s = with_policy(policy, cfg(24, 5, 16));
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
     let mut next = move || {

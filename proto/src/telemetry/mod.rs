@@ -3,29 +3,36 @@
 //!
 //! Export goes to OTLP/gRPC when `--otlp-traces-endpoint` or a standard
 //! `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT` variable is set, otherwise to the embedded default:
-//! OTLP-JSON lines appended to `--journey-traces-file`. Either way spans go through the SDK's
-//! batch processor (its own thread, a bounded queue that drops when full), so a slow or dead
-//! collector costs dropped spans, never a request. [`Telemetry::shutdown`] flushes.
+//! OTLP-JSON lines appended to `--journey-traces-file`, rotated by size. Either way spans go
+//! through the SDK's batch processor (its own thread, a bounded queue that drops when full), so
+//! a slow or dead collector costs dropped spans, never a request; a failed OTLP export is
+//! retried from that thread ([`retry_export`]), so a collector restart costs none while the
+//! queue has room. [`Telemetry::shutdown`] flushes.
 
 pub mod exposition;
 mod file_export;
 pub mod propagation;
+pub mod retry_export;
 pub mod sampling;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use opentelemetry::InstrumentationScope;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracer, SdkTracerProvider, ShouldSample,
 };
 
-pub use file_export::JsonLinesExporter;
+pub use file_export::{JsonLinesExporter, Rotation, rotated_path, trace_files};
+
+use retry_export::{Backoff, RetryingExporter, StopSignal};
+use sampling::{SampleKey, SampleKeyFlag, SampleKeyParser};
 
 /// Longest client-supplied text a span attribute (or a kept journey) carries, in bytes.
 pub const MAX_ATTR_TEXT: usize = 256;
@@ -88,9 +95,23 @@ pub struct TracingArgs {
     /// Emit request journey spans (llm_request at the gateway, llm_core in the engine).
     #[arg(long, env = "JOURNEY_TRACING")]
     pub enable_journey_tracing: bool,
-    /// Fraction of requests traced, decided from the trace id (same id, same decision).
+    /// Fraction of requests traced, decided from the trace id under --trace-sample-key (same
+    /// id and key, same decision).
     #[arg(long, env = "JOURNEY_TRACING_SAMPLE_RATE", default_value = "1.0", value_parser = parse_rate)]
     pub journey_tracing_sample_rate: f64,
+    /// Secret keying the sampling decision, 32 hex digits (`openssl rand -hex 16`), so a client
+    /// cannot pick trace ids that are always sampled. Give every gateway and engine the same
+    /// key so they decide alike; without one each process draws a random key at start.
+    #[arg(long, env = "JOURNEY_TRACE_SAMPLE_KEY", value_parser = SampleKeyParser,
+          hide_env_values = true)]
+    pub trace_sample_key: Option<SampleKeyFlag>,
+    /// Size in bytes at which --journey-traces-file rotates to `<file>.1`.
+    #[arg(long, env = "JOURNEY_TRACE_FILE_MAX_BYTES", default_value_t = Rotation::default().max_bytes,
+          value_parser = clap::value_parser!(u64).range(4096..))]
+    pub trace_file_max_bytes: u64,
+    /// Rotated trace files kept (`<file>.1` … `<file>.N`; the oldest is deleted); 0 keeps none.
+    #[arg(long, env = "JOURNEY_TRACE_FILE_KEEP", default_value_t = Rotation::default().keep)]
+    pub trace_file_keep: u32,
 }
 
 /// Where spans go.
@@ -98,11 +119,30 @@ pub struct TracingArgs {
 pub enum Destination {
     /// OTLP/gRPC at this endpoint (`None`: from the standard environment variables).
     Otlp(Option<String>),
-    /// OTLP-JSON lines in this file.
-    File(PathBuf),
+    /// OTLP-JSON lines in this file, rotated as given.
+    File(PathBuf, Rotation),
+}
+
+impl Destination {
+    /// The file `path` with the default rotation.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Self::File(path.into(), Rotation::default())
+    }
 }
 
 impl TracingArgs {
+    /// The sampling key set by flag or environment, if any.
+    pub fn configured_sample_key(&self) -> Option<&SampleKey> {
+        self.trace_sample_key.as_ref().and_then(|f| f.0.as_ref())
+    }
+
+    /// The sampling key: the configured one, else a fresh random one for this process.
+    pub fn sample_key(&self) -> SampleKey {
+        self.configured_sample_key()
+            .cloned()
+            .unwrap_or_else(SampleKey::random)
+    }
+
     /// The exporter these flags and the environment choose.
     pub fn destination(&self) -> Destination {
         let env_set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
@@ -113,7 +153,13 @@ impl TracingArgs {
             {
                 Destination::Otlp(None)
             }
-            None => Destination::File(self.journey_traces_file.clone()),
+            None => Destination::File(
+                self.journey_traces_file.clone(),
+                Rotation {
+                    max_bytes: self.trace_file_max_bytes,
+                    keep: self.trace_file_keep,
+                },
+            ),
         }
     }
 }
@@ -123,6 +169,8 @@ impl TracingArgs {
 #[derive(Debug)]
 pub struct Telemetry {
     provider: SdkTracerProvider,
+    /// Ends export retries at shutdown.
+    stop: Arc<StopSignal>,
 }
 
 /// How many events one span may hold: a step window at closure interval 10000 with every step
@@ -157,23 +205,22 @@ impl Telemetry {
             .with_resource(resource.build())
             .with_sampler(sampler)
             .with_max_events_per_span(MAX_EVENTS_PER_SPAN);
+        let stop = Arc::new(StopSignal::default());
         let builder = match dest {
             Destination::Otlp(endpoint) => {
-                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_timeout(Duration::from_secs(5));
-                if let Some(e) = endpoint {
-                    exporter = exporter.with_endpoint(e.clone());
-                }
-                let exporter = exporter.build().context("building the OTLP exporter")?;
+                let exporter = RetryingExporter::new(
+                    otlp_exporter(endpoint.as_deref())?,
+                    Backoff::default(),
+                    Arc::clone(&stop),
+                );
                 builder.with_span_processor(
                     BatchSpanProcessor::builder(exporter)
                         .with_batch_config(batch)
                         .build(),
                 )
             }
-            Destination::File(path) => {
-                let exporter = JsonLinesExporter::open(path)
+            Destination::File(path, rotation) => {
+                let exporter = JsonLinesExporter::open(path, *rotation)
                     .with_context(|| format!("opening the trace file {}", path.display()))?;
                 builder.with_span_processor(
                     BatchSpanProcessor::builder(exporter)
@@ -184,6 +231,7 @@ impl Telemetry {
         };
         Ok(Self {
             provider: builder.build(),
+            stop,
         })
     }
 
@@ -198,12 +246,29 @@ impl Telemetry {
             .tracer_with_scope(InstrumentationScope::builder(scope).build())
     }
 
-    /// Exports everything queued; called on shutdown, after live spans were ended.
+    /// Exports everything queued; called on shutdown, after live spans were ended. A batch
+    /// waiting to be retried gets one last try instead of its remaining backoff.
     pub fn shutdown(&self) {
+        self.stop.stop();
         if let Err(e) = self.provider.shutdown_with_timeout(Duration::from_secs(5)) {
             tracing::warn!("flushing spans at shutdown: {e}");
         }
     }
+}
+
+/// The OTLP/gRPC exporter (its own retry off: [`RetryingExporter`] retries), to `endpoint` or
+/// where the standard environment variables say. Needs a Tokio runtime to be entered.
+pub(crate) fn otlp_exporter(
+    endpoint: Option<&str>,
+) -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
+        .with_timeout(Duration::from_secs(5));
+    if let Some(e) = endpoint {
+        exporter = exporter.with_endpoint(e);
+    }
+    exporter.build().context("building the OTLP exporter")
 }
 
 static LIVE: AtomicI64 = AtomicI64::new(0);
@@ -308,6 +373,71 @@ mod tests {
     }
 
     use super::*;
+
+    #[derive(clap::Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        tracing: TracingArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TracingArgs, clap::Error> {
+        use clap::Parser as _;
+        Cli::try_parse_from(std::iter::once("x").chain(args.iter().copied())).map(|c| c.tracing)
+    }
+
+    #[test]
+    fn the_sample_key_flag_takes_hex_and_empty_means_unset() {
+        let key = "000102030405060708090a0b0c0d0e0f";
+        let t = parse(&["--trace-sample-key", key]).unwrap();
+        assert_eq!(
+            t.configured_sample_key(),
+            Some(&SampleKey::parse(key).unwrap())
+        );
+        assert_eq!(t.sample_key(), SampleKey::parse(key).unwrap());
+        for unset in [&[][..], &["--trace-sample-key", ""][..]] {
+            let t = parse(unset).unwrap();
+            assert_eq!(t.configured_sample_key(), None);
+            // Unset: a random key per process, so two draws differ.
+            assert_ne!(t.sample_key(), t.sample_key());
+        }
+        let err = parse(&["--trace-sample-key", "secret-words"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("32 hex digits") && !err.contains("secret-words"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rotation_flags_reach_the_file_destination() {
+        let t = parse(&[
+            "--journey-traces-file",
+            "t.jsonl",
+            "--trace-file-max-bytes",
+            "5000",
+            "--trace-file-keep",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(
+            t.destination(),
+            Destination::File(
+                "t.jsonl".into(),
+                Rotation {
+                    max_bytes: 5000,
+                    keep: 0
+                }
+            )
+        );
+        let t = parse(&[]).unwrap();
+        assert_eq!(
+            t.destination(),
+            Destination::file("journey-traces.jsonl"),
+            "defaults: 100 MiB, 3 files"
+        );
+        assert!(parse(&["--trace-file-max-bytes", "100"]).is_err());
+    }
 
     #[test]
     fn rates_are_validated() {
