@@ -570,3 +570,41 @@ async fn a_stalled_stream_does_not_hold_up_other_requests_on_the_same_engine() {
     })
     .await;
 }
+
+/// More choices than the engine runs at once, each with more output than a stream's flow
+/// window holds: the gateway reads every accepted choice as it comes, so the later choices'
+/// first tokens, which wait for earlier choices to finish, cannot deadlock the connection
+/// (it did when the gateway waited for every choice's first message before reading any).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fan_out_beyond_the_running_slots_streams_to_the_end() {
+    let dir = temp_dir("fan-out-beyond-slots");
+    let model = tiny_model(&dir);
+    let engine = start_engine(&model, &["--max-num-seqs", "1"]);
+    let gateway = start_gateway(&engine.addr, &[]);
+    // 128 choices x 400 tokens x 21 logprob entries: ~100 KB per choice, ~13 MB in all,
+    // more than the connection's 5 MiB window.
+    let body = json!({"model": MODEL, "n": 128, "max_tokens": 400, "ignore_eos": true,
+                      "logprobs": true, "top_logprobs": 20, "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let read = async {
+        let text = reqwest::Client::new()
+            .post(format!("http://{}/v1/chat/completions", gateway.addr))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .filter(|v| v["choices"][0]["finish_reason"] == "length")
+            .count()
+    };
+    let finished = tokio::time::timeout(PATIENCE, read)
+        .await
+        .expect("the stream never ended: a flow-control deadlock");
+    assert_eq!(finished, 128);
+    assert_eq!(engine_load(&engine.addr).await, (0, 0, 0));
+}

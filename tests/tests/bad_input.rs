@@ -225,3 +225,57 @@ async fn a_prompt_too_large_for_the_context_is_refused_before_its_fan_out() {
     assert_eq!(finished(&engine.addr).await, finished_before);
     assert_engine_idle(&engine.addr).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_response_too_large_to_hold_must_stream() {
+    let dir = journey_tests::temp_dir("whole-too-large");
+    let model = journey_tests::tiny_model(&dir);
+    let engine = journey_tests::start_engine(&model, &[]);
+    let gateway = journey_tests::start_gateway(&engine.addr, &[]);
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/v1/chat/completions", gateway.addr);
+    // 128 choices of up to the 512-token context with 20 alternatives each: 1.4M entries.
+    let body = |stream: bool| {
+        json!({"model": "journey-tiny", "n": 128, "logprobs": true, "top_logprobs": 20,
+               "stream": stream, "messages": [{"role": "user", "content": "hi"}]})
+    };
+    let (status, v) = post(
+        &client,
+        &url,
+        body(false).to_string().into(),
+        "application/json",
+    )
+    .await;
+    assert_error(status, &v, 400, "set \"stream\": true", "whole");
+    assert_eq!(v["error"]["param"], "stream", "{v}");
+    // Streamed, it is accepted (and aborted when this client leaves).
+    let r = client.post(&url).json(&body(true)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    drop(r);
+    // Small enough, a whole response is fine.
+    let small = json!({"model": "journey-tiny", "n": 2, "logprobs": true, "top_logprobs": 5,
+                       "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, v) = post(&client, &url, small.to_string().into(), "application/json").await;
+    assert_eq!(status, 200, "{v}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut c =
+            proto::engine::engine_client::EngineClient::connect(format!("http://{}", engine.addr))
+                .await
+                .unwrap();
+        let info = c
+            .get_model_info(proto::engine::GetModelInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if info.num_running + info.num_waiting == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the streamed request was not aborted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_engine_idle(&engine.addr).await;
+}

@@ -17,9 +17,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::journey::RequestJourney;
 use crate::openai::common::{Common, MAX_FANOUT};
 
-/// One engine call's stream, its first message already read.
+/// One engine call's stream (the engine accepted the call).
 pub struct ChoiceStream {
-    pub(super) first: Option<GenerateResponse>,
     pub(super) rest: Streaming<GenerateResponse>,
 }
 
@@ -85,10 +84,9 @@ impl Choices {
     /// stream owns the gRPC streams and the lease: dropping it cancels the calls.
     pub fn merged(self) -> BoxStream<'static, (usize, ApiResult<GenerateResponse>)> {
         let per_choice = self.streams.into_iter().enumerate().map(|(index, choice)| {
-            let first = stream::iter(choice.first.map(Ok));
-            let rest = choice.rest.map(|m| m.map_err(ApiError::from_stream));
-            first
-                .chain(rest)
+            choice
+                .rest
+                .map(|m| m.map_err(ApiError::from_stream))
                 .map(move |m| (index, m.and_then(engine_failure)))
                 .boxed()
         });

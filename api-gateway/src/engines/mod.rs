@@ -320,7 +320,6 @@ impl<'a> Failover<'a> {
 struct Opened {
     stream: ChoiceStream,
     accepted: Stamp,
-    first_at: (Stamp, Instant),
 }
 
 async fn open_on(
@@ -338,15 +337,15 @@ async fn open_on(
             // The engine aborts the request at this deadline (reason `timeout`).
             request.set_timeout(t);
         }
+        // Settled by the engine's answer to the call (accepted, or refused with a status),
+        // not by a first message: with more choices than the engine runs at once, the later
+        // ones' first messages wait for earlier ones to finish, whose output must be read
+        // meanwhile or it fills the connection's window for every call on it.
         async move {
-            let mut rest = client.generate(request).await?.into_inner();
-            let accepted = Stamp::now();
-            let first = rest.message().await?;
-            let first_at = (Stamp::now(), Instant::now());
+            let rest = client.generate(request).await?.into_inner();
             Ok::<_, ApiError>(Opened {
-                stream: ChoiceStream { first, rest },
-                accepted,
-                first_at,
+                stream: ChoiceStream { rest },
+                accepted: Stamp::now(),
             })
         }
     });
@@ -356,9 +355,6 @@ async fn open_on(
 fn record_arrivals(opened: &[Opened], journey: &mut RequestJourney) {
     if let Some(at) = opened.iter().map(|o| o.accepted).min_by_key(|s| s.mono_ns) {
         journey.handed_off(at);
-    }
-    if let Some((at, instant)) = opened.iter().map(|o| o.first_at).min_by_key(|s| s.1) {
-        journey.first_response(at, instant);
     }
 }
 

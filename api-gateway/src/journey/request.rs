@@ -270,6 +270,9 @@ impl RequestJourney {
 
     /// Folds one engine message into the span's usage, finish reasons and latencies.
     pub fn observe(&mut self, m: &GenerateResponse) {
+        if self.first_response.is_none() {
+            self.first_response(Stamp::now(), Instant::now());
+        }
         if let Some(r) = self.recording.as_mut() {
             if let Some(u) = &m.usage {
                 r.prompt_tokens += u64::from(u.prompt_tokens);
