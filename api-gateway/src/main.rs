@@ -104,6 +104,11 @@ struct Cli {
           default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     max_concurrent_requests: usize,
+    /// Most of those one API-key tenant may hold (default: three quarters of
+    /// --max-concurrent-requests), so one key's flood leaves room for the others.
+    #[arg(long, env = "JOURNEY_MAX_CONCURRENT_REQUESTS_PER_TENANT",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    max_concurrent_requests_per_tenant: Option<usize>,
     /// Seconds a connection has to send complete request headers (from its first byte, and
     /// for its first byte); slower, or idle that long between requests, it is closed; 0 for
     /// none.
@@ -208,7 +213,11 @@ async fn main() -> anyhow::Result<()> {
         journey,
         trace_link_template: cli.trace_link_template,
         api_keys,
-        admission: Admission::new(cli.max_concurrent_requests, in_flight),
+        admission: Admission::new(
+            cli.max_concurrent_requests,
+            cli.max_concurrent_requests_per_tenant,
+            in_flight,
+        ),
         timeouts,
     };
     let listener = tokio::net::TcpListener::bind(cli.listen)

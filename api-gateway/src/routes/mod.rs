@@ -47,7 +47,11 @@ pub fn admit(
     if let Some(t) = request.extensions().get::<crate::auth::Tenant>() {
         journey.set_tenant(&t.0);
     }
-    match state.admission.try_admit() {
+    let tenant = request
+        .extensions()
+        .get::<crate::auth::Tenant>()
+        .map(|t| &t.0);
+    match state.admission.try_admit(tenant) {
         Ok(permit) => Ok(Admitted {
             journey,
             permit,
