@@ -11,6 +11,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 use proto::telemetry::Stamp;
 
 use super::events::RequestEvent;
+use super::prompt_cache::PromptCache;
 use super::request::ChatSpecials;
 use super::request::{EngineRequest, prompt_ids};
 use super::{Command, EngineError, Submitted};
@@ -154,6 +155,8 @@ pub(super) struct Shared {
     pub tenant_max_waiting: usize,
     /// Tokens the whole KV pool holds: a longer prompt can never run.
     pub kv_capacity: usize,
+    /// Recently tokenized prompts (a request's choices share one).
+    pub prompts: PromptCache,
     pub gate: Mutex<Gate>,
     pub stats: Mutex<EngineStats>,
     pub thread: Mutex<Option<JoinHandle<()>>>,
@@ -204,13 +207,23 @@ impl EngineHandle {
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
         let s = &self.shared;
         let tokenizing = std::time::Instant::now();
-        let prompt = prompt_ids(
-            &s.tokenizer,
-            s.chat_template.as_ref(),
-            (s.facts.vocab_size, s.facts.context_length),
-            s.chat_specials,
-            &req.prompt,
-        )?;
+        let key = PromptCache::key(&req.prompt);
+        let prompt = match key.as_ref().and_then(|k| s.prompts.get(k)) {
+            Some(ids) => ids.to_vec(),
+            None => {
+                let ids = prompt_ids(
+                    &s.tokenizer,
+                    s.chat_template.as_ref(),
+                    (s.facts.vocab_size, s.facts.context_length),
+                    s.chat_specials,
+                    &req.prompt,
+                )?;
+                if let Some(k) = key {
+                    s.prompts.put(k, &ids);
+                }
+                ids
+            }
+        };
         let tokenize = tokenizing.elapsed();
         // The sampled token needs a slot too: `n + 1` must fit the pool, else it never runs.
         if prompt.len() + 1 > s.kv_capacity {
@@ -282,6 +295,11 @@ impl EngineHandle {
         self.shared
             .failed
             .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Submissions whose prompt was tokenized already (another choice of the same request).
+    pub fn prompt_cache_hits(&self) -> u64 {
+        self.shared.prompts.hits()
     }
 
     /// The latest published counters.

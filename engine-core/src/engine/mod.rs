@@ -23,6 +23,7 @@ mod handle;
 #[cfg(feature = "journey")]
 mod journey_tests;
 mod observers;
+mod prompt_cache;
 mod published;
 mod request;
 mod sequence;
@@ -221,6 +222,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
             _ => cfg.max_waiting,
         },
         kv_capacity: cfg.kv_blocks * cfg.block_size,
+        prompts: prompt_cache::PromptCache::new(16),
         gate: Mutex::new(Gate::default()),
         stats: Mutex::new(EngineStats {
             kv_blocks_total: cfg.kv_blocks,

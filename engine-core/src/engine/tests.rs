@@ -779,3 +779,39 @@ fn a_prompt_that_cannot_fit_is_refused_before_it_is_tokenized() {
         assert!(err.contains(&format!("prompt of {len} bytes")), "{err}");
     }
 }
+
+#[test]
+fn the_choices_of_one_prompt_tokenize_it_once() {
+    let handle = spawn_engine(tiny(), cfg(16, 64, 512, 8)).expect("spawn");
+    let chat = |content: &str| Prompt::Chat {
+        messages: vec![crate::model::chat_template::ChatMessage::new(
+            "user", content,
+        )],
+        add_generation_prompt: true,
+    };
+    let mut runs = Vec::new();
+    for (i, prompt) in [chat("same"), chat("same"), chat("same"), chat("other")]
+        .iter()
+        .enumerate()
+    {
+        let rx = handle
+            .submit(request(&format!("c{i}"), prompt, &greedy(3, true)))
+            .expect("submit");
+        runs.push(collect(rx));
+    }
+    assert_eq!(
+        handle.prompt_cache_hits(),
+        2,
+        "the 2nd and 3rd choice of \"same\""
+    );
+    // A hit gives exactly the ids tokenizing gave, and so the same greedy output.
+    assert!(!runs[0].prompt_ids.is_empty());
+    for r in &runs[1..3] {
+        assert_eq!(
+            (&r.prompt_ids, &r.token_ids),
+            (&runs[0].prompt_ids, &runs[0].token_ids)
+        );
+    }
+    assert_ne!(runs[3].prompt_ids, runs[0].prompt_ids);
+    handle.shutdown();
+}
