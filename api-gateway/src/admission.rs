@@ -23,14 +23,16 @@ use crate::error::ApiError;
 /// Default `--max-concurrent-requests` (TGI's default).
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 512;
 
+/// Places held per tenant (tenants holding none are absent).
+type TenantCounts = Arc<Mutex<HashMap<Arc<str>, usize>>>;
+
 /// The in-flight limit; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Admission {
     permits: Arc<Semaphore>,
     limit: usize,
     tenant_limit: usize,
-    /// Places held per tenant (tenants holding none are absent).
-    tenants: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+    tenants: TenantCounts,
     in_flight: Gauge,
 }
 
@@ -39,7 +41,7 @@ pub struct Admission {
 pub struct Permit {
     _held: OwnedSemaphorePermit,
     in_flight: Gauge,
-    tenant: Option<(Arc<Mutex<HashMap<Arc<str>, usize>>>, Arc<str>)>,
+    tenant: Option<(TenantCounts, Arc<str>)>,
 }
 
 impl Drop for Permit {
