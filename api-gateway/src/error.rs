@@ -160,8 +160,9 @@ impl IntoResponse for ApiError {
                     http::HeaderValue::from_static("close"),
                 );
             }
-            // A place frees as soon as any request ends: retrying after a second is fair.
-            Self::TooManyRequests(_) => {
+            // A place (or the engine's queue) frees as soon as a request ends: retrying after
+            // a second is fair.
+            Self::TooManyRequests(_) | Self::Overloaded(_) => {
                 headers.insert(
                     http::header::RETRY_AFTER,
                     http::HeaderValue::from_static("1"),
