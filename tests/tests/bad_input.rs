@@ -181,8 +181,8 @@ async fn a_prompt_the_kv_pool_can_never_hold_is_a_400() {
     assert!(msg.contains("KV cache"), "{body}");
 }
 
-/// Requests the engine at `addr` has finished.
-async fn finished(addr: &str) -> u64 {
+/// The engine at `addr`'s model info and counters.
+async fn engine_info(addr: &str) -> proto::engine::ModelInfo {
     let mut client = proto::engine::engine_client::EngineClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -191,7 +191,6 @@ async fn finished(addr: &str) -> u64 {
         .await
         .unwrap()
         .into_inner()
-        .num_requests_finished
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -201,7 +200,7 @@ async fn a_prompt_too_large_for_the_context_is_refused_before_its_fan_out() {
     let engine = journey_tests::start_engine(&model, &[]);
     let gateway = journey_tests::start_gateway(&engine.addr, &[]);
     let client = reqwest::Client::new();
-    let finished_before = finished(&engine.addr).await;
+    let finished_before = engine_info(&engine.addr).await.num_requests_finished;
     // 3 MB of text: more bytes than the tiny model's 512-token context can hold at any
     // token length, with n=128 (which would be 384 MB of copies and 128 tokenizations).
     let big = "word ".repeat(600_000);
@@ -222,7 +221,10 @@ async fn a_prompt_too_large_for_the_context_is_refused_before_its_fan_out() {
         assert_eq!(v["error"]["param"], "prompt", "{v}");
     }
     // The engine never saw them: it finished no request beyond its warm-up.
-    assert_eq!(finished(&engine.addr).await, finished_before);
+    assert_eq!(
+        engine_info(&engine.addr).await.num_requests_finished,
+        finished_before
+    );
     assert_engine_idle(&engine.addr).await;
 }
 
@@ -259,15 +261,7 @@ async fn a_whole_response_too_large_to_hold_must_stream() {
     assert_eq!(status, 200, "{v}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let mut c =
-            proto::engine::engine_client::EngineClient::connect(format!("http://{}", engine.addr))
-                .await
-                .unwrap();
-        let info = c
-            .get_model_info(proto::engine::GetModelInfoRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let info = engine_info(&engine.addr).await;
         if info.num_running + info.num_waiting == 0 {
             break;
         }
