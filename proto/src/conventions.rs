@@ -388,6 +388,9 @@ pub mod metric {
     pub const PREFIX_CACHE_HITS: &str = "journey:prefix_cache_hits";
     /// Gauge: used fraction of the KV pool, 0..1.
     pub const KV_CACHE_USAGE_PERC: &str = "journey:kv_cache_usage_perc";
+    /// Gauge: used fraction of the sliding-window layers' KV pool, 0..1 (Gemma 3; 0 for
+    /// models without such layers).
+    pub const KV_WINDOW_CACHE_USAGE_PERC: &str = "journey:kv_window_cache_usage_perc";
     /// Histogram: tokens per step.
     pub const ITERATION_TOKENS: &str = "journey:iteration_tokens_total";
     /// Histogram: requests per step.

@@ -815,3 +815,35 @@ fn the_choices_of_one_prompt_tokenize_it_once() {
     assert_ne!(runs[3].prompt_ids, runs[0].prompt_ids);
     handle.shutdown();
 }
+
+#[test]
+fn the_sliding_window_pool_is_published() {
+    use crate::model::llama::Arch;
+    let handle = spawn_engine(
+        tiny_of(TinySpec::for_arch(Arch::Gemma3)),
+        cfg(16, 64, 512, 8),
+    )
+    .expect("spawn");
+    let mut rx = handle
+        .submit(request("w", &text(0), &greedy(40, true)))
+        .expect("submit");
+    first_tokens(&mut rx);
+    let running = handle.stats();
+    assert!(running.window_blocks_total > 0, "{running:?}");
+    assert!(running.window_blocks_used > 0, "{running:?}");
+    assert_eq!(reason(&collect(rx)), FinishReason::Length);
+    let idle = handle.stats();
+    assert_eq!(
+        (idle.window_blocks_total, idle.window_blocks_used),
+        (running.window_blocks_total, 0)
+    );
+    // A model without sliding-window layers has no such pool.
+    let plain = spawn_engine(tiny(), cfg(16, 64, 512, 8)).expect("spawn");
+    let rx = plain
+        .submit(request("p", &text(0), &greedy(2, true)))
+        .expect("submit");
+    collect(rx);
+    assert_eq!(plain.stats().window_blocks_total, 0);
+    handle.shutdown();
+    plain.shutdown();
+}

@@ -121,6 +121,10 @@ pub struct EngineStats {
     pub kv_blocks_used: usize,
     /// KV blocks holding a cached prompt prefix (held by requests or free to evict).
     pub kv_blocks_cached: usize,
+    /// Blocks in the sliding-window layers' pool (0 for a model without such layers).
+    pub window_blocks_total: usize,
+    /// Sliding-window blocks held by requests.
+    pub window_blocks_used: usize,
     /// Requests running.
     pub num_running: usize,
     /// Requests waiting (preempted ones included).

@@ -37,6 +37,7 @@ pub struct EngineMetrics {
     running: Gauge,
     waiting: Gauge,
     kv_usage: Gauge<f64, AtomicU64>,
+    window_usage: Gauge<f64, AtomicU64>,
     iteration_tokens: Histogram,
     batch_size: Histogram,
     stages: Family<Labels, Histogram, fn() -> Histogram>,
@@ -76,6 +77,7 @@ impl EngineMetrics {
             running: Gauge::default(),
             waiting: Gauge::default(),
             kv_usage: Gauge::default(),
+            window_usage: Gauge::default(),
             iteration_tokens: hist(buckets::BATCH),
             batch_size: hist(buckets::BATCH),
             stages: Family::new_with_constructor(|| Histogram::new(buckets::STAGE.iter().copied())),
@@ -160,6 +162,11 @@ impl EngineMetrics {
             metric::KV_CACHE_USAGE_PERC,
             "Used fraction of the KV pool (0..1)",
             self.kv_usage.clone(),
+        );
+        r.register(
+            metric::KV_WINDOW_CACHE_USAGE_PERC,
+            "Used fraction of the sliding-window layers' KV pool (0..1; 0 without one)",
+            self.window_usage.clone(),
         );
         r.register(
             metric::ITERATION_TOKENS,

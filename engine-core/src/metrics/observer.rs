@@ -95,6 +95,8 @@ impl EngineMetrics {
         self.waiting.set(load.num_waiting as i64);
         self.kv_usage
             .set(load.kv_blocks_used as f64 / load.kv_blocks_total.max(1) as f64);
+        self.window_usage
+            .set(load.window_blocks_used as f64 / load.window_blocks_total.max(1) as f64);
     }
 }
 

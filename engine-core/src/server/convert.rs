@@ -374,6 +374,8 @@ pub(super) fn model_info(handle: &EngineHandle) -> pb::ModelInfo {
         num_requests_finished: stats.num_requests_finished,
         device: facts.device.clone(),
         max_token_bytes: handle.tokenizer().max_token_bytes() as u32,
+        kv_window_blocks_total: stats.window_blocks_total as u32,
+        kv_window_blocks_used: stats.window_blocks_used as u32,
     }
 }
 
