@@ -1,6 +1,6 @@
 //! The journey store and its JSON API through the real processes: requests that queue, get
-//! preempted, disconnect and fail validation are all kept, each joined to the engine's side,
-//! with a TTFT breakdown that adds up.
+//! preempted, fail validation and whose client leaves are all kept, each joined to the
+//! engine's side, with a TTFT breakdown that adds up.
 
 use futures::StreamExt;
 use journey_tests::{start_engine, start_gateway, tiny_model};
@@ -86,21 +86,8 @@ async fn queued_preempted_disconnected_and_refused_requests_are_all_kept_and_add
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    // A client that leaves mid-stream.
-    let r = client
-        .post(format!("{base}/v1/completions"))
-        .json(
-            &json!({"model": "journey-tiny", "prompt": "leave early", "max_tokens": 400,
-                      "ignore_eos": true, "stream": true}),
-        )
-        .send()
-        .await
-        .unwrap();
-    let mut body = r.bytes_stream();
-    body.next().await.unwrap().unwrap();
-    drop(body);
-    // The gateway records the disconnect when its next write fails: wait for it (a loaded
-    // machine can take a while).
+    // (A client that leaves mid-stream: its own test below, with a stream long enough that
+    // its leaving is always noticed.)
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         let errors = get(
@@ -108,19 +95,19 @@ async fn queued_preempted_disconnected_and_refused_requests_are_all_kept_and_add
             &format!("{base}/journeys/api/requests?view=errors"),
         )
         .await;
-        if errors.as_array().unwrap().len() == 2 {
+        if errors.as_array().unwrap().len() == 1 {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the disconnect was never recorded: {errors:#}"
+            "the refusal was never recorded: {errors:#}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 
     let all = get(&client, &format!("{base}/journeys/api/requests")).await;
     let all = all.as_array().unwrap();
-    assert_eq!(all.len(), PROMPTS.len() + 2, "{all:#?}");
+    assert_eq!(all.len(), PROMPTS.len() + 1, "{all:#?}");
     let times: Vec<f64> = all.iter().map(|s| f(&s["received_unix_ms"])).collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
     let errors = get(
@@ -134,7 +121,7 @@ async fn queued_preempted_disconnected_and_refused_requests_are_all_kept_and_add
         .iter()
         .map(|s| s["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes, ["aborted", "error"], "{errors:#}");
+    assert_eq!(outcomes, ["error"], "{errors:#}");
     let by_ttft = get(
         &client,
         &format!("{base}/journeys/api/requests?status=ok&sort=ttft&order=desc&limit=3"),
@@ -383,4 +370,75 @@ async fn client_text_in_a_kept_journey_is_bounded() {
     let error = d["error"].as_str().unwrap();
     assert!(error.len() < 400, "{} bytes kept", error.len());
     assert!(error.contains("truncated from"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_mid_stream_is_kept_as_aborted() {
+    // A long context, so the stream (thousands of tokens) outlasts any delay in this client's
+    // leaving: the gateway learns of it when a write fails, which it always gets to.
+    let dir = journey_tests::temp_dir("journeys-leave");
+    let model = dir.join("journey-tiny.gguf");
+    let status = std::process::Command::new(journey_tests::binary("engine-core"))
+        .args(["write-tiny-model", "--out", model.to_str().unwrap()])
+        .args(["--context-length", "8192"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let engine = start_engine(&model, &[]);
+    let gateway = start_gateway(&engine.addr, &[]);
+    let base = format!("http://{}", gateway.addr);
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{base}/v1/completions"))
+        .json(
+            &json!({"model": "journey-tiny", "prompt": "leave early", "max_tokens": 8000,
+                      "ignore_eos": true, "stream": true}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    drop(body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let errors = loop {
+        let errors = get(
+            &client,
+            &format!("{base}/journeys/api/requests?view=errors"),
+        )
+        .await;
+        if !errors.as_array().unwrap().is_empty() {
+            break errors;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disconnect was never recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(errors[0]["outcome"], "aborted", "{errors:#}");
+    assert!(
+        errors[0]["completion_tokens"].as_u64().unwrap() < 8000,
+        "{errors:#}"
+    );
+    // The engine hears of it when the gateway drops the call: it ends idle.
+    let mut engine_client =
+        proto::engine::engine_client::EngineClient::connect(format!("http://{}", engine.addr))
+            .await
+            .unwrap();
+    loop {
+        let info = engine_client
+            .get_model_info(proto::engine::GetModelInfoRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if (info.num_running, info.num_waiting, info.kv_blocks_used) == (0, 0, 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the engine kept the request: {info:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
