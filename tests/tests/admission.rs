@@ -608,3 +608,65 @@ async fn a_fan_out_beyond_the_running_slots_streams_to_the_end() {
     assert_eq!(finished, 128);
     assert_eq!(engine_load(&engine.addr).await, (0, 0, 0));
 }
+
+/// With API-key tenants, one tenant holding its share (three quarters of the places by
+/// default) is refused while another tenant still gets in.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_tenant_holding_its_share_leaves_room_for_another() {
+    let dir = temp_dir("admission-tenants");
+    let model = tiny_model(&dir);
+    let keys = dir.join("keys");
+    std::fs::write(&keys, "sk-flood flood\nsk-other other\n").unwrap();
+    let engine = start_engine(&model, &[]);
+    let gateway = start_gateway(
+        &engine.addr,
+        &[
+            "--api-key-file",
+            keys.to_str().unwrap(),
+            "--max-concurrent-requests",
+            "4",
+            "--body-read-timeout",
+            "60",
+        ],
+    );
+    let base = format!("http://{}", gateway.addr);
+    let metrics = gateway.metrics_url();
+    // The flood's tenant takes three places (3/4 of 4) with requests whose bodies stall.
+    let body =
+        serde_json::to_vec(&json!({"model": MODEL, "prompt": "hello", "max_tokens": 4})).unwrap();
+    let half = body.len() / 2;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(&gateway.addr).await.unwrap();
+        let head = post_head("/v1/completions", body.len())
+            .replace("\r\n\r\n", "\r\nAuthorization: Bearer sk-flood\r\n\r\n");
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&body[..half]).await.unwrap();
+        held.push(s);
+    }
+    wait_until("the flood holds three places", || async {
+        sample(&metrics, metric::GATEWAY_REQUESTS_IN_FLIGHT).await == 3.0
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let complete = |key: &'static str| {
+        client
+            .post(format!("{base}/v1/completions"))
+            .bearer_auth(key)
+            .json(&json!({"model": MODEL, "prompt": "hi", "max_tokens": 2}))
+            .send()
+    };
+    // A fourth of the flood's is refused although a place is free; the other tenant's is not.
+    let refused = complete("sk-flood").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let served = complete("sk-other").await.unwrap();
+    assert_eq!(served.status(), 200);
+    // The held ones finish, and then the flood's tenant gets in again.
+    for mut s in held {
+        s.write_all(&body[half..]).await.unwrap();
+        let (status, _, answer) = read_response(&mut s).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(complete("sk-flood").await.unwrap().status(), 200);
+}
