@@ -457,12 +457,13 @@ impl<'m, B: Backend> EngineCore<'m, B> {
 
     /// The engine's counters now.
     fn load(&self) -> EngineStats {
+        let (window_blocks_total, window_blocks_used) = self.sched.window_kv_blocks();
         EngineStats {
             kv_blocks_total: self.sched.kv_blocks_total(),
             kv_blocks_used: self.sched.kv_blocks_used(),
             kv_blocks_cached: self.sched.kv_blocks_cached(),
-            window_blocks_total: self.sched.window_kv_blocks().0,
-            window_blocks_used: self.sched.window_kv_blocks().1,
+            window_blocks_total,
+            window_blocks_used,
             num_running: self.sched.num_running(),
             num_waiting: self.sched.num_waiting(),
             num_preemptions_total: self.sched.num_preemptions(),
