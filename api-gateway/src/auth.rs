@@ -59,10 +59,11 @@ impl ApiKeys {
                     words.next().is_none(),
                     "--api-key-file: a line is a key and at most one tenant name"
                 );
-                // The name travels to the engines in gRPC metadata, which they bound.
+                // The name travels to the engines, which accept only such names.
                 anyhow::ensure!(
-                    tenant.len() <= 128 && tenant.bytes().all(|b| b.is_ascii_graphic()),
-                    "--api-key-file: tenant {tenant:?} must be at most 128 visible ASCII characters"
+                    proto::auth::valid_tenant(&tenant),
+                    "--api-key-file: tenant {tenant:?} must be at most {} visible ASCII characters",
+                    proto::auth::MAX_TENANT_BYTES
                 );
                 entries.push((key.as_bytes().into(), tenant.into()));
             }

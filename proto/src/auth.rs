@@ -16,6 +16,15 @@ pub fn bearer(value: &[u8]) -> Option<&[u8]> {
     Some(rest.trim_ascii())
 }
 
+/// Longest tenant name (`x-journey-tenant`) the services accept.
+pub const MAX_TENANT_BYTES: usize = 128;
+
+/// Whether `name` may be a tenant: at most [`MAX_TENANT_BYTES`] visible ASCII characters (it
+/// travels in gRPC metadata and becomes a scheduling lane and a span attribute).
+pub fn valid_tenant(name: &str) -> bool {
+    name.len() <= MAX_TENANT_BYTES && name.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Whether `presented` equals `expected`, in time independent of where they differ.
 pub fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
     presented.ct_eq(expected).into()

@@ -62,9 +62,8 @@ pub(super) fn engine_request(
     })
 }
 
-/// The caller's tenant from `x-journey-tenant` (empty when absent); refuses a name longer
-/// than [`MAX_TENANT_BYTES`] or not visible ASCII, since it becomes a scheduling lane and a
-/// span attribute.
+/// The caller's tenant from `x-journey-tenant` (empty when absent); refuses a name that is
+/// not [`proto::auth::valid_tenant`].
 pub(super) fn tenant(
     metadata: &tonic::metadata::MetadataMap,
 ) -> Result<std::sync::Arc<str>, Status> {
@@ -74,18 +73,16 @@ pub(super) fn tenant(
     let name = v
         .to_str()
         .ok()
-        .filter(|s| s.len() <= MAX_TENANT_BYTES && s.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|s| proto::auth::valid_tenant(s))
         .ok_or_else(|| {
             Status::invalid_argument(format!(
-                "{}: at most {MAX_TENANT_BYTES} visible ASCII characters",
-                proto::conventions::metadata::JOURNEY_TENANT
+                "{}: at most {} visible ASCII characters",
+                proto::conventions::metadata::JOURNEY_TENANT,
+                proto::auth::MAX_TENANT_BYTES
             ))
         })?;
     Ok(name.into())
 }
-
-/// Longest tenant name accepted.
-pub(super) const MAX_TENANT_BYTES: usize = 128;
 
 /// Wire sampling parameters; unset fields take the engine's defaults (vLLM's), and an unset
 /// `max_tokens` means "up to the context length".
