@@ -270,32 +270,65 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// Asserts the engine at `addr` holds no KV block and has nothing running or waiting (what
-/// every workload must leave behind).
-pub async fn assert_engine_idle(addr: &str) {
+/// The model info and counters of the engine at `addr`.
+pub async fn engine_info(addr: &str) -> proto::engine::ModelInfo {
     use proto::engine::GetModelInfoRequest;
     use proto::engine::engine_client::EngineClient;
     let mut client = EngineClient::connect(format!("http://{addr}"))
         .await
         .expect("connect to the engine");
-    let info = client
+    client
         .get_model_info(GetModelInfoRequest {})
         .await
         .expect("GetModelInfo")
-        .into_inner();
-    assert_eq!(
-        (info.kv_blocks_used, info.num_running, info.num_waiting),
-        (0, 0, 0),
-        "engine not idle: {info:?}"
-    );
+        .into_inner()
+}
+
+fn is_idle(info: &proto::engine::ModelInfo) -> bool {
+    (info.kv_blocks_used, info.num_running, info.num_waiting) == (0, 0, 0)
+}
+
+/// Asserts the engine at `addr` holds no KV block and has nothing running or waiting (what
+/// every workload must leave behind).
+pub async fn assert_engine_idle(addr: &str) {
+    let info = engine_info(addr).await;
+    assert!(is_idle(&info), "engine not idle: {info:?}");
+}
+
+/// Waits (up to 30 s, polling) until the engine at `addr` is idle as
+/// [`assert_engine_idle`] means it: for work the engine learns of asynchronously, such as an
+/// abort after a client left.
+pub async fn wait_engine_idle(addr: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let info = engine_info(addr).await;
+        if is_idle(&info) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "engine never idle: {info:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Writes the tiny test model to a temp path and returns it.
 pub fn tiny_model(dir: &Path) -> PathBuf {
+    write_tiny_model(dir, &[])
+}
+
+/// [`tiny_model`] with a context of `tokens` (for streams longer than its 512).
+pub fn tiny_model_with_context(dir: &Path, tokens: usize) -> PathBuf {
+    write_tiny_model(dir, &["--context-length", &tokens.to_string()])
+}
+
+fn write_tiny_model(dir: &Path, extra: &[&str]) -> PathBuf {
     // Named so the engine's default served name (the file name) is the tiny model's.
     let path = dir.join("journey-tiny.gguf");
     let status = Command::new(binary("engine-core"))
         .args(["write-tiny-model", "--out", path.to_str().expect("utf-8")])
+        .args(extra)
         .status()
         .expect("run engine-core write-tiny-model");
     assert!(status.success());

@@ -101,18 +101,6 @@ async fn read_until_closed(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
     }
 }
 
-/// The tiny model with a context of `tokens`, named so the engine serves it as [`MODEL`].
-fn long_context_tiny_model(dir: &std::path::Path, tokens: usize) -> std::path::PathBuf {
-    let path = dir.join("journey-tiny.gguf");
-    let status = std::process::Command::new(journey_tests::binary("engine-core"))
-        .args(["write-tiny-model", "--out", path.to_str().unwrap()])
-        .args(["--context-length", &tokens.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    path
-}
-
 /// A connection whose receive buffer is as small as the kernel allows, so that a client that
 /// does not read stalls the server's writes after a few kilobytes.
 async fn small_window_connection(addr: &str) -> TcpStream {
@@ -146,16 +134,7 @@ async fn wait_until<F: Future<Output = bool>>(what: &str, mut check: impl FnMut(
 
 /// The engine at `addr`: (running, waiting, KV blocks used).
 async fn engine_load(addr: &str) -> (u32, u32, u32) {
-    use proto::engine::GetModelInfoRequest;
-    use proto::engine::engine_client::EngineClient;
-    let mut client = EngineClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    let info = client
-        .get_model_info(GetModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let info = journey_tests::engine_info(addr).await;
     (info.num_running, info.num_waiting, info.kv_blocks_used)
 }
 
@@ -385,7 +364,7 @@ async fn stalled_headers_are_closed_and_a_stalled_body_gets_408() {
 async fn a_streaming_client_that_stops_reading_is_cut_off_and_its_engine_work_aborted() {
     // A long context, so that one request's work outlasts the test by far: 60 000 tokens
     // take the tiny model a minute; it can only end early by being aborted.
-    let model = long_context_tiny_model(&temp_dir("admission-stall"), 65_536);
+    let model = journey_tests::tiny_model_with_context(&temp_dir("admission-stall"), 65_536);
     let engine = start_engine(&model, &[]);
     let collector = Collector::start().await;
     let gateway = traced_gateway(

@@ -181,18 +181,6 @@ async fn a_prompt_the_kv_pool_can_never_hold_is_a_400() {
     assert!(msg.contains("KV cache"), "{body}");
 }
 
-/// The engine at `addr`'s model info and counters.
-async fn engine_info(addr: &str) -> proto::engine::ModelInfo {
-    let mut client = proto::engine::engine_client::EngineClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    client
-        .get_model_info(proto::engine::GetModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prompt_too_large_for_the_context_is_refused_before_its_fan_out() {
     let dir = journey_tests::temp_dir("too-large");
@@ -200,7 +188,9 @@ async fn a_prompt_too_large_for_the_context_is_refused_before_its_fan_out() {
     let engine = journey_tests::start_engine(&model, &[]);
     let gateway = journey_tests::start_gateway(&engine.addr, &[]);
     let client = reqwest::Client::new();
-    let finished_before = engine_info(&engine.addr).await.num_requests_finished;
+    let finished_before = journey_tests::engine_info(&engine.addr)
+        .await
+        .num_requests_finished;
     // 3 MB of text: more bytes than the tiny model's 512-token context can hold at any
     // token length, with n=128 (which would be 384 MB of copies and 128 tokenizations).
     let big = "word ".repeat(600_000);
@@ -222,7 +212,9 @@ async fn a_prompt_too_large_for_the_context_is_refused_before_its_fan_out() {
     }
     // The engine never saw them: it finished no request beyond its warm-up.
     assert_eq!(
-        engine_info(&engine.addr).await.num_requests_finished,
+        journey_tests::engine_info(&engine.addr)
+            .await
+            .num_requests_finished,
         finished_before
     );
     assert_engine_idle(&engine.addr).await;
@@ -259,17 +251,6 @@ async fn a_whole_response_too_large_to_hold_must_stream() {
                        "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]});
     let (status, v) = post(&client, &url, small.to_string().into(), "application/json").await;
     assert_eq!(status, 200, "{v}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let info = engine_info(&engine.addr).await;
-        if info.num_running + info.num_waiting == 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the streamed request was not aborted"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_engine_idle(&engine.addr).await;
+    // The streamed request was aborted when its client left.
+    journey_tests::wait_engine_idle(&engine.addr).await;
 }

@@ -2,8 +2,6 @@
 //! what else is running, and the KV pool is empty after every workload.
 
 use journey_tests::{start_engine, start_gateway, tiny_model};
-use proto::engine::GetModelInfoRequest;
-use proto::engine::engine_client::EngineClient;
 use serde_json::{Value, json};
 
 const PROMPTS: [&str; 8] = [
@@ -54,16 +52,6 @@ async fn run_all(base: &str, concurrent: bool, max_tokens: u32) -> Vec<String> {
     }
 }
 
-async fn info(addr: &str) -> proto::engine::ModelInfo {
-    let mut c = EngineClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    c.get_model_info(GetModelInfoRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_equals_sequential_and_preemption_changes_nothing() {
     let dir = std::env::temp_dir().join(format!("journey-batching-{}", std::process::id()));
@@ -77,7 +65,7 @@ async fn concurrent_equals_sequential_and_preemption_changes_nothing() {
     let concurrent = run_all(&base, true, 48).await;
     assert_eq!(concurrent, sequential, "batching changed greedy output");
     assert!(sequential.iter().all(|t| !t.is_empty()));
-    let i = info(&engine.addr).await;
+    let i = journey_tests::engine_info(&engine.addr).await;
     assert_eq!((i.kv_blocks_used, i.num_running, i.num_waiting), (0, 0, 0));
     assert_eq!(i.num_preemptions_total, 0);
 
@@ -85,7 +73,7 @@ async fn concurrent_equals_sequential_and_preemption_changes_nothing() {
     let small = start_engine(&model, &["--kv-cache-blocks", "12", "--block-size", "16"]);
     let small_gw = start_gateway(&small.addr, &[]);
     let preempted = run_all(&format!("http://{}", small_gw.addr), true, 48).await;
-    let i = info(&small.addr).await;
+    let i = journey_tests::engine_info(&small.addr).await;
     assert!(i.num_preemptions_total > 0, "no preemption happened: {i:?}");
     assert_eq!(
         preempted, sequential,
@@ -146,7 +134,7 @@ async fn a_cached_prompt_prefix_changes_no_output() {
     );
     assert_eq!(counter(&uncached, metric::PREFIX_CACHE_HITS).await, 0.0);
     for e in [&cached, &uncached] {
-        let i = info(&e.addr).await;
+        let i = journey_tests::engine_info(&e.addr).await;
         assert_eq!((i.kv_blocks_used, i.num_running, i.num_waiting), (0, 0, 0));
     }
 }

@@ -377,13 +377,7 @@ async fn a_client_that_leaves_mid_stream_is_kept_as_aborted() {
     // A long context, so the stream (thousands of tokens) outlasts any delay in this client's
     // leaving: the gateway learns of it when a write fails, which it always gets to.
     let dir = journey_tests::temp_dir("journeys-leave");
-    let model = dir.join("journey-tiny.gguf");
-    let status = std::process::Command::new(journey_tests::binary("engine-core"))
-        .args(["write-tiny-model", "--out", model.to_str().unwrap()])
-        .args(["--context-length", "8192"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let model = journey_tests::tiny_model_with_context(&dir, 8192);
     let engine = start_engine(&model, &[]);
     let gateway = start_gateway(&engine.addr, &[]);
     let base = format!("http://{}", gateway.addr);
@@ -422,23 +416,5 @@ async fn a_client_that_leaves_mid_stream_is_kept_as_aborted() {
         "{errors:#}"
     );
     // The engine hears of it when the gateway drops the call: it ends idle.
-    let mut engine_client =
-        proto::engine::engine_client::EngineClient::connect(format!("http://{}", engine.addr))
-            .await
-            .unwrap();
-    loop {
-        let info = engine_client
-            .get_model_info(proto::engine::GetModelInfoRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        if (info.num_running, info.num_waiting, info.kv_blocks_used) == (0, 0, 0) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the engine kept the request: {info:?}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    journey_tests::wait_engine_idle(&engine.addr).await;
 }
