@@ -331,7 +331,7 @@ async fn a_dead_engine_is_skipped_and_rejoins_when_it_returns() {
 
     // The engine comes up on that port: the probes find it and it takes requests again.
     let port = absent_addr.rsplit_once(':').unwrap().1;
-    let _back = start_engine_on(&model, &format!("127.0.0.1:{port}"));
+    let _back = start_engine_on(&model, &format!("127.0.0.1:{port}"), &[]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let up = per_engine(&gateway, metric::GATEWAY_ENGINE_UP).await;
@@ -365,18 +365,20 @@ async fn a_dead_engine_is_skipped_and_rejoins_when_it_returns() {
     );
 }
 
-fn start_engine_on(model: &std::path::Path, listen: &str) -> Service {
+fn start_engine_on(model: &std::path::Path, listen: &str, extra: &[&str]) -> Service {
+    let mut args = vec![
+        "serve",
+        "--model",
+        model.to_str().unwrap(),
+        "--listen",
+        listen,
+        "--metrics-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
     Service::start(
         &journey_tests::binary("engine-core"),
-        &[
-            "serve",
-            "--model",
-            model.to_str().unwrap(),
-            "--listen",
-            listen,
-            "--metrics-listen",
-            "127.0.0.1:0",
-        ],
+        &args,
         "engine-core listening on",
     )
 }
@@ -440,22 +442,7 @@ async fn a_rolling_restart_loses_no_request_and_no_trace() {
     };
     assert!(clean, "a drained engine exits 0");
     let served_before = per_engine(&gateway, &requests_metric).await[&first_url];
-    let _restarted = Service::start(
-        &journey_tests::binary("engine-core"),
-        &[
-            "serve",
-            "--model",
-            model.to_str().unwrap(),
-            "--listen",
-            &listen,
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--enable-journey-tracing",
-            "--otlp-traces-endpoint",
-            &ep,
-        ],
-        "engine-core listening on",
-    );
+    let _restarted = start_engine_on(&model, &listen, &traced);
     loop {
         let served = per_engine(&gateway, &requests_metric).await[&first_url];
         if served >= served_before + 2.0 {
