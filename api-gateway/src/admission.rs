@@ -98,14 +98,10 @@ impl Admission {
             None => None,
             Some(name) => {
                 let mut counts = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
-                let n = counts.entry(Arc::clone(name)).or_default();
-                if *n >= self.tenant_limit {
-                    if *n == 0 {
-                        counts.remove(name);
-                    }
+                if counts.get(name).is_some_and(|&n| n >= self.tenant_limit) {
                     return Err(ApiError::TooManyRequests(self.tenant_limit));
                 }
-                *n += 1;
+                *counts.entry(Arc::clone(name)).or_default() += 1;
                 Some((Arc::clone(&self.tenants), Arc::clone(name)))
             }
         };

@@ -179,7 +179,7 @@ impl<'m, B: Backend> EngineCore<'m, B> {
             record_journey: sub.record_journey,
         };
         self.observers.on_request(&req, &queued);
-        match self.sched.add(id, n, hashes, placement.clone()) {
+        match self.sched.add(id, n, hashes, placement) {
             Ok(()) => {
                 self.seqs.insert(id, seq);
                 self.unseen.push(id);

@@ -154,19 +154,15 @@ fn journey(j: &RequestJourney, t: &Timings) -> pb::EngineJourney {
         .events
         .iter()
         .map(|m| {
-            let (kind, resumed, wait_ended) = match m.kind {
-                MarkKind::Queued => (Kind::Queued, false, None),
+            let (kind, resumed, wait_ended, preempt_cause) = match m.kind {
+                MarkKind::Queued => (Kind::Queued, false, None, ""),
                 MarkKind::Scheduled {
                     resumed,
                     wait_ended,
-                } => (Kind::Scheduled, resumed, Some(wait_reason(wait_ended))),
-                MarkKind::Preempted(_) => (Kind::Preempted, false, None),
-                MarkKind::FirstToken => (Kind::FirstToken, false, None),
-                MarkKind::Finished => (Kind::Finished, false, None),
-            };
-            let preempt_cause = match m.kind {
-                MarkKind::Preempted(cause) => cause.as_str().to_owned(),
-                _ => String::new(),
+                } => (Kind::Scheduled, resumed, Some(wait_reason(wait_ended)), ""),
+                MarkKind::Preempted(cause) => (Kind::Preempted, false, None, cause.as_str()),
+                MarkKind::FirstToken => (Kind::FirstToken, false, None, ""),
+                MarkKind::Finished => (Kind::Finished, false, None, ""),
             };
             pb::JourneyEvent {
                 kind: kind as i32,
@@ -175,7 +171,7 @@ fn journey(j: &RequestJourney, t: &Timings) -> pb::EngineJourney {
                 resumed,
                 wait_ended: wait_ended.unwrap_or(pb::WaitReason::Unspecified) as i32,
                 batch: m.batch.as_ref().map(batch),
-                preempt_cause,
+                preempt_cause: preempt_cause.to_owned(),
             }
         })
         .collect();
