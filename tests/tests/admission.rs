@@ -109,6 +109,17 @@ async fn small_window_connection(addr: &str) -> TcpStream {
     socket.connect(addr.parse().unwrap()).await.unwrap()
 }
 
+/// Posts the chat completion `body` on a [`small_window_connection`] and reads the response
+/// head, then nothing more: (the connection, status, head).
+async fn stalled_chat(addr: &str, body: &[u8]) -> (TcpStream, u16, String) {
+    let mut stalled = small_window_connection(addr).await;
+    let head = post_head("/v1/chat/completions", body.len());
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    stalled.write_all(body).await.unwrap();
+    let (status, head) = read_head(&mut stalled).await;
+    (stalled, status, head)
+}
+
 /// One sample of a `/metrics` text: the value of the line `series value`, or 0 when absent.
 async fn sample(url: &str, series: &str) -> f64 {
     let text = reqwest::get(url).await.unwrap().text().await.unwrap();
@@ -394,11 +405,7 @@ async fn a_streaming_client_that_stops_reading_is_cut_off_and_its_engine_work_ab
         "stream": true,
     }))
     .unwrap();
-    let mut stalled = small_window_connection(&gateway.addr).await;
-    let head = post_head("/v1/chat/completions", body.len());
-    stalled.write_all(head.as_bytes()).await.unwrap();
-    stalled.write_all(&body).await.unwrap();
-    let (status, head) = read_head(&mut stalled).await;
+    let (mut stalled, status, head) = stalled_chat(&gateway.addr, &body).await;
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("text/event-stream"), "{head}");
     let head_at = Instant::now();
@@ -500,11 +507,7 @@ async fn a_stalled_stream_does_not_hold_up_other_requests_on_the_same_engine() {
         "stream": true,
     }))
     .unwrap();
-    let mut stalled = small_window_connection(&gateway.addr).await;
-    let head = post_head("/v1/chat/completions", body.len());
-    stalled.write_all(head.as_bytes()).await.unwrap();
-    stalled.write_all(&body).await.unwrap();
-    let (status, _) = read_head(&mut stalled).await;
+    let (stalled, status, _) = stalled_chat(&gateway.addr, &body).await;
     assert_eq!(status, 200);
     // The engine has generated all of it (the client read none).
     wait_until("the engine is done with the stalled request", || async {

@@ -69,6 +69,19 @@ fn core_span(path: &std::path::Path) -> Value {
     core[0].clone()
 }
 
+/// `core` finished `aborted` with `reason`.
+fn assert_aborted_with(core: &Value, reason: &str) {
+    let fin = finished_event(core);
+    assert_eq!(
+        event_attr(fin, attr::FINISH_STATUS).unwrap()["stringValue"],
+        "aborted"
+    );
+    assert_eq!(
+        event_attr(fin, attr::REASON).unwrap()["stringValue"],
+        reason
+    );
+}
+
 #[test]
 fn shutdown_ends_live_spans_with_reason_shutdown() {
     let dir = tempfile::tempdir().unwrap();
@@ -81,15 +94,7 @@ fn shutdown_ends_live_spans_with_reason_shutdown() {
     telemetry.shutdown();
 
     let core = core_span(&path);
-    let fin = finished_event(&core);
-    assert_eq!(
-        event_attr(fin, attr::FINISH_STATUS).unwrap()["stringValue"],
-        "aborted"
-    );
-    assert_eq!(
-        event_attr(fin, attr::REASON).unwrap()["stringValue"],
-        abort_reason::SHUTDOWN
-    );
+    assert_aborted_with(&core, abort_reason::SHUTDOWN);
     assert!(core["endTimeUnixNano"].as_str().is_some_and(|t| t != "0"));
 }
 
@@ -121,13 +126,5 @@ fn a_request_past_its_deadline_ends_aborted_with_reason_timeout() {
     handle.shutdown();
     telemetry.shutdown();
     let core = core_span(&path);
-    let fin = finished_event(&core);
-    assert_eq!(
-        event_attr(fin, attr::FINISH_STATUS).unwrap()["stringValue"],
-        "aborted"
-    );
-    assert_eq!(
-        event_attr(fin, attr::REASON).unwrap()["stringValue"],
-        abort_reason::TIMEOUT
-    );
+    assert_aborted_with(&core, abort_reason::TIMEOUT);
 }

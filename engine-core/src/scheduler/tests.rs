@@ -555,23 +555,21 @@ fn fair_shares_running_slots_equally_and_then_stops_preempting() {
 
 #[test]
 fn fair_budgets_the_smaller_tenants_prefill_first() {
-    // Budget 8: tenant a's 20-token prompt is mid-prefill when b's 6-token prompt arrives.
-    let mut s = with_policy(SchedulingPolicy::Fair, cfg(8, 4, 64));
-    add_as(&mut s, "a", 0, 20);
-    add_as(&mut s, "a", 0, 20);
-    let out = s.schedule();
-    sample_all(&mut s, &out);
-    let b = add_as(&mut s, "b", 0, 6);
-    let out = s.schedule();
+    // Budget 8: tenant a's 20-token prompt is mid-prefill when b's 6-token prompt arrives;
+    // the step after b's arrival, and b.
+    let step_after_b = |policy| {
+        let mut s = with_policy(policy, cfg(8, 4, 64));
+        add_as(&mut s, "a", 0, 20);
+        add_as(&mut s, "a", 0, 20);
+        let out = s.schedule();
+        sample_all(&mut s, &out);
+        let b = add_as(&mut s, "b", 0, 6);
+        (s.schedule(), b)
+    };
+    let (out, b) = step_after_b(SchedulingPolicy::Fair);
     assert_eq!(chunks(&out)[0], (b.0, 0, 6), "{:?}", chunks(&out));
     // Under fcfs, the running prefills take the whole budget first.
-    let mut s = with_policy(SchedulingPolicy::Fcfs, cfg(8, 4, 64));
-    add_as(&mut s, "a", 0, 20);
-    add_as(&mut s, "a", 0, 20);
-    let out = s.schedule();
-    sample_all(&mut s, &out);
-    let b = add_as(&mut s, "b", 0, 6);
-    let out = s.schedule();
+    let (out, b) = step_after_b(SchedulingPolicy::Fcfs);
     assert!(out.scheduled.iter().all(|r| r.id != b));
 }
 
