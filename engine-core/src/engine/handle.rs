@@ -20,6 +20,7 @@ pub use crate::lifecycle::EngineStats;
 use crate::model::chat_template::ChatTemplate;
 use crate::model::tokenizer::Tokenizer;
 use crate::scheduler::RequestId;
+use crate::scheduler::SchedulingPolicy;
 
 /// Facts about the loaded model and the engine's geometry, fixed at spawn.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -150,6 +151,8 @@ pub(super) struct Shared {
     /// What special-token text in chat messages becomes.
     pub chat_specials: ChatSpecials,
     pub max_waiting: usize,
+    /// Who goes first (a `priority` under `fcfs` is refused, as vLLM does).
+    pub scheduling_policy: crate::scheduler::SchedulingPolicy,
     /// Most waiting requests of one tenant (under `fair`, a quarter of the queue stays free
     /// for the others).
     pub tenant_max_waiting: usize,
@@ -206,6 +209,12 @@ impl EngineHandle {
             .validate()
             .map_err(|e| EngineError::InvalidRequest(e.to_string()))?;
         let s = &self.shared;
+        if req.placement.priority != 0 && s.scheduling_policy == SchedulingPolicy::Fcfs {
+            return Err(EngineError::InvalidRequest(format!(
+                "priority {} needs --scheduling-policy priority or fair; this engine runs fcfs",
+                req.placement.priority
+            )));
+        }
         let tokenizing = std::time::Instant::now();
         let key = PromptCache::key(&req.prompt);
         let prompt = match key.as_ref().and_then(|k| s.prompts.get(k)) {

@@ -215,6 +215,7 @@ pub fn spawn_engine_with<B: Backend + 'static>(
         chat_template,
         chat_specials: cfg.chat_specials,
         max_waiting: cfg.max_waiting,
+        scheduling_policy: cfg.scheduling_policy,
         tenant_max_waiting: match cfg.scheduling_policy {
             crate::scheduler::SchedulingPolicy::Fair => {
                 (cfg.max_waiting - cfg.max_waiting / 4).max(1)

@@ -847,3 +847,37 @@ fn the_sliding_window_pool_is_published() {
     handle.shutdown();
     plain.shutdown();
 }
+
+#[test]
+fn a_priority_the_policy_cannot_honour_is_refused() {
+    use crate::scheduler::SchedulingPolicy;
+    for (policy, refused) in [
+        (SchedulingPolicy::Fcfs, true),
+        (SchedulingPolicy::Fair, false),
+        (SchedulingPolicy::Priority, false),
+    ] {
+        let handle = spawn_engine(
+            tiny(),
+            EngineConfig {
+                scheduling_policy: policy,
+                ..cfg(16, 64, 512, 8)
+            },
+        )
+        .expect("spawn");
+        let mut r = request("p", &text(0), &greedy(2, true));
+        r.placement.priority = -1;
+        match handle.submit(r) {
+            Err(EngineError::InvalidRequest(m)) if refused => {
+                assert!(m.contains("priority"), "{m}")
+            }
+            Ok(rx) if !refused => assert_eq!(reason(&collect(rx)), FinishReason::Length),
+            other => panic!("{policy}: {:?}", other.map(|_| ())),
+        }
+        // Priority 0 is everyone's default, fine under every policy.
+        let rx = handle
+            .submit(request("z", &text(0), &greedy(2, true)))
+            .expect("priority 0");
+        assert_eq!(reason(&collect(rx)), FinishReason::Length);
+        handle.shutdown();
+    }
+}
