@@ -187,6 +187,11 @@ async fn main() -> anyhow::Result<()> {
         Some(k) => tracing::info!("API keys required ({} tenants)", k.num_tenants()),
         None => tracing::warn!("no API key set: anyone who reaches this gateway can use it"),
     }
+    // Tenants come from keys: without any, this limit could never apply.
+    anyhow::ensure!(
+        api_keys.is_some() || cli.max_concurrent_requests_per_tenant.is_none(),
+        "--max-concurrent-requests-per-tenant needs tenants: set --api-key or --api-key-file"
+    );
     let access = proto::auth::EngineAccess {
         token: proto::auth::SendToken::new(cli.engine_auth_token.as_deref())?,
         tls: proto::auth::client_tls(cli.engine_tls_ca.as_deref())?,

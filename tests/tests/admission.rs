@@ -652,3 +652,19 @@ async fn one_tenant_holding_its_share_leaves_room_for_another() {
     }
     assert_eq!(complete("sk-flood").await.unwrap().status(), 200);
 }
+
+/// Without API keys there are no tenants, so a per-tenant limit could never apply: refused.
+#[test]
+fn a_per_tenant_limit_without_keys_is_a_start_up_error() {
+    let out = std::process::Command::new(journey_tests::binary("api-gateway"))
+        .args(["--engine", "http://127.0.0.1:9", "--listen", "127.0.0.1:0"])
+        .args(["--max-concurrent-requests-per-tenant", "3"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--max-concurrent-requests-per-tenant needs tenants"),
+        "{stderr}"
+    );
+}
