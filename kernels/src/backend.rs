@@ -177,12 +177,10 @@ pub trait Backend: Send + Sync {
     /// Short device name for logs and traces (`cpu`, `cuda`).
     fn device_name(&self) -> &'static str;
 
-    /// Runs one whole forward pass `f` over `tokens` tokens. The default runs it in place; the
-    /// CPU backend runs small batches on its worker pool, where each op is so short that a cold
-    /// hand-off per op (a thread wake-up and a blocked caller) would dominate. Scheduling only:
-    /// results do not depend on it.
-    fn run_forward<R: Send>(&self, tokens: usize, f: impl FnOnce() -> R + Send) -> R {
-        let _ = tokens;
+    /// Runs one whole forward pass `f`. The default runs it in place; the CPU backend runs it on
+    /// its worker pool, where a cold hand-off per op (a thread wake-up and a blocked caller)
+    /// would cost more than many ops take. Scheduling only: results do not depend on it.
+    fn run_forward<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         f()
     }
 

@@ -7,6 +7,7 @@ use std::time::Instant;
 use engine_core::kv_cache::{BlockAllocator, BlockTable};
 use engine_core::model::Model;
 use engine_core::model::llama::ForwardBatch;
+use engine_core::sampling::argmax;
 use kernels::Backend;
 
 const BLOCK: usize = 16;
@@ -62,13 +63,6 @@ fn prompt(n: usize, salt: u32, vocab: u32) -> Vec<u32> {
     (0..n as u32)
         .map(|i| (i.wrapping_mul(2654435761).wrapping_add(salt * 7919)) % (vocab - 100) + 50)
         .collect()
-}
-
-fn argmax(row: &[f32]) -> u32 {
-    row.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))
-        .map_or(0, |(i, _)| i as u32)
 }
 
 /// Prefill tok/s of one `n`-token prompt (best of 3).

@@ -27,5 +27,5 @@ pub use params::{GREEDY_TEMPERATURE_EPS, MAX_LOGPROBS, SamplingError, SamplingPa
 pub use penalties::{
     apply_frequency_presence_penalties, apply_repetition_penalty, repetition_penalized,
 };
-pub use sampler::{Sampled, Sampler};
+pub use sampler::{Sampled, Sampler, argmax};
 pub use stop::{StopMatcher, StopOutcome};

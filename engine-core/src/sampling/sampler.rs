@@ -114,7 +114,8 @@ fn random_seed() -> u64 {
 }
 
 /// Index of the largest logit, lowest id on ties; NaN counts as `-inf`; 0 if all are masked.
-fn argmax(logits: &[f32]) -> u32 {
+/// What greedy sampling picks.
+pub fn argmax(logits: &[f32]) -> u32 {
     first_index_of(logits, row_max(logits))
 }
 

@@ -51,16 +51,12 @@ impl Backend for CpuBackend {
         "cpu"
     }
 
-    fn run_forward<R: Send>(&self, tokens: usize, f: impl FnOnce() -> R + Send) -> R {
-        // Measured on the 2-core VM, single-stream decode inside the pool: context switches
-        // 53k -> 10k, CPU time -16%, +14% tok/s. Larger batches got slower there (the idle
-        // worker spins beside the busy one), so only decode-sized batches move.
-        const IN_POOL_MAX_TOKENS: usize = 8;
-        if tokens <= IN_POOL_MAX_TOKENS {
-            rayon::scope(|_| f())
-        } else {
-            f()
-        }
+    fn run_forward<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        // On the pool, a pass's parallel ops fork from a worker, which works beside the other
+        // instead of a blocked caller waking a pool per op. Measured on the 2-core VM: single-
+        // stream decode +14% tok/s (context switches 53k -> 10k); 16-way batched decode +30%
+        // (SmolLM2 Q4_K_M 350 -> 460 tok/s); 512-token prefill unchanged within noise.
+        rayon::scope(|_| f())
     }
 
     fn upload_weight(

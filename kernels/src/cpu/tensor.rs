@@ -154,7 +154,9 @@ impl CpuWeight {
     }
 }
 
-/// The paged KV pool in f32: per layer, K and V laid out `[block, slot, kv_head, head_dim]`.
+/// The paged KV pool in f32: per layer, K and V laid out `[block, kv_head, slot, head_dim]`, so
+/// the keys one kv head reads from a block are one contiguous run (decode attention streams
+/// them from memory; interleaved with the other heads' they were fetched a row at a time).
 #[derive(Debug)]
 pub struct CpuKvPool {
     /// Geometry.
@@ -183,20 +185,26 @@ impl CpuKvPool {
         self.cfg.n_kv_heads * self.cfg.head_dim
     }
 
-    fn slot_offset(&self, layer: usize, slot: usize) -> usize {
-        (layer * self.cfg.n_blocks * self.cfg.block_size + slot) * self.row_width()
+    /// Offset of `kv_head`'s row at `slot` of `layer`.
+    fn offset(&self, layer: usize, slot: usize, kv_head: usize) -> usize {
+        let (bs, hd) = (self.cfg.block_size, self.cfg.head_dim);
+        let (block, in_block) = (slot / bs, slot % bs);
+        (((layer * self.cfg.n_blocks + block) * self.cfg.n_kv_heads + kv_head) * bs + in_block) * hd
     }
 
-    /// Keys of all kv heads at `slot` of `layer`: `[n_kv_heads * head_dim]`.
-    pub fn key(&self, layer: usize, slot: usize) -> &[f32] {
-        let o = self.slot_offset(layer, slot);
-        &self.k[o..o + self.row_width()]
+    /// Keys of `kv_head` at slots `slot..slot + n` of `layer`, one block's run: `[n, head_dim]`.
+    /// The slots must lie in one block.
+    pub fn keys(&self, layer: usize, slot: usize, n: usize, kv_head: usize) -> &[f32] {
+        let o = self.offset(layer, slot, kv_head);
+        debug_assert!(slot % self.cfg.block_size + n <= self.cfg.block_size);
+        &self.k[o..o + n * self.cfg.head_dim]
     }
 
-    /// Values of all kv heads at `slot` of `layer`.
-    pub fn value(&self, layer: usize, slot: usize) -> &[f32] {
-        let o = self.slot_offset(layer, slot);
-        &self.v[o..o + self.row_width()]
+    /// Values, as [`CpuKvPool::keys`].
+    pub fn values(&self, layer: usize, slot: usize, n: usize, kv_head: usize) -> &[f32] {
+        let o = self.offset(layer, slot, kv_head);
+        debug_assert!(slot % self.cfg.block_size + n <= self.cfg.block_size);
+        &self.v[o..o + n * self.cfg.head_dim]
     }
 
     /// Writes each token's key and value columns of `x` into its slot.
@@ -214,10 +222,14 @@ impl CpuKvPool {
             "kv columns must be n_kv_heads*head_dim wide"
         );
         assert_eq!(slots.len(), x.rows, "one slot per token");
+        let hd = self.cfg.head_dim;
         for (t, &slot) in slots.iter().enumerate() {
-            let o = self.slot_offset(layer, slot as usize);
-            self.k[o..o + w].copy_from_slice(x.row_cols(t, k_cols));
-            self.v[o..o + w].copy_from_slice(x.row_cols(t, v_cols));
+            let (k, v) = (x.row_cols(t, k_cols), x.row_cols(t, v_cols));
+            for h in 0..self.cfg.n_kv_heads {
+                let o = self.offset(layer, slot as usize, h);
+                self.k[o..o + hd].copy_from_slice(&k[h * hd..(h + 1) * hd]);
+                self.v[o..o + hd].copy_from_slice(&v[h * hd..(h + 1) * hd]);
+            }
         }
     }
 }

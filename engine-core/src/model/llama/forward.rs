@@ -100,7 +100,7 @@ impl<B: Backend> Llama<B> {
         batch: &ForwardBatch<'_>,
     ) -> Result<Vec<f32>, ModelError> {
         self.backend
-            .run_forward(batch.tokens.len(), || self.forward_in_place(kv, batch))
+            .run_forward(|| self.forward_in_place(kv, batch))
     }
 
     fn forward_in_place(
