@@ -379,6 +379,50 @@ fn quantize_act_q8_properties() {
     }
 }
 
+/// The detected level's activation quantizer writes the reference's bytes: random rows, rows
+/// whose scale is exactly 1 (so quants land on exact halves, rounded away from zero), and
+/// NaN, infinities, signed zeros and all-zero blocks.
+#[test]
+fn quantize_act_q8_matches_the_reference() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut rows = vec![test_row(&mut rng, 1024)];
+    let halves: Vec<f32> = (0..32)
+        .map(|i| match i {
+            0 => 127.0,
+            1 => -126.5,
+            2 => 0.49999997,
+            3 => -0.49999997,
+            _ => (i as f32 - 16.0) * 3.5 + 0.5,
+        })
+        .collect();
+    rows.push(halves);
+    let mut special = vec![0.0f32; 32 * 6];
+    special[0] = f32::NAN;
+    special[1] = 3.0;
+    special[32] = f32::INFINITY;
+    special[33] = -2.0;
+    special[64] = f32::NEG_INFINITY;
+    special[96] = -0.0;
+    special[128] = 1e-40; // subnormal scale
+    special[129] = -1e-42;
+    special[160..192].fill(-5.5);
+    rows.push(special);
+    for x in rows {
+        let mut got = vec![BlockQ8::default(); x.len() / 32];
+        let mut want = got.clone();
+        quantize_act_q8(&x, &mut got);
+        reference::quantize_act(&x, &mut want);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                (g.d.to_bits(), g.s.to_bits(), g.sum, g.qs),
+                (w.d.to_bits(), w.s.to_bits(), w.sum, w.qs),
+                "block {i} of {:?}",
+                &x[i * 32..i * 32 + 4]
+            );
+        }
+    }
+}
+
 /// Relative RMS error bound and per-element check for each type's round trip.
 #[test]
 fn round_trip_error_bounds() {
