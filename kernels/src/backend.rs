@@ -50,7 +50,7 @@ pub struct KvPoolConfig {
 }
 
 impl KvPoolConfig {
-    /// Elements of one of the two pools (K or V): `[layer][slot][kv head * head_dim]`, or an
+    /// Elements of one of the two pools (K or V): layers × slots × kv heads × head_dim, or an
     /// error when that count overflows.
     pub fn elements(&self) -> Result<usize, BackendError> {
         self.n_layers
@@ -202,6 +202,11 @@ pub trait Backend: Send + Sync {
     fn upload_tensor(&self, rows: usize, cols: usize, data: &[f32]) -> Self::Tensor;
     /// Copies a tensor to the host, row-major.
     fn to_host(&self, t: &Self::Tensor) -> Vec<f32>;
+    /// Moves a tensor to the host, row-major: [`Backend::to_host`], or no copy at all where
+    /// the tensor already lives there.
+    fn move_to_host(&self, t: Self::Tensor) -> Vec<f32> {
+        self.to_host(&t)
+    }
 
     /// `out[t, :] = table[ids[t], :]`, dequantized. table `[vocab, dim]`, out `[T, dim]`.
     fn embedding(&self, table: &Self::Weight, ids: &[u32], out: &mut Self::Tensor);

@@ -54,6 +54,19 @@ pub(super) fn paged_attention(
     layout: &AttentionLayout<'_>,
     out: &mut CpuTensor,
 ) {
+    paged_attention_with(x, q_cols, pool, layer, layout, out, has_fma());
+}
+
+/// [`paged_attention`], through the AVX2 kernels when `fma` (which the CPU must have).
+fn paged_attention_with(
+    x: &CpuTensor,
+    q_cols: Cols,
+    pool: &CpuKvPool,
+    layer: usize,
+    layout: &AttentionLayout<'_>,
+    out: &mut CpuTensor,
+    fma: bool,
+) {
     let (nh, nkv, hd) = (layout.n_heads, layout.n_kv_heads, layout.head_dim);
     assert_eq!(q_cols.width, nh * hd);
     assert_eq!((out.rows, out.cols), (x.rows, nh * hd));
@@ -61,7 +74,6 @@ pub(super) fn paged_attention(
     assert_eq!(nh % nkv, 0, "query heads must be a multiple of kv heads");
     let group = nh / nkv;
     let scale = layout.scale;
-    let fma = has_fma();
 
     // Heads of one kv group are adjacent in a row: chunks of `group * hd` are (token, kv head).
     out.data
@@ -96,11 +108,15 @@ pub(super) fn paged_attention(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn attend_fma(qs: &[f32], keys: &Keys<'_>, o: &mut [f32], scratch: &mut Vec<f32>) {
-    if keys.head_dim.is_multiple_of(8) {
-        // SAFETY (both closures): AVX2 and FMA are enabled here; every row is head_dim long.
-        let dot = |a: &[f32], b: &[f32]| unsafe { x86::dot(a, b) };
-        let axpy = |acc: &mut [f32], w: f32, v: &[f32]| unsafe { x86::axpy(acc, w, v) };
-        attend_with(qs, keys, o, scratch, dot, axpy);
+    if keys.head_dim.is_multiple_of(x86::PIECE) {
+        // SAFETY (both closures): AVX2 and FMA are enabled here; head_dim is a multiple of
+        // the piece.
+        let score = |qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]| unsafe {
+            x86::scores(qs, keys, scores)
+        };
+        let mix =
+            |scores: &[f32], keys: &Keys<'_>, o: &mut [f32]| unsafe { x86::mix(scores, keys, o) };
+        attend_with(qs, keys, o, scratch, score, mix);
     } else {
         attend_body(qs, keys, o, scratch);
     }
@@ -109,109 +125,291 @@ unsafe fn attend_fma(qs: &[f32], keys: &Keys<'_>, o: &mut [f32], scratch: &mut V
 /// Softmax attention of the query heads `qs` (`[group][head_dim]`) over `keys`, into `o`.
 #[inline(always)]
 fn attend_body(qs: &[f32], keys: &Keys<'_>, o: &mut [f32], scratch: &mut Vec<f32>) {
-    attend_with(qs, keys, o, scratch, dot_f32_body, axpy_body);
+    attend_with(qs, keys, o, scratch, scores_body, mix_body);
 }
 
-/// [`attend_body`] with its dot product and `acc += w * v` given: the same arithmetic written
-/// out for one instruction set.
+/// Each head's scaled scores, `scores[g * n_keys + j] = (q_g · k_j) * scale`, with
+/// [`dot_f32_body`].
+#[inline(always)]
+fn scores_body(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
+    let (hd, n) = (keys.head_dim, keys.n_keys);
+    let mut j = 0;
+    for (slot, len) in keys.runs() {
+        let run = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
+        for k in run.chunks_exact(hd) {
+            for (g, q) in qs.chunks_exact(hd).enumerate() {
+                scores[g * n + j] = dot_f32_body(q, k) * keys.scale;
+            }
+            j += 1;
+        }
+    }
+}
+
+/// `o_g += w[g][j] * v_j` over the keys in order, one [`axpy_body`] per head and key (`o`
+/// starts at zero).
+#[inline(always)]
+fn mix_body(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
+    let (hd, n) = (keys.head_dim, keys.n_keys);
+    let mut j = 0;
+    for (slot, len) in keys.runs() {
+        let run = keys.pool.values(keys.layer, slot, len, keys.kv_head);
+        for v in run.chunks_exact(hd) {
+            for (g, o) in o.chunks_exact_mut(hd).enumerate() {
+                axpy_body(o, weights[g * n + j], v);
+            }
+            j += 1;
+        }
+    }
+}
+
+/// The softmax around a scores phase and a mixing phase ([`scores_body`] and [`mix_body`], or
+/// their blocked forms for one instruction set, which do the same arithmetic per element).
 #[inline(always)]
 fn attend_with(
     qs: &[f32],
     keys: &Keys<'_>,
     o: &mut [f32],
     scratch: &mut Vec<f32>,
-    dot: impl Fn(&[f32], &[f32]) -> f32,
-    axpy: impl Fn(&mut [f32], f32, &[f32]),
+    score: impl Fn(&[f32], &Keys<'_>, &mut [f32]),
+    mix: impl Fn(&[f32], &Keys<'_>, &mut [f32]),
 ) {
     let (hd, n) = (keys.head_dim, keys.n_keys);
     let group = qs.len() / hd;
     scratch.clear();
-    scratch.resize(group * n + 2 * group, 0.0);
-    let (scores, stats) = scratch.split_at_mut(group * n);
-    let (maxs, sums) = stats.split_at_mut(group);
-    maxs.fill(f32::NEG_INFINITY);
-    let mut j = 0;
-    for (slot, len) in keys.runs() {
-        let run = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
-        for i in 0..len {
-            let k = &run[i * hd..(i + 1) * hd];
-            for g in 0..group {
-                let s = dot(&qs[g * hd..(g + 1) * hd], k) * keys.scale;
-                maxs[g] = maxs[g].max(s);
-                scores[g * n + j] = s;
-            }
-            j += 1;
+    scratch.resize(group * n, 0.0);
+    let scores = &mut scratch[..];
+    score(qs, keys, scores);
+    let mut sums = [0.0f32; MAX_GROUP];
+    let mut sums_heap = Vec::new();
+    let sums = if group <= MAX_GROUP {
+        &mut sums[..group]
+    } else {
+        sums_heap.resize(group, 0.0);
+        &mut sums_heap[..]
+    };
+    for (row, sum) in scores.chunks_exact_mut(n).zip(sums.iter_mut()) {
+        // The maximum is one value whatever the order it is taken in.
+        let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        let mut total = 0.0f32;
+        for s in row {
+            *s = (*s - max).exp();
+            total += *s;
         }
-    }
-    for g in 0..group {
-        let mut sum = 0.0f32;
-        for s in &mut scores[g * n..(g + 1) * n] {
-            *s = (*s - maxs[g]).exp();
-            sum += *s;
-        }
-        sums[g] = sum;
+        *sum = total;
     }
     o.fill(0.0);
-    let mut j = 0;
-    for (slot, len) in keys.runs() {
-        let run = keys.pool.values(keys.layer, slot, len, keys.kv_head);
-        for i in 0..len {
-            let v = &run[i * hd..(i + 1) * hd];
-            for g in 0..group {
-                axpy(&mut o[g * hd..(g + 1) * hd], scores[g * n + j], v);
-            }
-            j += 1;
-        }
-    }
-    for g in 0..group {
-        let inv = 1.0 / sums[g];
-        o[g * hd..(g + 1) * hd].iter_mut().for_each(|v| *v *= inv);
+    mix(scores, keys, o);
+    for (o, sum) in o.chunks_exact_mut(hd).zip(sums.iter()) {
+        let inv = 1.0 / sum;
+        o.iter_mut().for_each(|v| *v *= inv);
     }
 }
 
-/// [`dot_f32_body`] and [`axpy_body`] in AVX2 for rows a multiple of eight long: the same lanes
-/// and the same reduction tree, so the same bits.
+/// Query heads per kv head whose softmax sums live on the stack.
+const MAX_GROUP: usize = 16;
+
+/// [`scores_body`] and [`mix_body`] in AVX2, blocked: eight keys' dot chains at once (one chain
+/// is a serial run of fused multiply-adds, latency-bound), and each head's output kept in
+/// registers a piece at a time while the values stream past. Each dot keeps the portable
+/// body's eight lanes and reduction tree and each output element its key order, so the bits
+/// are the same.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// `dot_f32_body(a, b)` for `a.len() == b.len()`, a multiple of 8.
+    use super::Keys;
+
+    /// Output elements of one head held in registers (eight vectors) while the values stream.
+    pub(super) const PIECE: usize = 64;
+    /// Keys scored at once.
+    const KEYS: usize = 8;
+
+    /// `dot_f32_body`'s reduction of eight lane sums, then its empty tail's `+ 0.0`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    pub(super) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-        debug_assert!(a.len() == b.len() && a.len().is_multiple_of(8));
-        let mut acc = _mm256_setzero_ps();
-        for i in (0..a.len()).step_by(8) {
-            // SAFETY: i + 8 <= len for both slices; unaligned loads.
-            let (x, y) = unsafe {
-                (
-                    _mm256_loadu_ps(a.as_ptr().add(i)),
-                    _mm256_loadu_ps(b.as_ptr().add(i)),
-                )
-            };
-            acc = _mm256_fmadd_ps(x, y, acc);
-        }
+    fn reduce(acc: __m256) -> f32 {
         // Lanes (0+4, 1+5, 2+6, 3+7), then ((0+4) + (1+5)) + ((2+6) + (3+7)).
         let v = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
         let pairs = _mm_add_ps(v, _mm_movehdup_ps(v));
         let sum = _mm_add_ss(pairs, _mm_movehl_ps(pairs, pairs));
-        // The empty tail's 0.0, as the portable body adds it (-0.0 + 0.0 is +0.0).
+        // -0.0 + 0.0 is +0.0, as the portable body's tail makes it.
         _mm_cvtss_f32(sum) + 0.0
     }
 
-    /// `axpy_body(acc, w, v)` for equal lengths, a multiple of 8.
+    /// `N` dots of `q` with the rows `k, k + hd, ...`.
+    ///
+    /// # Safety
+    /// `q` holds `hd` (a multiple of 8) readable f32s and `k` `N * hd`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    pub(super) unsafe fn axpy(acc: &mut [f32], w: f32, v: &[f32]) {
-        debug_assert!(acc.len() == v.len() && acc.len().is_multiple_of(8));
-        let wv = _mm256_set1_ps(w);
-        for i in (0..acc.len()).step_by(8) {
-            // SAFETY: i + 8 <= len for both slices; unaligned loads and store.
+    unsafe fn dots<const N: usize>(q: *const f32, k: *const f32, hd: usize) -> [f32; N] {
+        let mut acc = [_mm256_setzero_ps(); N];
+        for i in (0..hd).step_by(8) {
+            // SAFETY: the caller's bounds; unaligned loads.
             unsafe {
-                let p = acc.as_mut_ptr().add(i);
-                let r = _mm256_fmadd_ps(wv, _mm256_loadu_ps(v.as_ptr().add(i)), _mm256_loadu_ps(p));
-                _mm256_storeu_ps(p, r);
+                let qv = _mm256_loadu_ps(q.add(i));
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    *acc = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add(r * hd + i)), *acc);
+                }
             }
+        }
+        let mut out = [0.0f32; N];
+        for (o, &a) in out.iter_mut().zip(&acc) {
+            *o = reduce(a);
+        }
+        out
+    }
+
+    /// [`super::scores_body`], eight keys at a time within each run.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `head_dim` a multiple of 8.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn scores(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
+        let (hd, n) = (keys.head_dim, keys.n_keys);
+        assert!(hd.is_multiple_of(8) && scores.len() == n * (qs.len() / hd));
+        let mut j = 0;
+        for (slot, len) in keys.runs() {
+            let run = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
+            assert_eq!(run.len(), len * hd);
+            let mut i = 0;
+            while i < len {
+                let m = if len - i >= KEYS { KEYS } else { 1 };
+                for (g, q) in qs.chunks_exact(hd).enumerate() {
+                    // SAFETY: q is hd long; rows i..i + m of the run exist (asserted length).
+                    let k = unsafe { run.as_ptr().add(i * hd) };
+                    let out = &mut scores[g * n + j..g * n + j + m];
+                    if m == KEYS {
+                        let d = unsafe { dots::<KEYS>(q.as_ptr(), k, hd) };
+                        for (s, d) in out.iter_mut().zip(d) {
+                            *s = d * keys.scale;
+                        }
+                    } else {
+                        let [d] = unsafe { dots::<1>(q.as_ptr(), k, hd) };
+                        out[0] = d * keys.scale;
+                    }
+                }
+                i += m;
+                j += m;
+            }
+        }
+    }
+
+    /// [`super::mix_body`], each head's output [`PIECE`] elements at a time in registers.
+    ///
+    /// # Safety
+    /// AVX2 and FMA; `head_dim` a multiple of [`PIECE`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn mix(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
+        let (hd, n) = (keys.head_dim, keys.n_keys);
+        assert!(hd.is_multiple_of(PIECE) && weights.len() == n * (o.len() / hd));
+        for (g, o) in o.chunks_exact_mut(hd).enumerate() {
+            let w = &weights[g * n..(g + 1) * n];
+            for piece in (0..hd).step_by(PIECE) {
+                let mut acc = [_mm256_setzero_ps(); PIECE / 8];
+                let mut j = 0;
+                for (slot, len) in keys.runs() {
+                    let run = keys.pool.values(keys.layer, slot, len, keys.kv_head);
+                    assert_eq!(run.len(), len * hd);
+                    for i in 0..len {
+                        let wv = _mm256_set1_ps(w[j]);
+                        for (c, acc) in acc.iter_mut().enumerate() {
+                            // SAFETY: row i of the run is hd long and piece + 8c + 8 <= hd.
+                            let v = unsafe {
+                                _mm256_loadu_ps(run.as_ptr().add(i * hd + piece + 8 * c))
+                            };
+                            *acc = _mm256_fmadd_ps(wv, v, *acc);
+                        }
+                        j += 1;
+                    }
+                }
+                for (c, acc) in acc.iter().enumerate() {
+                    // SAFETY: piece + 8c + 8 <= hd = o.len(); unaligned store.
+                    unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(piece + 8 * c), *acc) };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::backend::KvPoolConfig;
+
+    /// The AVX2 kernels give the portable body's bits: grouped heads of 64, 256 and 40 (no
+    /// fast path) elements, full and partial blocks, shuffled block tables, a sliding window.
+    #[test]
+    fn fast_path_matches_the_portable_body_bit_for_bit() {
+        if !has_fma() {
+            eprintln!("skipped: this CPU has no AVX2+FMA, so there is no fast path to compare");
+            return;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let bs = 16;
+        for (nh, nkv, hd, window) in [
+            (9, 3, 64, None),
+            (4, 1, 256, None),
+            (8, 2, 128, Some(20)),
+            (4, 2, 40, None),
+        ] {
+            let cfg = KvPoolConfig {
+                n_layers: 2,
+                n_blocks: 12,
+                block_size: bs,
+                n_kv_heads: nkv,
+                head_dim: hd,
+            };
+            let mut pool = CpuKvPool::new(cfg).unwrap();
+            let kvd = nkv * hd;
+            let n_slots = cfg.n_blocks * bs;
+            let mut random = |rows: usize, cols: usize| {
+                let data = (0..rows * cols)
+                    .map(|_| rng.random_range(-2.0..2.0))
+                    .collect();
+                CpuTensor::from_vec(rows, cols, data)
+            };
+            let kv = random(n_slots, 2 * kvd);
+            let all_slots: Vec<u32> = (0..n_slots as u32).collect();
+            for layer in 0..2 {
+                pool.write(
+                    layer,
+                    &kv,
+                    Cols::new(0, kvd),
+                    Cols::new(kvd, kvd),
+                    &all_slots,
+                );
+            }
+            let tables: [&[u32]; 2] = [&[7, 2, 9, 0, 11, 4], &[1, 3, 5]];
+            let positions = [0u32, 5, 15, 16, 37, 95, 3, 16, 47];
+            let token_seq = [0u32, 0, 0, 0, 0, 0, 1, 1, 1];
+            let q = random(positions.len(), nh * hd);
+            let layout = AttentionLayout {
+                n_heads: nh,
+                n_kv_heads: nkv,
+                head_dim: hd,
+                block_size: bs,
+                token_seq: &token_seq,
+                positions: &positions,
+                block_tables: &tables,
+                slots: &[],
+                scale: 1.0 / (hd as f32).sqrt(),
+                window,
+            };
+            let q_cols = Cols::new(0, nh * hd);
+            let mut fast = CpuTensor::zeros(positions.len(), nh * hd);
+            let mut portable = fast.clone();
+            paged_attention_with(&q, q_cols, &pool, 1, &layout, &mut fast, true);
+            paged_attention_with(&q, q_cols, &pool, 1, &layout, &mut portable, false);
+            let bits = |t: &CpuTensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&fast),
+                bits(&portable),
+                "{nh} heads, {nkv} kv heads, {hd} wide"
+            );
         }
     }
 }

@@ -89,6 +89,10 @@ impl Backend for CpuBackend {
         t.data.clone()
     }
 
+    fn move_to_host(&self, t: CpuTensor) -> Vec<f32> {
+        t.data
+    }
+
     fn embedding(&self, table: &CpuWeight, ids: &[u32], out: &mut CpuTensor) {
         elementwise::embedding(table, ids, out);
     }

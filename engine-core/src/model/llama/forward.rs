@@ -225,7 +225,7 @@ impl<B: Backend> Llama<B> {
             &[self.output.as_ref().unwrap_or(&self.embd)],
             &mut logits,
         );
-        Ok(be.to_host(&logits))
+        Ok(be.move_to_host(logits))
     }
 
     /// `x += post_norm(out)`, or `x += out` without a post-norm; `scratch` holds the normed
