@@ -54,10 +54,39 @@ pub(super) fn paged_attention(
     layout: &AttentionLayout<'_>,
     out: &mut CpuTensor,
 ) {
-    paged_attention_with(x, q_cols, pool, layer, layout, out, has_fma());
+    paged_attention_with(x, q_cols, pool, layer, layout, out, Path::best());
 }
 
-/// [`paged_attention`], through the AVX2 kernels when `fma` (which the CPU must have).
+/// Which kernels compute attention. Every path gives the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Path {
+    /// [`attend_body`], portable.
+    Portable,
+    /// The blocked AVX2+FMA kernels.
+    Avx2,
+    /// AVX2 scores, values mixed with AVX-512.
+    Avx512,
+}
+
+impl Path {
+    /// The fastest path this CPU runs, detected once.
+    fn best() -> Path {
+        static BEST: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            if has_fma() {
+                return if is_x86_feature_detected!("avx512f") {
+                    Path::Avx512
+                } else {
+                    Path::Avx2
+                };
+            }
+            Path::Portable
+        })
+    }
+}
+
+/// [`paged_attention`] through `path`'s kernels, which the CPU must support.
 fn paged_attention_with(
     x: &CpuTensor,
     q_cols: Cols,
@@ -65,7 +94,7 @@ fn paged_attention_with(
     layer: usize,
     layout: &AttentionLayout<'_>,
     out: &mut CpuTensor,
-    fma: bool,
+    path: Path,
 ) {
     let (nh, nkv, hd) = (layout.n_heads, layout.n_kv_heads, layout.head_dim);
     assert_eq!(q_cols.width, nh * hd);
@@ -95,11 +124,11 @@ fn paged_attention_with(
             };
             SCRATCH.with_borrow_mut(|scratch| {
                 #[cfg(target_arch = "x86_64")]
-                if fma {
-                    // SAFETY: AVX2 and FMA were detected at run time.
-                    return unsafe { attend_fma(qs, &keys, o, scratch) };
+                if path >= Path::Avx2 {
+                    // SAFETY: the CPU supports `path`'s features (the caller's guarantee).
+                    return unsafe { attend_fma(qs, &keys, o, scratch, path == Path::Avx512) };
                 }
-                let _ = fma;
+                let _ = path;
                 attend_body(qs, &keys, o, scratch);
             });
         });
@@ -107,15 +136,26 @@ fn paged_attention_with(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn attend_fma(qs: &[f32], keys: &Keys<'_>, o: &mut [f32], scratch: &mut Vec<f32>) {
+unsafe fn attend_fma(
+    qs: &[f32],
+    keys: &Keys<'_>,
+    o: &mut [f32],
+    scratch: &mut Vec<f32>,
+    avx512: bool,
+) {
     if keys.head_dim.is_multiple_of(x86::PIECE) {
-        // SAFETY (both closures): AVX2 and FMA are enabled here; head_dim is a multiple of
-        // the piece.
+        // SAFETY (both closures): AVX2 and FMA are enabled here, AVX-512F when `avx512`;
+        // head_dim is a multiple of the piece.
         let score = |qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]| unsafe {
             x86::scores(qs, keys, scores)
         };
-        let mix =
-            |scores: &[f32], keys: &Keys<'_>, o: &mut [f32]| unsafe { x86::mix(scores, keys, o) };
+        let mix = |scores: &[f32], keys: &Keys<'_>, o: &mut [f32]| unsafe {
+            if avx512 {
+                x86::mix512(scores, keys, o)
+            } else {
+                x86::mix(scores, keys, o)
+            }
+        };
         attend_with(qs, keys, o, scratch, score, mix);
     } else {
         attend_body(qs, keys, o, scratch);
@@ -330,6 +370,67 @@ mod x86 {
             }
         }
     }
+
+    /// [`mix`] with AVX-512: up to four heads at once, each head's [`PIECE`] outputs in four
+    /// 16-lane registers, so one load of a value row serves all of them. Lanes are
+    /// independent, so the width changes nothing in the bits.
+    ///
+    /// # Safety
+    /// AVX-512F; `head_dim` a multiple of [`PIECE`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn mix512(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
+        let hd = keys.head_dim;
+        assert!(hd.is_multiple_of(PIECE) && weights.len() == keys.n_keys * (o.len() / hd));
+        let group = o.len() / hd;
+        let mut g0 = 0;
+        while g0 < group {
+            let heads = (group - g0).min(4);
+            let o = &mut o[g0 * hd..(g0 + heads) * hd];
+            let w = &weights[g0 * keys.n_keys..(g0 + heads) * keys.n_keys];
+            match heads {
+                1 => mix_heads::<1>(w, keys, o),
+                2 => mix_heads::<2>(w, keys, o),
+                3 => mix_heads::<3>(w, keys, o),
+                _ => mix_heads::<4>(w, keys, o),
+            }
+            g0 += heads;
+        }
+    }
+
+    /// [`mix512`] for `G` heads: `o` and `weights` are theirs.
+    #[target_feature(enable = "avx512f")]
+    fn mix_heads<const G: usize>(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
+        let (hd, n) = (keys.head_dim, keys.n_keys);
+        assert!(weights.len() == G * n && o.len() == G * hd && hd.is_multiple_of(PIECE));
+        for piece in (0..hd).step_by(PIECE) {
+            let mut acc = [[_mm512_setzero_ps(); PIECE / 16]; G];
+            let mut j = 0;
+            for (slot, len) in keys.runs() {
+                let run = keys.pool.values(keys.layer, slot, len, keys.kv_head);
+                assert_eq!(run.len(), len * hd);
+                for i in 0..len {
+                    let mut v = [_mm512_setzero_ps(); PIECE / 16];
+                    for (c, v) in v.iter_mut().enumerate() {
+                        // SAFETY: row i of the run is hd long and piece + PIECE <= hd.
+                        *v = unsafe { _mm512_loadu_ps(run.as_ptr().add(i * hd + piece + 16 * c)) };
+                    }
+                    for (g, acc) in acc.iter_mut().enumerate() {
+                        let wv = _mm512_set1_ps(weights[g * n + j]);
+                        for (acc, &v) in acc.iter_mut().zip(&v) {
+                            *acc = _mm512_fmadd_ps(wv, v, *acc);
+                        }
+                    }
+                    j += 1;
+                }
+            }
+            for (g, acc) in acc.iter().enumerate() {
+                for (c, &a) in acc.iter().enumerate() {
+                    // SAFETY: g * hd + piece + 16c + 16 <= G * hd = o.len(); unaligned store.
+                    unsafe { _mm512_storeu_ps(o.as_mut_ptr().add(g * hd + piece + 16 * c), a) };
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -344,7 +445,11 @@ mod tests {
     /// fast path) elements, full and partial blocks, shuffled block tables, a sliding window.
     #[test]
     fn fast_path_matches_the_portable_body_bit_for_bit() {
-        if !has_fma() {
+        let paths: Vec<Path> = [Path::Avx2, Path::Avx512]
+            .into_iter()
+            .filter(|&p| p <= Path::best())
+            .collect();
+        if paths.is_empty() {
             eprintln!("skipped: this CPU has no AVX2+FMA, so there is no fast path to compare");
             return;
         }
@@ -354,6 +459,7 @@ mod tests {
             (9, 3, 64, None),
             (4, 1, 256, None),
             (8, 2, 128, Some(20)),
+            (14, 2, 64, None),
             (4, 2, 40, None),
         ] {
             let cfg = KvPoolConfig {
@@ -400,16 +506,19 @@ mod tests {
                 window,
             };
             let q_cols = Cols::new(0, nh * hd);
-            let mut fast = CpuTensor::zeros(positions.len(), nh * hd);
-            let mut portable = fast.clone();
-            paged_attention_with(&q, q_cols, &pool, 1, &layout, &mut fast, true);
-            paged_attention_with(&q, q_cols, &pool, 1, &layout, &mut portable, false);
-            let bits = |t: &CpuTensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&fast),
-                bits(&portable),
-                "{nh} heads, {nkv} kv heads, {hd} wide"
-            );
+            let run = |path| {
+                let mut out = CpuTensor::zeros(positions.len(), nh * hd);
+                paged_attention_with(&q, q_cols, &pool, 1, &layout, &mut out, path);
+                out.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            let portable = run(Path::Portable);
+            for &path in &paths {
+                assert_eq!(
+                    run(path),
+                    portable,
+                    "{path:?}: {nh} heads, {nkv} kv, {hd} wide"
+                );
+            }
         }
     }
 }
