@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::elementwise::{axpy_body, dot_f32_body, has_fma};
+use super::elementwise::{axpy_body, dot_f32_body, exp, has_fma};
 use super::tensor::{CpuKvPool, CpuTensor};
 use crate::backend::{AttentionLayout, Cols};
 
@@ -230,12 +230,9 @@ fn attend_with(
     for (row, sum) in scores.chunks_exact_mut(n).zip(sums.iter_mut()) {
         // The maximum is one value whatever the order it is taken in.
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-        let mut total = 0.0f32;
-        for s in row {
-            *s = (*s - max).exp();
-            total += *s;
-        }
-        *sum = total;
+        // Exponentials first (a loop that vectorizes), then their sum in order.
+        row.iter_mut().for_each(|s| *s = exp(*s - max));
+        *sum = row.iter().sum();
     }
     o.fill(0.0);
     mix(scores, keys, o);
@@ -276,13 +273,13 @@ mod x86 {
         _mm_cvtss_f32(sum) + 0.0
     }
 
-    /// `N` dots of `q` with the rows `k, k + hd, ...`.
+    /// The eight lane sums of `N` dots of `q` with the rows `k, k + hd, ...`.
     ///
     /// # Safety
     /// `q` holds `hd` (a multiple of 8) readable f32s and `k` `N * hd`.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn dots<const N: usize>(q: *const f32, k: *const f32, hd: usize) -> [f32; N] {
+    unsafe fn lanes<const N: usize>(q: *const f32, k: *const f32, hd: usize) -> [__m256; N] {
         let mut acc = [_mm256_setzero_ps(); N];
         for i in (0..hd).step_by(8) {
             // SAFETY: the caller's bounds; unaligned loads.
@@ -293,11 +290,28 @@ mod x86 {
                 }
             }
         }
-        let mut out = [0.0f32; N];
-        for (o, &a) in out.iter_mut().zip(&acc) {
-            *o = reduce(a);
-        }
-        out
+        acc
+    }
+
+    /// [`reduce`] of eight lane sums at once, in key order: the same adds, shuffled so that
+    /// each instruction serves several keys.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn reduce8(acc: [__m256; 8]) -> __m256 {
+        // Per pair of keys (a, b): [a0+a4, a1+a5, a2+a6, a3+a7 | b0+b4, ..., b3+b7].
+        let halves = |a: __m256, b: __m256| {
+            _mm256_add_ps(
+                _mm256_permute2f128_ps::<0x20>(a, b),
+                _mm256_permute2f128_ps::<0x31>(a, b),
+            )
+        };
+        let (v01, v23) = (halves(acc[0], acc[1]), halves(acc[2], acc[3]));
+        let (v45, v67) = (halves(acc[4], acc[5]), halves(acc[6], acc[7]));
+        // (v0 + v1) and (v2 + v3) of each key, then their sum: keys 0, 2, 4, 6 in the low
+        // lane, 1, 3, 5, 7 in the high one.
+        let sums = _mm256_hadd_ps(_mm256_hadd_ps(v01, v23), _mm256_hadd_ps(v45, v67));
+        let sums = _mm256_add_ps(sums, _mm256_setzero_ps());
+        _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
     }
 
     /// [`super::scores_body`], eight keys at a time within each run.
@@ -320,13 +334,13 @@ mod x86 {
                     let k = unsafe { run.as_ptr().add(i * hd) };
                     let out = &mut scores[g * n + j..g * n + j + m];
                     if m == KEYS {
-                        let d = unsafe { dots::<KEYS>(q.as_ptr(), k, hd) };
-                        for (s, d) in out.iter_mut().zip(d) {
-                            *s = d * keys.scale;
-                        }
+                        let d = reduce8(unsafe { lanes::<KEYS>(q.as_ptr(), k, hd) });
+                        let d = _mm256_mul_ps(d, _mm256_set1_ps(keys.scale));
+                        // SAFETY: `out` is KEYS long; unaligned store.
+                        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), d) };
                     } else {
-                        let [d] = unsafe { dots::<1>(q.as_ptr(), k, hd) };
-                        out[0] = d * keys.scale;
+                        let [d] = unsafe { lanes::<1>(q.as_ptr(), k, hd) };
+                        out[0] = reduce(d) * keys.scale;
                     }
                 }
                 i += m;
