@@ -64,7 +64,7 @@ enum Path {
     Portable,
     /// The blocked AVX2+FMA kernels.
     Avx2,
-    /// AVX2 scores, values mixed with AVX-512.
+    /// Two heads scored per load of a key (AVX-512VL's registers), values mixed with AVX-512F.
     Avx512,
 }
 
@@ -75,7 +75,9 @@ impl Path {
         *BEST.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
             if has_fma() {
-                return if is_x86_feature_detected!("avx512f") {
+                return if is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512vl")
+                {
                     Path::Avx512
                 } else {
                     Path::Avx2
@@ -144,10 +146,14 @@ unsafe fn attend_fma(
     avx512: bool,
 ) {
     if keys.head_dim.is_multiple_of(x86::PIECE) {
-        // SAFETY (both closures): AVX2 and FMA are enabled here, AVX-512F when `avx512`;
+        // SAFETY (both closures): AVX2 and FMA are enabled here, AVX-512F and VL when `avx512`;
         // head_dim is a multiple of the piece.
         let score = |qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]| unsafe {
-            x86::scores(qs, keys, scores)
+            if avx512 {
+                x86::scores_wide(qs, keys, scores)
+            } else {
+                x86::scores(qs, keys, scores)
+            }
         };
         let mix = |scores: &[f32], keys: &Keys<'_>, o: &mut [f32]| unsafe {
             if avx512 {
@@ -314,37 +320,106 @@ mod x86 {
         _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7))
     }
 
+    /// The lane sums of two heads' dots with the same `N` keys: each key row is loaded once
+    /// for both (sixteen chains need the 32 registers of AVX-512VL).
+    ///
+    /// # Safety
+    /// As [`lanes`], for both `q0` and `q1`.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+    #[inline]
+    unsafe fn lanes_pair<const N: usize>(
+        q0: *const f32,
+        q1: *const f32,
+        k: *const f32,
+        hd: usize,
+    ) -> ([__m256; N], [__m256; N]) {
+        let mut a = [_mm256_setzero_ps(); N];
+        let mut b = [_mm256_setzero_ps(); N];
+        for i in (0..hd).step_by(8) {
+            // SAFETY: the caller's bounds; unaligned loads.
+            unsafe {
+                let (x0, x1) = (_mm256_loadu_ps(q0.add(i)), _mm256_loadu_ps(q1.add(i)));
+                for r in 0..N {
+                    let kv = _mm256_loadu_ps(k.add(r * hd + i));
+                    a[r] = _mm256_fmadd_ps(x0, kv, a[r]);
+                    b[r] = _mm256_fmadd_ps(x1, kv, b[r]);
+                }
+            }
+        }
+        (a, b)
+    }
+
     /// [`super::scores_body`], eight keys at a time within each run.
     ///
     /// # Safety
     /// AVX2 and FMA; `head_dim` a multiple of 8.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn scores(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
-        let (hd, n) = (keys.head_dim, keys.n_keys);
-        assert!(hd.is_multiple_of(8) && scores.len() == n * (qs.len() / hd));
-        let mut j = 0;
-        for (slot, len) in keys.runs() {
-            let run = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
-            assert_eq!(run.len(), len * hd);
-            let mut i = 0;
-            while i < len {
-                let m = if len - i >= KEYS { KEYS } else { 1 };
-                for (g, q) in qs.chunks_exact(hd).enumerate() {
-                    // SAFETY: q is hd long; rows i..i + m of the run exist (asserted length).
-                    let k = unsafe { run.as_ptr().add(i * hd) };
-                    let out = &mut scores[g * n + j..g * n + j + m];
-                    if m == KEYS {
-                        let d = reduce8(unsafe { lanes::<KEYS>(q.as_ptr(), k, hd) });
-                        let d = _mm256_mul_ps(d, _mm256_set1_ps(keys.scale));
-                        // SAFETY: `out` is KEYS long; unaligned store.
-                        unsafe { _mm256_storeu_ps(out.as_mut_ptr(), d) };
-                    } else {
-                        let [d] = unsafe { lanes::<1>(q.as_ptr(), k, hd) };
-                        out[0] = reduce(d) * keys.scale;
+        // SAFETY: the caller's guarantees.
+        unsafe { scores_with::<false>(qs, keys, scores) }
+    }
+
+    /// [`scores`] with two heads per pass over the keys where a group has two.
+    ///
+    /// # Safety
+    /// AVX2, FMA, AVX-512F and AVX-512VL; `head_dim` a multiple of 8.
+    #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+    pub(super) unsafe fn scores_wide(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
+        // SAFETY: the caller's guarantees.
+        unsafe { scores_with::<true>(qs, keys, scores) }
+    }
+
+    /// [`scores`] and [`scores_wide`]'s loop; `PAIRS` needs AVX-512VL.
+    #[inline(always)]
+    unsafe fn scores_with<const PAIRS: bool>(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
+        // SAFETY: inlined only into `scores` (AVX2, FMA) and `scores_wide` (also AVX-512F
+        // and VL, which `PAIRS` needs), whose callers guarantee those features; every
+        // pointer below is inside a head of `qs` (hd long) or a run's rows i..i + m, whose
+        // length is asserted.
+        unsafe {
+            let (hd, n) = (keys.head_dim, keys.n_keys);
+            let group = qs.len() / hd;
+            assert!(hd.is_multiple_of(8) && scores.len() == n * (qs.len() / hd));
+            let mut j = 0;
+            for (slot, len) in keys.runs() {
+                let run = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
+                assert_eq!(run.len(), len * hd);
+                let mut i = 0;
+                while i < len {
+                    let m = if len - i >= KEYS { KEYS } else { 1 };
+                    let mut first = 0;
+                    if PAIRS && m == KEYS {
+                        while first + 2 <= group {
+                            let (q0, q1) = (&qs[first * hd..], &qs[(first + 1) * hd..]);
+                            // Both heads are hd long; rows i..i + KEYS of the run exist.
+                            let k = run.as_ptr().add(i * hd);
+                            let (a, b) = lanes_pair::<KEYS>(q0.as_ptr(), q1.as_ptr(), k, hd);
+                            for (g, lanes) in [(first, a), (first + 1, b)] {
+                                let d = _mm256_mul_ps(reduce8(lanes), _mm256_set1_ps(keys.scale));
+                                let out = &mut scores[g * n + j..g * n + j + KEYS];
+                                // `out` is KEYS long; unaligned store.
+                                _mm256_storeu_ps(out.as_mut_ptr(), d);
+                            }
+                            first += 2;
+                        }
                     }
+                    for (g, q) in qs.chunks_exact(hd).enumerate().skip(first) {
+                        // q is hd long; rows i..i + m of the run exist (asserted length).
+                        let k = run.as_ptr().add(i * hd);
+                        let out = &mut scores[g * n + j..g * n + j + m];
+                        if m == KEYS {
+                            let d = reduce8(lanes::<KEYS>(q.as_ptr(), k, hd));
+                            let d = _mm256_mul_ps(d, _mm256_set1_ps(keys.scale));
+                            // `out` is KEYS long; unaligned store.
+                            _mm256_storeu_ps(out.as_mut_ptr(), d);
+                        } else {
+                            let [d] = lanes::<1>(q.as_ptr(), k, hd);
+                            out[0] = reduce(d) * keys.scale;
+                        }
+                    }
+                    i += m;
+                    j += m;
                 }
-                i += m;
-                j += m;
             }
         }
     }
