@@ -1,10 +1,10 @@
 //! Quantized matrix products: `out[t, :] = x[t, :] · Wᵀ` for one or several weights side by side.
 //!
 //! Work is split over weight rows; each task dots its rows with one tile of tokens at a time:
-//! rows packed into panels with `quant::panel::dot_panels` (sixteen rows per vector), the others
-//! with `quant::vec_dot_rows` (each row unpacked once per tile). Both are bit-identical to their
-//! one-token dot, so each output element is computed by one thread in one fixed order whatever
-//! the batch.
+//! rows packed into panels with `quant::panel::dot_panels_by_activation` (sixteen rows per
+//! vector, results already in token order), the others with `quant::vec_dot_rows` (each row
+//! unpacked once per tile). Both are bit-identical to their one-token dot, so each output
+//! element is computed by one thread in one fixed order whatever the batch.
 
 use rayon::prelude::*;
 
@@ -83,30 +83,42 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
         let n = r1 - r0;
         // Rows r0..split are in panels, split..r1 are GGUF rows.
         let split = w.panel_rows.clamp(r0, r1);
+        // Results by token (`res[k * n + i]` is row r0 + i with token k), so each token's run
+        // goes to its output row in one copy.
         let mut res = vec![0.0f32; n * TOKEN_TILE.min(t_count)];
+        let mut by_row = Vec::new();
         for (ti, tile) in acts.chunks(TOKEN_TILE).enumerate() {
             let m = tile.len();
             let res = &mut res[..n * m];
-            let (in_panels, in_rows) = res.split_at_mut((split - r0) * m);
             if split > r0 {
                 let panels = &w.data[r0 * w.row_bytes..split * w.row_bytes];
-                quant::panel::dot_panels(w.ty, panels, w.row_bytes, tile, in_panels);
+                quant::panel::dot_panels_by_activation(w.ty, panels, w.row_bytes, tile, res, n);
             }
             if r1 > split {
+                // The rows kernel lays its results out by row: a few rows (or a type
+                // without panels) transposed here.
                 let rows = &w.data[split * w.row_bytes..r1 * w.row_bytes];
-                quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile, in_rows);
-            }
-            // Token-major, so each token's columns are written contiguously (the results are
-            // row-major in `res`, a few KiB that stay in L1).
-            for k in 0..m {
-                let t = ti * TOKEN_TILE + k;
-                for (i, &v) in res.iter().skip(k).step_by(m).enumerate() {
-                    // SAFETY: t < t_count and col_base + r0 + i < n_total, so the index is inside
-                    // `out.data`; each (t, column) pair belongs to exactly one task because
-                    // tasks cover disjoint weight rows; `out` is borrowed mutably for the whole
-                    // parallel region, so nothing else reads or writes it.
-                    unsafe { *out_ptr.get().add(t * n_total + col_base + r0 + i) = v };
+                by_row.resize((r1 - split) * m, 0.0);
+                quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile, &mut by_row);
+                for (i, results) in by_row.chunks_exact(m).enumerate() {
+                    for (k, &v) in results.iter().enumerate() {
+                        res[k * n + split - r0 + i] = v;
+                    }
                 }
+            }
+            for (k, run) in res.chunks_exact(n).enumerate() {
+                let t = ti * TOKEN_TILE + k;
+                // SAFETY: t < t_count and col_base + r1 <= n_total, so the n elements from
+                // t * n_total + col_base + r0 lie inside `out.data`; they belong to this task
+                // alone because tasks cover disjoint weight rows; `out` is borrowed mutably for
+                // the whole parallel region, so nothing else reads or writes it.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        run.as_ptr(),
+                        out_ptr.get().add(t * n_total + col_base + r0),
+                        n,
+                    )
+                };
             }
         }
     });

@@ -339,13 +339,72 @@ fn dot_panels_with(
     );
     #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = x86::kernel(level, ty) {
-        check_dots(ty, panels, row_bytes, xs, out);
+        check_dots(ty, panels, row_bytes, xs, out.len());
         // SAFETY: the CPU supports `level` (asserted above), and `check_dots` checked every
         // length.
-        return unsafe { x86::dot_panels(kernel, panels, row_bytes, xs, out) };
+        return unsafe { x86::dot_panels(kernel, panels, row_bytes, xs, Out::ByRow(out)) };
     }
     // The scalar order makes the same checks.
     dot_panels_scalar(ty, panels, row_bytes, xs, out);
+}
+
+/// [`dot_panels`] with the results by activation: `out[k * stride + r]` is row `r` (counted
+/// across panels) with `xs[k]`, so that each activation's results are one contiguous run, as a
+/// matrix product's output row takes them. Same kernels, same bits.
+///
+/// # Panics
+/// As [`dot_panels`], or if `stride` is less than the panels' rows or `out` cannot hold the
+/// last activation's run.
+pub fn dot_panels_by_activation(
+    ty: GgmlType,
+    panels: &[u8],
+    row_bytes: usize,
+    xs: &[ActRow<'_>],
+    out: &mut [f32],
+    stride: usize,
+) {
+    let rows = panels.len() / (PANEL_ROWS * row_bytes).max(1) * PANEL_ROWS;
+    assert!(stride >= rows, "stride {stride} is less than {rows} rows");
+    let needed = xs.len().saturating_sub(1) * stride + if xs.is_empty() { 0 } else { rows };
+    assert!(
+        out.len() >= needed,
+        "dot_panels_by_activation: output length"
+    );
+    #[cfg(target_arch = "x86_64")]
+    if let Some(kernel) = x86::kernel(simd_level_enum(), ty) {
+        check_dots(ty, panels, row_bytes, xs, rows * xs.len());
+        // SAFETY: the detected level's kernel; `check_dots` and the asserts above checked
+        // every length.
+        return unsafe {
+            x86::dot_panels(
+                kernel,
+                panels,
+                row_bytes,
+                xs,
+                Out::ByActivation { out, stride },
+            )
+        };
+    }
+    let mut by_row = vec![0.0f32; rows * xs.len()];
+    dot_panels_scalar(ty, panels, row_bytes, xs, &mut by_row);
+    for (r, results) in by_row.chunks_exact(xs.len().max(1)).enumerate() {
+        for (k, &v) in results.iter().enumerate() {
+            out[k * stride + r] = v;
+        }
+    }
+}
+
+/// Where a panel product's results go.
+pub(crate) enum Out<'a> {
+    /// `out[row * activations + k]`.
+    ByRow(&'a mut [f32]),
+    /// `out[k * stride + row]`.
+    ByActivation {
+        /// The results.
+        out: &'a mut [f32],
+        /// Elements from one activation's run to the next.
+        stride: usize,
+    },
 }
 
 /// [`dot_panels`] at an explicit level, for tests and benchmarks. Panics if the CPU does not
@@ -373,7 +432,7 @@ pub(crate) fn kernel_levels(ty: GgmlType) -> Vec<Level> {
 
 /// The checks of [`dot_panels`] that do not depend on the CPU.
 #[track_caller]
-fn check_dots(ty: GgmlType, panels: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out: &[f32]) {
+fn check_dots(ty: GgmlType, panels: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out_len: usize) {
     check_rows(ty, row_bytes);
     assert_eq!(ty.act_kind(), ActKind::Q8);
     let pb = PANEL_ROWS * row_bytes;
@@ -392,7 +451,7 @@ fn check_dots(ty: GgmlType, panels: &[u8], row_bytes: usize, xs: &[ActRow<'_>], 
         );
     }
     assert_eq!(
-        out.len(),
+        out_len,
         panels.len() / pb * PANEL_ROWS * xs.len(),
         "dot_panels: output length"
     );

@@ -268,6 +268,40 @@ fn extreme_quants_are_exact() {
     }
 }
 
+/// The by-activation layout holds the same bits as the by-row one, transposed, with a stride
+/// wider than the rows (what lies between the runs is left alone).
+#[test]
+fn by_activation_is_the_transpose_of_by_row() {
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    for ty in TYPES {
+        let n = lengths(ty, &[256, 576])[0];
+        let row_bytes = ty.row_bytes(n).unwrap();
+        let (rows, _) = weight_rows(&mut rng, ty, 2, n);
+        let panels = packed(ty, &rows, row_bytes);
+        let (xs, q8s) = activations(&mut rng, 11, n);
+        let acts = act_rows(&xs, &q8s);
+        let rows_out = 2 * PANEL_ROWS;
+        let mut by_row = vec![0.0f32; rows_out * acts.len()];
+        dot_panels(ty, &panels, row_bytes, &acts, &mut by_row);
+        let stride = rows_out + 3;
+        let mut by_act = vec![-7.0f32; stride * acts.len()];
+        dot_panels_by_activation(ty, &panels, row_bytes, &acts, &mut by_act, stride);
+        for (k, run) in by_act.chunks_exact(stride).enumerate() {
+            for r in 0..rows_out {
+                assert_eq!(
+                    run[r].to_bits(),
+                    by_row[r * acts.len() + k].to_bits(),
+                    "{ty}"
+                );
+            }
+            assert!(
+                run[rows_out..].iter().all(|&v| v == -7.0),
+                "{ty}: wrote past a run"
+            );
+        }
+    }
+}
+
 /// Every batch size from 1 to 20 (the kernels' groups and every remainder), and each
 /// activation alone: every fast kernel this CPU runs gives the scalar order's bits.
 #[test]

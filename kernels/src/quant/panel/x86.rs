@@ -6,7 +6,7 @@
 use core::arch::x86_64::*;
 
 use super::super::{ActRow, BlockQ8, GgmlType, Level};
-use super::{GROUP, HALVES, PANEL_ROWS, chunk_bytes, seg_start};
+use super::{GROUP, HALVES, Out, PANEL_ROWS, chunk_bytes, seg_start};
 
 /// Activations dotted with one panel per AVX-512 kernel call: eight accumulator pairs plus the
 /// eight unpacked weight vectors fit the 32 vector registers.
@@ -54,7 +54,7 @@ pub(super) unsafe fn dot_panels(
     panels: &[u8],
     row_bytes: usize,
     xs: &[ActRow<'_>],
-    out: &mut [f32],
+    mut out: Out<'_>,
 ) {
     debug_assert!((1..=MAX_GROUP).contains(&group));
     let n = xs.len();
@@ -66,8 +66,16 @@ pub(super) unsafe fn dot_panels(
             // SAFETY: the caller's guarantees, and g <= group activations.
             unsafe { kernel(panel, &xs[k0..k0 + g], &mut res) };
             for (k, r) in res[..g].iter().enumerate() {
-                for (lane, &v) in r.iter().enumerate() {
-                    out[(p * PANEL_ROWS + lane) * n + k0 + k] = v;
+                match &mut out {
+                    Out::ByRow(out) => {
+                        for (lane, &v) in r.iter().enumerate() {
+                            out[(p * PANEL_ROWS + lane) * n + k0 + k] = v;
+                        }
+                    }
+                    Out::ByActivation { out, stride } => {
+                        let at = (k0 + k) * *stride + p * PANEL_ROWS;
+                        out[at..at + PANEL_ROWS].copy_from_slice(r);
+                    }
                 }
             }
             k0 += g;
