@@ -44,6 +44,17 @@ impl Keys<'_> {
             (self.table[b] as usize * bs + lo - b * bs, hi - lo)
         })
     }
+
+    /// Every key's row in order, read by `read` ([`CpuKvPool::keys`] or
+    /// [`CpuKvPool::values`]).
+    fn rows<'s>(
+        &'s self,
+        read: fn(&'s CpuKvPool, usize, usize, usize, usize) -> &'s [f32],
+    ) -> impl Iterator<Item = &'s [f32]> + 's {
+        self.runs().flat_map(move |(slot, len)| {
+            read(self.pool, self.layer, slot, len, self.kv_head).chunks_exact(self.head_dim)
+        })
+    }
 }
 
 pub(super) fn paged_attention(
@@ -179,14 +190,9 @@ fn attend_body(qs: &[f32], keys: &Keys<'_>, o: &mut [f32], scratch: &mut Vec<f32
 #[inline(always)]
 fn scores_body(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
     let (hd, n) = (keys.head_dim, keys.n_keys);
-    let mut j = 0;
-    for (slot, len) in keys.runs() {
-        let run = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
-        for k in run.chunks_exact(hd) {
-            for (g, q) in qs.chunks_exact(hd).enumerate() {
-                scores[g * n + j] = dot_f32_body(q, k) * keys.scale;
-            }
-            j += 1;
+    for (j, k) in keys.rows(CpuKvPool::keys).enumerate() {
+        for (g, q) in qs.chunks_exact(hd).enumerate() {
+            scores[g * n + j] = dot_f32_body(q, k) * keys.scale;
         }
     }
 }
@@ -196,14 +202,9 @@ fn scores_body(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
 #[inline(always)]
 fn mix_body(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
     let (hd, n) = (keys.head_dim, keys.n_keys);
-    let mut j = 0;
-    for (slot, len) in keys.runs() {
-        let run = keys.pool.values(keys.layer, slot, len, keys.kv_head);
-        for v in run.chunks_exact(hd) {
-            for (g, o) in o.chunks_exact_mut(hd).enumerate() {
-                axpy_body(o, weights[g * n + j], v);
-            }
-            j += 1;
+    for (j, v) in keys.rows(CpuKvPool::values).enumerate() {
+        for (g, o) in o.chunks_exact_mut(hd).enumerate() {
+            axpy_body(o, weights[g * n + j], v);
         }
     }
 }

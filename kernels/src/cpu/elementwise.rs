@@ -1,6 +1,9 @@
 //! Row-wise ops: embedding gather, RMSNorm (rows and heads), bias, RoPE, gated activations,
 //! residual add, row gather.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use super::tensor::{CpuTensor, CpuWeight};
@@ -113,6 +116,7 @@ pub(super) fn rope(
     }
     let half = rot_dim / 2;
     let inv_freq: Vec<f64> = (0..half).map(|i| rope.inv_freq(i)).collect();
+    let angles = rope_angles(positions, &inv_freq);
     // Pair i of a head: dims (2i, 2i+1) interleaved, (i, i + half) NeoX.
     let (first, second) = match rope.style {
         RopeStyle::Interleaved => (2, 1),
@@ -122,15 +126,8 @@ pub(super) fn rope(
     x.data
         .par_chunks_mut(stride)
         .with_min_len(ROWS_PER_TASK)
-        .zip(positions.par_iter())
-        .for_each(|(row, &pos)| {
-            let sin_cos: Vec<(f32, f32)> = inv_freq
-                .iter()
-                .map(|f| {
-                    let (s, c) = (f64::from(pos) * f).sin_cos();
-                    (s as f32, c as f32)
-                })
-                .collect();
+        .zip(angles.par_chunks(half.max(1)))
+        .for_each(|(row, sin_cos)| {
             for head in row[cols.offset..cols.offset + cols.width].chunks_exact_mut(head_dim) {
                 for (i, &(s, c)) in sin_cos.iter().enumerate() {
                     let (ia, ib) = (i * first, i * first + second);
@@ -140,6 +137,54 @@ pub(super) fn rope(
                 }
             }
         });
+}
+
+/// Rotation tables kept per thread: `(positions, inverse frequencies, [token][pair] (sin, cos))`.
+type AngleTables = Vec<(Vec<u32>, Vec<f64>, Arc<Vec<(f32, f32)>>)>;
+
+thread_local! {
+    /// The last two tables this thread built: every layer of a forward pass rotates the same
+    /// positions with one of (at most) two ropes, so the sines are computed once per pass, not
+    /// once per layer.
+    static ANGLES: RefCell<AngleTables> = const { RefCell::new(Vec::new()) };
+}
+
+/// `(sin, cos)` of `position * inv_freq[i]` for every position and pair, `[token][pair]`, from
+/// the thread's cache when the same positions and frequencies were rotated last.
+fn rope_angles(positions: &[u32], inv_freq: &[f64]) -> Arc<Vec<(f32, f32)>> {
+    let cached = ANGLES.with_borrow_mut(|tables| {
+        let i = tables
+            .iter()
+            .position(|(p, f, _)| p == positions && f == inv_freq)?;
+        // Most recent last.
+        let hit = tables.remove(i);
+        let angles = Arc::clone(&hit.2);
+        tables.push(hit);
+        Some(angles)
+    });
+    if let Some(angles) = cached {
+        return angles;
+    }
+    // Built outside the borrow: while this thread waits on the parallel loop it may run
+    // another pass's rope, which looks in the same cache.
+    let angles: Vec<(f32, f32)> = positions
+        .par_iter()
+        .with_min_len(ROWS_PER_TASK)
+        .flat_map_iter(|&pos| {
+            inv_freq.iter().map(move |f| {
+                let (s, c) = (f64::from(pos) * f).sin_cos();
+                (s as f32, c as f32)
+            })
+        })
+        .collect();
+    let angles = Arc::new(angles);
+    ANGLES.with_borrow_mut(|tables| {
+        if tables.len() == 2 {
+            tables.remove(0);
+        }
+        tables.push((positions.to_vec(), inv_freq.to_vec(), Arc::clone(&angles)));
+    });
+    angles
 }
 
 pub(super) fn glu(act: GluActivation, x: &CpuTensor, out: &mut CpuTensor) {
@@ -290,7 +335,46 @@ pub(super) fn axpy_body(acc: &mut [f32], w: f32, v: &[f32]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{exp, gelu_tanh};
+    use super::{exp, gelu_tanh, rope};
+    use crate::backend::{Cols, Rope, RopeStyle};
+    use crate::cpu::tensor::CpuTensor;
+
+    /// A rotation served from the per-thread table cache equals one computed fresh, across
+    /// three ropes in turn (so tables are evicted) and a change of positions.
+    #[test]
+    fn rope_from_cached_angles_equals_fresh() {
+        let (rows, hd) = (5, 8);
+        let x = CpuTensor::from_vec(
+            rows,
+            2 * hd,
+            (0..rows * 2 * hd).map(|i| i as f32 * 0.1).collect(),
+        );
+        let ropes: Vec<Rope<'_>> = [10_000.0, 500.0, 1e6]
+            .into_iter()
+            .map(|base| Rope {
+                rot_dim: hd,
+                base,
+                style: RopeStyle::Neox,
+                freq_scale: 1.0,
+                freq_factors: None,
+            })
+            .collect();
+        let run = |r: &Rope<'_>, positions: &[u32]| {
+            let mut y = x.clone();
+            rope(&mut y, Cols::new(0, 2 * hd), hd, positions, r);
+            y.data
+        };
+        let (p1, p2) = ([0u32, 1, 2, 40, 41], [3u32, 4, 5, 6, 7]);
+        let fresh: Vec<_> = ropes.iter().map(|r| (run(r, &p1), run(r, &p2))).collect();
+        for _ in 0..2 {
+            for (r, (a, b)) in ropes.iter().zip(&fresh) {
+                assert_eq!(&run(r, &p1), a);
+                assert_eq!(&run(r, &p1), a);
+                assert_eq!(&run(r, &p2), b);
+            }
+        }
+        assert_ne!(fresh[0].0, fresh[1].0, "the ropes differ");
+    }
 
     #[test]
     fn exp_is_within_two_ulp_of_f64() {
