@@ -38,6 +38,8 @@
 //! AVX2 for every type with a layout except Q8_0, which only VNNI takes. Elsewhere weights
 //! keep their GGUF rows. Every kernel follows the same order, so the levels agree bit for bit.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -370,6 +372,13 @@ pub fn dot_panels_by_activation(
         out.len() >= needed,
         "dot_panels_by_activation: output length"
     );
+    #[cfg(target_arch = "x86_64")]
+    if xs.len() == amx::TILE && amx::takes(ty) {
+        check_dots(ty, panels, row_bytes, xs, rows * xs.len());
+        // SAFETY: `takes` checked the CPU and the permission; `check_dots` and the asserts
+        // above checked every length.
+        return unsafe { amx::dot_panels(ty, panels, row_bytes, xs, out, stride) };
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = x86::kernel(simd_level_enum(), ty) {
         check_dots(ty, panels, row_bytes, xs, rows * xs.len());

@@ -268,6 +268,53 @@ fn extreme_quants_are_exact() {
     }
 }
 
+/// Full tiles of sixteen activations through AMX give the scalar order's bits, on random
+/// quants and on extreme ones (every weight and activation at its range's end).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn amx_tiles_are_bit_identical_to_the_scalar_order() {
+    let types = [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0];
+    if !types.iter().all(|&t| amx::takes(t)) {
+        eprintln!("skipped: this CPU (or its kernel) offers no AMX-INT8 tiles");
+        return;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    for ty in types {
+        for n in lengths(ty, &[32, 576, 1536]) {
+            let row_bytes = ty.row_bytes(n).unwrap();
+            let (mut rows, _) = weight_rows(&mut rng, ty, 2, n);
+            // The second panel at the extremes.
+            for (r, row) in rows[PANEL_ROWS * row_bytes..]
+                .chunks_exact_mut(row_bytes)
+                .enumerate()
+            {
+                for (b, block) in row.chunks_exact_mut(ty.block_bytes()).enumerate() {
+                    block.copy_from_slice(&extreme_block(ty, r, b));
+                }
+            }
+            let panels = packed(ty, &rows, row_bytes);
+            let (mut xs, mut q8s) = activations(&mut rng, amx::TILE, n);
+            q8s[3] = extreme_q8(n / 32);
+            xs[3] = dequant_q8(&q8s[3]);
+            let acts = act_rows(&xs, &q8s);
+            let rows_out = 2 * PANEL_ROWS;
+            let mut want = vec![0.0f32; rows_out * amx::TILE];
+            dot_panels_scalar(ty, &panels, row_bytes, &acts, &mut want);
+            let mut got = vec![0.0f32; rows_out * amx::TILE];
+            dot_panels_by_activation(ty, &panels, row_bytes, &acts, &mut got, rows_out);
+            for k in 0..amx::TILE {
+                for r in 0..rows_out {
+                    assert_eq!(
+                        got[k * rows_out + r].to_bits(),
+                        want[r * amx::TILE + k].to_bits(),
+                        "{ty} n={n} act {k} row {r}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The by-activation layout holds the same bits as the by-row one, transposed, with a stride
 /// wider than the rows (what lies between the runs is left alone).
 #[test]

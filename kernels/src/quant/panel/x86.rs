@@ -197,7 +197,7 @@ fn bcast4(qs: &[i8; 32], j: usize) -> __m512i {
 /// `p` must point to 32 readable bytes.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn halves(p: *const u8) -> __m512 {
+pub(super) unsafe fn halves(p: *const u8) -> __m512 {
     // SAFETY: the caller guarantees 32 readable bytes; the load is unaligned.
     _mm512_cvtph_ps(unsafe { _mm256_loadu_si256(p.cast()) })
 }
@@ -251,6 +251,34 @@ fn fifth_bits(qh: __m512i, j: usize) -> __mmask64 {
     _mm512_test_epi8_mask(spread, _mm512_set1_epi32(bits))
 }
 
+/// The unsigned quants of a Q4_0/Q4_1 (Q5_0/Q5_1 with `five`) panel chunk at `p`: vector `j`
+/// holds elements `4j..4j+4` of each row (low nibbles for `j < 4`, high ones after), bit 4
+/// added from the `qh` group for the 5-bit types.
+///
+/// # Safety
+/// `p` must point to a whole chunk of that layout.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+pub(super) unsafe fn unpack_q4(p: *const u8, five: bool) -> [__m512i; 8] {
+    let mask = _mm512_set1_epi8(0x0F);
+    let mut w = [_mm512_setzero_si512(); 8];
+    for g in 0..4 {
+        // SAFETY: group g of a chunk (4 * GROUP bytes of quants come first).
+        let raw = unsafe { group(p.add(g * GROUP)) };
+        w[g] = _mm512_and_si512(raw, mask);
+        w[4 + g] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), mask);
+    }
+    if five {
+        let sixteen = _mm512_set1_epi8(0x10);
+        // SAFETY: the qh group follows the four quant groups in the chunk.
+        let qh = unsafe { group(p.add(4 * GROUP)) };
+        for (j, w) in w.iter_mut().enumerate() {
+            *w = _mm512_mask_add_epi8(*w, fifth_bits(qh, j), *w, sixteen);
+        }
+    }
+    w
+}
+
 /// [`q4`]'s `KIND` bit for the types with an offset `m` (Q4_1, Q5_1).
 const OFFSET: u8 = 1;
 /// [`q4`]'s `KIND` bit for the 5-bit types (Q5_0, Q5_1).
@@ -266,27 +294,12 @@ fn q4<const N: usize, const KIND: u8>(panel: &[u8], xs: [&[BlockQ8]; N]) -> [__m
     let cb = chunk_bytes(q4_type(offset, five));
     // The fp16 halves follow the quant groups and, for the 5-bit types, the qh group.
     let halves_at = if five { 5 * GROUP } else { 4 * GROUP };
-    let mask = _mm512_set1_epi8(0x0F);
-    let sixteen = _mm512_set1_epi8(0x10);
     let mut acc = [_mm512_setzero_ps(); N];
     let mut accm = [_mm512_setzero_ps(); N];
     for (c, chunk) in panel.chunks_exact(cb).enumerate() {
         let p = chunk.as_ptr();
-        // w[j]: elements 4j..4j+4 of each row (low nibbles for j < 4, high ones after).
-        let mut w = [_mm512_setzero_si512(); 8];
-        for g in 0..4 {
-            // SAFETY: group g of a chunk (4 * GROUP bytes of quants come first).
-            let raw = unsafe { group(p.add(g * GROUP)) };
-            w[g] = _mm512_and_si512(raw, mask);
-            w[4 + g] = _mm512_and_si512(_mm512_srli_epi16::<4>(raw), mask);
-        }
-        if five {
-            // SAFETY: the qh group follows the four quant groups in the chunk.
-            let qh = unsafe { group(p.add(4 * GROUP)) };
-            for (j, w) in w.iter_mut().enumerate() {
-                *w = _mm512_mask_add_epi8(*w, fifth_bits(qh, j), *w, sixteen);
-            }
-        }
+        // SAFETY: `p` is a whole chunk of this layout.
+        let w = unsafe { unpack_q4(p, five) };
         // SAFETY: the d halves (and the m halves) lie inside the chunk at `halves_at`.
         let d = unsafe { halves(p.add(halves_at)) };
         let m = if offset {
