@@ -1,6 +1,7 @@
-//! Panels vs GGUF rows at each level with a panel kernel: ns per row-dot at 1, 8 and 16
-//! activations, for a slice that stays in L2 (256 rows) and for a stream of weights past the
-//! last-level cache (65,536 rows); rows of 576 elements, 1536 for the K-quants.
+//! Panels vs GGUF rows at each level with a panel kernel, and the matmul's own call (AMX tiles
+//! included where the CPU has them): ns per row-dot at 1, 8, 12 and 16 activations, for a
+//! slice that stays in L2 (256 rows) and for a stream of weights past the last-level cache
+//! (65,536 rows); rows of 576 elements, 1536 for the K-quants.
 //!
 //! `cargo bench -p kernels --bench panels`; `BENCH_TYPES=Q4_K,Q6_K` limits it to those types.
 
@@ -10,7 +11,7 @@ use std::hint::black_box;
 
 use kernels::quant::GgmlType;
 use kernels::quant::bench_support::{dot_panels_at, panel_levels, vec_dot_multi_at};
-use kernels::quant::panel::{PANEL_ROWS, pack};
+use kernels::quant::panel::{PANEL_ROWS, dot_panels_by_activation, pack};
 
 /// Every type with a panel layout.
 const TYPES: [GgmlType; 8] = [
@@ -60,7 +61,7 @@ fn main() {
             let pm = packed(ty, &wm, rb);
             let (xs, q8s) = common::activations(&mut rng, ty, 16, n);
             let acts = common::act_rows(&xs, &q8s);
-            for m in [1, 8, 16] {
+            for m in [1, 8, 12, 16] {
                 let mut out = vec![0.0f32; rows * m];
                 let iters = if rows > 1024 { 1 } else { 50 };
                 let per = (iters * rows * m) as f64;
@@ -83,6 +84,23 @@ fn main() {
                         r / p
                     );
                 }
+                // What a matrix product runs: results by activation, through AMX tiles where
+                // the CPU has them and the type and batch take them.
+                let d = common::best_ns(5, &mut || {
+                    for _ in 0..iters {
+                        dot_panels_by_activation(
+                            ty,
+                            black_box(&pm),
+                            rb,
+                            &acts[..m],
+                            &mut out,
+                            rows,
+                        );
+                    }
+                }) / per;
+                println!(
+                    "{ty:>5} n={n} rows={rows:>6} m={m:>2} as the matmul calls it: {d:6.2} ns per row-dot"
+                );
             }
         }
     }

@@ -373,7 +373,7 @@ pub fn dot_panels_by_activation(
         "dot_panels_by_activation: output length"
     );
     #[cfg(target_arch = "x86_64")]
-    if xs.len() == amx::TILE && amx::takes(ty) {
+    if (amx::MIN_ACTIVATIONS..=amx::TILE).contains(&xs.len()) && amx::takes(ty) {
         check_dots(ty, panels, row_bytes, xs, rows * xs.len());
         // SAFETY: `takes` checked the CPU and the permission; `check_dots` and the asserts
         // above checked every length.
