@@ -181,7 +181,7 @@ mod tests {
             if quant::panel::packs(ty) {
                 assert_eq!((a.panel_rows, b.panel_rows), (32, 16), "{ty}");
             }
-            let t = 21; // a full token tile, then a partial one
+            let t = 29; // a full token tile, then a partial one of 13 (an AMX tile, padded)
             let x = CpuTensor::from_vec(
                 t,
                 cols,
