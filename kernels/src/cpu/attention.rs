@@ -14,7 +14,7 @@ use super::tensor::{CpuKvPool, CpuTensor};
 use crate::backend::{AttentionLayout, Cols};
 
 thread_local! {
-    /// Per worker: the scores of a task's heads (`[head][key]`), then each head's max and sum.
+    /// Per worker: the scores of a task's heads (`[head][key]`), then each head's sum.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -223,17 +223,9 @@ fn attend_with(
     let (hd, n) = (keys.head_dim, keys.n_keys);
     let group = qs.len() / hd;
     scratch.clear();
-    scratch.resize(group * n, 0.0);
-    let scores = &mut scratch[..];
+    scratch.resize(group * n + group, 0.0);
+    let (scores, sums) = scratch.split_at_mut(group * n);
     score(qs, keys, scores);
-    let mut sums = [0.0f32; MAX_GROUP];
-    let mut sums_heap = Vec::new();
-    let sums = if group <= MAX_GROUP {
-        &mut sums[..group]
-    } else {
-        sums_heap.resize(group, 0.0);
-        &mut sums_heap[..]
-    };
     for (row, sum) in scores.chunks_exact_mut(n).zip(sums.iter_mut()) {
         // The maximum is one value whatever the order it is taken in.
         let max = row.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
@@ -248,9 +240,6 @@ fn attend_with(
         o.iter_mut().for_each(|v| *v *= inv);
     }
 }
-
-/// Query heads per kv head whose softmax sums live on the stack.
-const MAX_GROUP: usize = 16;
 
 /// [`scores_body`] and [`mix_body`] in AVX2, blocked: eight keys' dot chains at once (one chain
 /// is a serial run of fused multiply-adds, latency-bound), and each head's output kept in
@@ -531,8 +520,9 @@ mod tests {
     use super::*;
     use crate::backend::KvPoolConfig;
 
-    /// The AVX2 kernels give the portable body's bits: grouped heads of 64, 256 and 40 (no
-    /// fast path) elements, full and partial blocks, shuffled block tables, a sliding window.
+    /// Every fast path this CPU runs gives the portable body's bits: heads of 64, 128, 256 and
+    /// 40 (no fast path) elements in groups of 1 to 7, full and partial blocks, shuffled block
+    /// tables, a sliding window.
     #[test]
     fn fast_path_matches_the_portable_body_bit_for_bit() {
         let paths: Vec<Path> = [Path::Avx2, Path::Avx512]

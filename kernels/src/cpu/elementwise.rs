@@ -197,7 +197,7 @@ pub(super) fn glu(act: GluActivation, x: &CpuTensor, out: &mut CpuTensor) {
         .for_each(|(o, xr)| {
             let (gate, up) = xr.split_at(f);
             #[cfg(target_arch = "x86_64")]
-            if wide_level() == 2 {
+            if has_avx512f() {
                 // SAFETY: the CPU has AVX-512F (detected).
                 return unsafe { glu_row_avx512(act, gate, up, o) };
             }
@@ -230,17 +230,11 @@ fn glu_row_avx512(act: GluActivation, gate: &[f32], up: &[f32], o: &mut [f32]) {
     glu_row(act, gate, up, o);
 }
 
-/// 2 where the CPU has AVX-512F, detected once.
+/// Whether the CPU has AVX-512F, detected once.
 #[cfg(target_arch = "x86_64")]
-fn wide_level() -> u8 {
-    static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        if is_x86_feature_detected!("avx512f") {
-            2
-        } else {
-            0
-        }
-    })
+fn has_avx512f() -> bool {
+    static AVX512F: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX512F.get_or_init(|| is_x86_feature_detected!("avx512f"))
 }
 
 /// GELU, tanh approximation: `x/2 · (1 + tanh(u))` with `u = √(2/π) · (x + 0.044715 x³)`,

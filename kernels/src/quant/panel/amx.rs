@@ -219,7 +219,8 @@ pub(super) unsafe fn dot_panels(
             starts.resize((c + 1) * TILE, 0);
             scales.resize((c + 1) * TILE, 0.0);
         }
-        let mut sums = [Sums::default_zeroed(), Sums::default_zeroed()];
+        let zeroed = || Aligned([[0; PANEL_ROWS]; TILE]);
+        let mut sums: [Sums; 2] = [zeroed(), zeroed()];
         let mut unpacked = [Aligned([0u8; 8 * GROUP]), Aligned([0u8; 8 * GROUP])];
         // SAFETY: AMX is available and permitted (`takes`); the configuration is valid.
         unsafe { asm!("ldtilecfg [{}]", in(reg) &CONFIG, options(nostack, readonly)) };
@@ -288,10 +289,4 @@ pub(super) unsafe fn dot_panels(
         // SAFETY: gives the tile state back (AMX is in use, per `takes`).
         unsafe { asm!("tilerelease", options(nostack, nomem)) };
     });
-}
-
-impl Sums {
-    fn default_zeroed() -> Self {
-        Aligned([[0; PANEL_ROWS]; TILE])
-    }
 }

@@ -341,7 +341,7 @@ fn dot_panels_with(
     );
     #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = x86::kernel(level, ty) {
-        check_dots(ty, panels, row_bytes, xs, out.len());
+        check_dots(ty, panels, row_bytes, xs, out.len(), None);
         // SAFETY: the CPU supports `level` (asserted above), and `check_dots` checked every
         // length.
         return unsafe { x86::dot_panels(kernel, panels, row_bytes, xs, Out::ByRow(out)) };
@@ -365,25 +365,15 @@ pub fn dot_panels_by_activation(
     out: &mut [f32],
     stride: usize,
 ) {
-    let rows = panels.len() / (PANEL_ROWS * row_bytes).max(1) * PANEL_ROWS;
-    assert!(stride >= rows, "stride {stride} is less than {rows} rows");
-    let needed = xs.len().saturating_sub(1) * stride + if xs.is_empty() { 0 } else { rows };
-    assert!(
-        out.len() >= needed,
-        "dot_panels_by_activation: output length"
-    );
+    let rows = check_dots(ty, panels, row_bytes, xs, out.len(), Some(stride));
     #[cfg(target_arch = "x86_64")]
     if (amx::MIN_ACTIVATIONS..=amx::TILE).contains(&xs.len()) && amx::takes(ty) {
-        check_dots(ty, panels, row_bytes, xs, rows * xs.len());
-        // SAFETY: `takes` checked the CPU and the permission; `check_dots` and the asserts
-        // above checked every length.
+        // SAFETY: `takes` checked the CPU and the permission; `check_dots` every length.
         return unsafe { amx::dot_panels(ty, panels, row_bytes, xs, out, stride) };
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = x86::kernel(simd_level_enum(), ty) {
-        check_dots(ty, panels, row_bytes, xs, rows * xs.len());
-        // SAFETY: the detected level's kernel; `check_dots` and the asserts above checked
-        // every length.
+        // SAFETY: the detected level's kernel; `check_dots` checked every length.
         return unsafe {
             x86::dot_panels(
                 kernel,
@@ -439,9 +429,18 @@ pub(crate) fn kernel_levels(ty: GgmlType) -> Vec<Level> {
         .collect()
 }
 
-/// The checks of [`dot_panels`] that do not depend on the CPU.
+/// The checks of [`dot_panels`] (`stride` `None`: `out_len` is rows × activations) and of
+/// [`dot_panels_by_activation`] (`Some(stride)`: at least the rows, and room for the last
+/// activation's run) that do not depend on the CPU. Returns the rows (counted across panels).
 #[track_caller]
-fn check_dots(ty: GgmlType, panels: &[u8], row_bytes: usize, xs: &[ActRow<'_>], out_len: usize) {
+fn check_dots(
+    ty: GgmlType,
+    panels: &[u8],
+    row_bytes: usize,
+    xs: &[ActRow<'_>],
+    out_len: usize,
+    stride: Option<usize>,
+) -> usize {
     check_rows(ty, row_bytes);
     assert_eq!(ty.act_kind(), ActKind::Q8);
     let pb = PANEL_ROWS * row_bytes;
@@ -459,9 +458,14 @@ fn check_dots(ty: GgmlType, panels: &[u8], row_bytes: usize, xs: &[ActRow<'_>], 
             x.q8.len() * QK
         );
     }
-    assert_eq!(
-        out_len,
-        panels.len() / pb * PANEL_ROWS * xs.len(),
-        "dot_panels: output length"
-    );
+    let rows = panels.len() / pb * PANEL_ROWS;
+    match stride {
+        None => assert_eq!(out_len, rows * xs.len(), "dot_panels: output length"),
+        Some(stride) => {
+            assert!(stride >= rows, "stride {stride} is less than {rows} rows");
+            let needed = xs.len().saturating_sub(1) * stride + if xs.is_empty() { 0 } else { rows };
+            assert!(out_len >= needed, "dot_panels_by_activation: output length");
+        }
+    }
+    rows
 }

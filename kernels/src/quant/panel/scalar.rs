@@ -126,7 +126,7 @@ pub(crate) fn dot_panels_scalar(
     xs: &[ActRow<'_>],
     out: &mut [f32],
 ) {
-    check_dots(ty, panels, row_bytes, xs, out.len());
+    check_dots(ty, panels, row_bytes, xs, out.len(), None);
     let n = xs.len();
     let mut row = vec![0u8; row_bytes];
     for (p, panel) in panels.chunks_exact(PANEL_ROWS * row_bytes).enumerate() {
