@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use kernels::quant::GgmlType;
 use kernels::quant::bench_support::{dot_panels_at, panel_levels, vec_dot_multi_at};
-use kernels::quant::panel::{PANEL_ROWS, dot_panels_by_activation, pack};
+use kernels::quant::panel::{PANEL_ROWS, Runs, dot_panels_by_activation, pack};
 
 /// Every type with a panel layout.
 const TYPES: [GgmlType; 8] = [
@@ -93,8 +93,7 @@ fn main() {
                             black_box(&pm),
                             rb,
                             &acts[..m],
-                            &mut out,
-                            rows,
+                            Runs::new(&mut out, rows, rows, m),
                         );
                     }
                 }) / per;

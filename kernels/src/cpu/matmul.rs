@@ -2,14 +2,14 @@
 //!
 //! Work is split over weight rows; each task dots its rows with one tile of tokens at a time:
 //! rows packed into panels with `quant::panel::dot_panels_by_activation` (sixteen rows per
-//! vector, results already in token order), the others with `quant::vec_dot_rows` (each row
+//! vector, results written in place, in token order), the others with `quant::vec_dot_rows` (each row
 //! unpacked once per tile). Both are bit-identical to their one-token dot, so each output
 //! element is computed by one thread in one fixed order whatever the batch.
 
 use rayon::prelude::*;
 
 use super::tensor::{CpuTensor, CpuWeight};
-use crate::quant::panel::PANEL_ROWS;
+use crate::quant::panel::{PANEL_ROWS, Runs};
 use crate::quant::{self, ActKind, ActRow, BlockQ8};
 
 /// Tokens dotted against one unpacked weight row at a time.
@@ -83,16 +83,31 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
         let n = r1 - r0;
         // Rows r0..split are in panels, split..r1 are GGUF rows.
         let split = w.panel_rows.clamp(r0, r1);
-        // Results by token (`res[k * n + i]` is row r0 + i with token k), so each token's run
-        // goes to its output row in one copy.
-        let mut res = vec![0.0f32; n * TOKEN_TILE.min(t_count)];
         let mut by_row = Vec::new();
         for (ti, tile) in acts.chunks(TOKEN_TILE).enumerate() {
             let m = tile.len();
-            let res = &mut res[..n * m];
+            // This task's columns of the tile's output rows, written in place.
+            // SAFETY: the tile's tokens are below t_count and col_base + r1 <= n_total, so each
+            // token's n elements from t * n_total + col_base + r0 lie inside `out.data`; they
+            // belong to this task alone because tasks cover disjoint weight rows; `out` is
+            // borrowed mutably for the whole parallel region, so nothing else touches it.
+            let mut runs = unsafe {
+                Runs::from_raw(
+                    out_ptr.get().add(ti * TOKEN_TILE * n_total + col_base + r0),
+                    n_total,
+                    n,
+                    m,
+                )
+            };
             if split > r0 {
                 let panels = &w.data[r0 * w.row_bytes..split * w.row_bytes];
-                quant::panel::dot_panels_by_activation(w.ty, panels, w.row_bytes, tile, res, n);
+                quant::panel::dot_panels_by_activation(
+                    w.ty,
+                    panels,
+                    w.row_bytes,
+                    tile,
+                    runs.reborrow(),
+                );
             }
             if r1 > split {
                 // The rows kernel lays its results out by row: a few rows (or a type
@@ -102,23 +117,9 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
                 quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile, &mut by_row);
                 for (i, results) in by_row.chunks_exact(m).enumerate() {
                     for (k, &v) in results.iter().enumerate() {
-                        res[k * n + split - r0 + i] = v;
+                        runs.run(k)[split - r0 + i] = v;
                     }
                 }
-            }
-            for (k, run) in res.chunks_exact(n).enumerate() {
-                let t = ti * TOKEN_TILE + k;
-                // SAFETY: t < t_count and col_base + r1 <= n_total, so the n elements from
-                // t * n_total + col_base + r0 lie inside `out.data`; they belong to this task
-                // alone because tasks cover disjoint weight rows; `out` is borrowed mutably for
-                // the whole parallel region, so nothing else reads or writes it.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        run.as_ptr(),
-                        out_ptr.get().add(t * n_total + col_base + r0),
-                        n,
-                    )
-                };
             }
         }
     });

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use super::super::{ActRow, GgmlType, Level, simd_level_enum};
 use super::x86::{halves, unpack_q4};
-use super::{GROUP, PANEL_ROWS, chunk_bytes};
+use super::{GROUP, PANEL_ROWS, Runs, chunk_bytes};
 
 /// Activations per tile: the rows of the `A` and result tiles.
 pub(super) const TILE: usize = 16;
@@ -169,20 +169,17 @@ thread_local! {
 }
 
 /// [`super::dot_panels_by_activation`] for up to [`TILE`] activations of a type [`takes`]
-/// accepts: `out[k * stride + r]`. Missing activations are tile rows of zeros, whose results
-/// are dropped.
+/// accepts. Missing activations are tile rows of zeros, whose results are dropped.
 ///
 /// # Safety
-/// [`takes`] returned true for `ty`, `xs.len() <= TILE`, `check_dots` passed, and `out` holds
-/// every activation's run.
+/// [`takes`] returned true for `ty`, `xs.len() <= TILE`, and `check_dots` passed.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub(super) unsafe fn dot_panels(
     ty: GgmlType,
     panels: &[u8],
     row_bytes: usize,
     xs: &[ActRow<'_>],
-    out: &mut [f32],
-    stride: usize,
+    mut out: Runs<'_>,
 ) {
     assert!(xs.len() <= TILE);
     let cb = chunk_bytes(ty);
@@ -281,7 +278,7 @@ pub(super) unsafe fn dot_panels(
                 }
             }
             for (k, acc) in acc.iter().enumerate().take(xs.len()) {
-                let run = &mut out[k * stride + p * PANEL_ROWS..][..PANEL_ROWS];
+                let run = &mut out.run(k)[p * PANEL_ROWS..][..PANEL_ROWS];
                 // SAFETY: `run` is sixteen writable f32s; unaligned store.
                 unsafe { _mm512_storeu_ps(run.as_mut_ptr(), *acc) };
             }

@@ -341,7 +341,7 @@ fn dot_panels_with(
     );
     #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = x86::kernel(level, ty) {
-        check_dots(ty, panels, row_bytes, xs, out.len(), None);
+        check_dots(ty, panels, row_bytes, xs, Shape::ByRow(out.len()));
         // SAFETY: the CPU supports `level` (asserted above), and `check_dots` checked every
         // length.
         return unsafe { x86::dot_panels(kernel, panels, row_bytes, xs, Out::ByRow(out)) };
@@ -350,45 +350,36 @@ fn dot_panels_with(
     dot_panels_scalar(ty, panels, row_bytes, xs, out);
 }
 
-/// [`dot_panels`] with the results by activation: `out[k * stride + r]` is row `r` (counted
-/// across panels) with `xs[k]`, so that each activation's results are one contiguous run, as a
-/// matrix product's output row takes them. Same kernels, same bits.
+/// [`dot_panels`] with the results by activation: run `k` of `out` holds row `r` (counted
+/// across panels) with `xs[k]` at `r`, as a matrix product's output row takes them. Same
+/// kernels, same bits.
 ///
 /// # Panics
-/// As [`dot_panels`], or if `stride` is less than the panels' rows or `out` cannot hold the
-/// last activation's run.
+/// As [`dot_panels`], or if `out` has fewer runs than activations or a run is shorter than the
+/// panels' rows.
 pub fn dot_panels_by_activation(
     ty: GgmlType,
     panels: &[u8],
     row_bytes: usize,
     xs: &[ActRow<'_>],
-    out: &mut [f32],
-    stride: usize,
+    mut out: Runs<'_>,
 ) {
-    let rows = check_dots(ty, panels, row_bytes, xs, out.len(), Some(stride));
+    let rows = check_dots(ty, panels, row_bytes, xs, Shape::Runs(&out));
     #[cfg(target_arch = "x86_64")]
     if (amx::MIN_ACTIVATIONS..=amx::TILE).contains(&xs.len()) && amx::takes(ty) {
         // SAFETY: `takes` checked the CPU and the permission; `check_dots` every length.
-        return unsafe { amx::dot_panels(ty, panels, row_bytes, xs, out, stride) };
+        return unsafe { amx::dot_panels(ty, panels, row_bytes, xs, out) };
     }
     #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = x86::kernel(simd_level_enum(), ty) {
         // SAFETY: the detected level's kernel; `check_dots` checked every length.
-        return unsafe {
-            x86::dot_panels(
-                kernel,
-                panels,
-                row_bytes,
-                xs,
-                Out::ByActivation { out, stride },
-            )
-        };
+        return unsafe { x86::dot_panels(kernel, panels, row_bytes, xs, Out::ByActivation(out)) };
     }
     let mut by_row = vec![0.0f32; rows * xs.len()];
     dot_panels_scalar(ty, panels, row_bytes, xs, &mut by_row);
     for (r, results) in by_row.chunks_exact(xs.len().max(1)).enumerate() {
         for (k, &v) in results.iter().enumerate() {
-            out[k * stride + r] = v;
+            out.run(k)[r] = v;
         }
     }
 }
@@ -397,13 +388,81 @@ pub fn dot_panels_by_activation(
 pub(crate) enum Out<'a> {
     /// `out[row * activations + k]`.
     ByRow(&'a mut [f32]),
-    /// `out[k * stride + row]`.
-    ByActivation {
-        /// The results.
-        out: &'a mut [f32],
-        /// Elements from one activation's run to the next.
-        stride: usize,
-    },
+    /// Run `k`, element `row`.
+    ByActivation(Runs<'a>),
+}
+
+/// One run of results per activation, `stride` elements apart, each written only through
+/// this value: the runs of one buffer, or a task's share of an output that other tasks write
+/// too (each task its own columns of every row), so that a product writes its results in
+/// place instead of into a buffer copied afterwards.
+pub struct Runs<'a> {
+    ptr: std::ptr::NonNull<f32>,
+    stride: usize,
+    len: usize,
+    count: usize,
+    _out: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: a `Runs` is the only way to its elements for its lifetime (both constructors'
+// contracts), like the `&mut [f32]` it stands for.
+unsafe impl Send for Runs<'_> {}
+
+impl<'a> Runs<'a> {
+    /// `count` runs of `len` elements of `out`, run `k` from `k * stride`.
+    ///
+    /// # Panics
+    /// If `stride < len` (runs would overlap) or `out` cannot hold the last run.
+    pub fn new(out: &'a mut [f32], stride: usize, len: usize, count: usize) -> Self {
+        assert!(
+            stride >= len,
+            "runs of {len} at a stride of {stride} overlap"
+        );
+        let needed = count.saturating_sub(1) * stride + if count == 0 { 0 } else { len };
+        assert!(
+            out.len() >= needed,
+            "{count} runs of {len} at a stride of {stride} need {needed} elements, not {}",
+            out.len()
+        );
+        // SAFETY: the runs lie inside `out` (asserted) and do not overlap (stride >= len);
+        // `out` stays borrowed mutably for 'a.
+        unsafe { Self::from_raw(out.as_mut_ptr(), stride, len, count) }
+    }
+
+    /// Runs from a raw pointer.
+    ///
+    /// # Safety
+    /// For every `k < count`, the `len` elements from `ptr + k * stride` are valid for reads
+    /// and writes and accessed through nothing else during `'a`; `stride >= len`.
+    pub unsafe fn from_raw(ptr: *mut f32, stride: usize, len: usize, count: usize) -> Self {
+        Self {
+            ptr: std::ptr::NonNull::new(ptr).expect("a null output"),
+            stride,
+            len,
+            count,
+            _out: std::marker::PhantomData,
+        }
+    }
+
+    /// The same runs, borrowed for a call that takes a `Runs` by value.
+    pub fn reborrow(&mut self) -> Runs<'_> {
+        Runs {
+            _out: std::marker::PhantomData,
+            ..*self
+        }
+    }
+
+    /// Run `k`.
+    ///
+    /// # Panics
+    /// If `k` is not below the number of runs.
+    #[inline]
+    pub fn run(&mut self, k: usize) -> &mut [f32] {
+        assert!(k < self.count, "run {k} of {}", self.count);
+        // SAFETY: run k is valid and ours alone (the constructors' contracts), and borrowed
+        // from `self` mutably, so no two of them are live at once.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(k * self.stride), self.len) }
+    }
 }
 
 /// [`dot_panels`] at an explicit level, for tests and benchmarks. Panics if the CPU does not
@@ -429,17 +488,22 @@ pub(crate) fn kernel_levels(ty: GgmlType) -> Vec<Level> {
         .collect()
 }
 
-/// The checks of [`dot_panels`] (`stride` `None`: `out_len` is rows × activations) and of
-/// [`dot_panels_by_activation`] (`Some(stride)`: at least the rows, and room for the last
-/// activation's run) that do not depend on the CPU. Returns the rows (counted across panels).
+/// What a product's output must hold: `ByRow` an exact length (rows × activations), `Runs` at
+/// least a run per activation, each at least the rows long.
+enum Shape<'r, 'a> {
+    ByRow(usize),
+    Runs(&'r Runs<'a>),
+}
+
+/// The checks of [`dot_panels`] and [`dot_panels_by_activation`] that do not depend on the
+/// CPU, `out` the output's shape. Returns the rows (counted across panels).
 #[track_caller]
 fn check_dots(
     ty: GgmlType,
     panels: &[u8],
     row_bytes: usize,
     xs: &[ActRow<'_>],
-    out_len: usize,
-    stride: Option<usize>,
+    out: Shape<'_, '_>,
 ) -> usize {
     check_rows(ty, row_bytes);
     assert_eq!(ty.act_kind(), ActKind::Q8);
@@ -459,12 +523,16 @@ fn check_dots(
         );
     }
     let rows = panels.len() / pb * PANEL_ROWS;
-    match stride {
-        None => assert_eq!(out_len, rows * xs.len(), "dot_panels: output length"),
-        Some(stride) => {
-            assert!(stride >= rows, "stride {stride} is less than {rows} rows");
-            let needed = xs.len().saturating_sub(1) * stride + if xs.is_empty() { 0 } else { rows };
-            assert!(out_len >= needed, "dot_panels_by_activation: output length");
+    match out {
+        Shape::ByRow(len) => assert_eq!(len, rows * xs.len(), "dot_panels: output length"),
+        Shape::Runs(runs) => {
+            assert!(
+                runs.count >= xs.len(),
+                "{} runs for {} activations",
+                runs.count,
+                xs.len()
+            );
+            assert!(runs.len >= rows, "runs of {} for {rows} rows", runs.len);
         }
     }
     rows

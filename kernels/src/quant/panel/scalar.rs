@@ -9,7 +9,7 @@ use super::super::blocks::{
 };
 use super::super::reference::{q5k_chunk, q6k_chunk, q6k_scale_index};
 use super::super::{ActRow, GgmlType};
-use super::{PANEL_ROWS, check_dots, unpack_row};
+use super::{PANEL_ROWS, Shape, check_dots, unpack_row};
 
 /// One 32-element chunk of a row as the panel order uses it: the weight is
 /// `ds * isc[l / 16] * q[l]`, plus `dm` (times the activation) for the types with an offset.
@@ -126,7 +126,7 @@ pub(crate) fn dot_panels_scalar(
     xs: &[ActRow<'_>],
     out: &mut [f32],
 ) {
-    check_dots(ty, panels, row_bytes, xs, out.len(), None);
+    check_dots(ty, panels, row_bytes, xs, Shape::ByRow(out.len()));
     let n = xs.len();
     let mut row = vec![0u8; row_bytes];
     for (p, panel) in panels.chunks_exact(PANEL_ROWS * row_bytes).enumerate() {

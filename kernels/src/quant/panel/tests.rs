@@ -303,7 +303,13 @@ fn amx_tiles_are_bit_identical_to_the_scalar_order() {
                 let mut want = vec![0.0f32; rows_out * m];
                 dot_panels_scalar(ty, &panels, row_bytes, acts, &mut want);
                 let mut got = vec![0.0f32; rows_out * m];
-                dot_panels_by_activation(ty, &panels, row_bytes, acts, &mut got, rows_out);
+                dot_panels_by_activation(
+                    ty,
+                    &panels,
+                    row_bytes,
+                    acts,
+                    Runs::new(&mut got, rows_out, rows_out, m),
+                );
                 for k in 0..m {
                     for r in 0..rows_out {
                         assert_eq!(
@@ -335,7 +341,8 @@ fn by_activation_is_the_transpose_of_by_row() {
         dot_panels(ty, &panels, row_bytes, &acts, &mut by_row);
         let stride = rows_out + 3;
         let mut by_act = vec![-7.0f32; stride * acts.len()];
-        dot_panels_by_activation(ty, &panels, row_bytes, &acts, &mut by_act, stride);
+        let runs = Runs::new(&mut by_act, stride, rows_out, acts.len());
+        dot_panels_by_activation(ty, &panels, row_bytes, &acts, runs);
         for (k, run) in by_act.chunks_exact(stride).enumerate() {
             for r in 0..rows_out {
                 assert_eq!(

@@ -72,9 +72,8 @@ pub(super) unsafe fn dot_panels(
                             out[(p * PANEL_ROWS + lane) * n + k0 + k] = v;
                         }
                     }
-                    Out::ByActivation { out, stride } => {
-                        let at = (k0 + k) * *stride + p * PANEL_ROWS;
-                        out[at..at + PANEL_ROWS].copy_from_slice(r);
+                    Out::ByActivation(runs) => {
+                        runs.run(k0 + k)[p * PANEL_ROWS..][..PANEL_ROWS].copy_from_slice(r);
                     }
                 }
             }
