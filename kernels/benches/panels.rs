@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use kernels::quant::GgmlType;
 use kernels::quant::bench_support::{dot_panels_at, panel_levels, vec_dot_multi_at};
-use kernels::quant::panel::{PANEL_ROWS, Runs, dot_panels_by_activation, pack};
+use kernels::quant::panel::{PANEL_ROWS, PanelActs, Runs, dot_panels_by_activation, pack};
 
 /// Every type with a panel layout.
 const TYPES: [GgmlType; 8] = [
@@ -86,13 +86,14 @@ fn main() {
                 }
                 // What a matrix product runs: results by activation, through AMX tiles where
                 // the CPU has them and the type and batch take them.
+                let tiles = PanelActs::new(&acts[..m]);
                 let d = common::best_ns(5, &mut || {
                     for _ in 0..iters {
                         dot_panels_by_activation(
                             ty,
                             black_box(&pm),
                             rb,
-                            &acts[..m],
+                            &tiles,
                             Runs::new(&mut out, rows, rows, m),
                         );
                     }

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use super::tensor::{CpuTensor, CpuWeight};
-use crate::quant::panel::{PANEL_ROWS, Runs};
+use crate::quant::panel::{PANEL_ROWS, PanelActs, Runs};
 use crate::quant::{self, ActKind, ActRow, BlockQ8};
 
 /// Tokens dotted against one unpacked weight row at a time.
@@ -77,6 +77,8 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
         col_base += w.rows;
     }
 
+    // Each tile of tokens laid out once for every weight and task.
+    let tiles: Vec<PanelActs<'_>> = acts.chunks(TOKEN_TILE).map(PanelActs::new).collect();
     let out_ptr = OutPtr(out.data.as_mut_ptr());
     tasks.into_par_iter().for_each(|(wi, r0, r1, col_base)| {
         let w = weights[wi];
@@ -84,8 +86,8 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
         // Rows r0..split are in panels, split..r1 are GGUF rows.
         let split = w.panel_rows.clamp(r0, r1);
         let mut by_row = Vec::new();
-        for (ti, tile) in acts.chunks(TOKEN_TILE).enumerate() {
-            let m = tile.len();
+        for (ti, tile) in tiles.iter().enumerate() {
+            let m = tile.rows().len();
             // This task's columns of the tile's output rows, written in place.
             // SAFETY: the tile's tokens are below t_count and col_base + r1 <= n_total, so each
             // token's n elements from t * n_total + col_base + r0 lie inside `out.data`; they
@@ -114,7 +116,7 @@ pub(super) fn matmul(x: &CpuTensor, weights: &[&CpuWeight], out: &mut CpuTensor)
                 // without panels) transposed here.
                 let rows = &w.data[split * w.row_bytes..r1 * w.row_bytes];
                 by_row.resize((r1 - split) * m, 0.0);
-                quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile, &mut by_row);
+                quant::vec_dot_rows(w.ty, rows, w.row_bytes, tile.rows(), &mut by_row);
                 for (i, results) in by_row.chunks_exact(m).enumerate() {
                     for (k, &v) in results.iter().enumerate() {
                         runs.run(k)[split - r0 + i] = v;

@@ -350,9 +350,36 @@ fn dot_panels_with(
     dot_panels_scalar(ty, panels, row_bytes, xs, out);
 }
 
+/// Activations for [`dot_panels_by_activation`]: the rows and, where AMX tiles take them, the
+/// same activations laid out for the tiles, once for every weight a product multiplies them
+/// with.
+pub struct PanelActs<'a> {
+    rows: &'a [ActRow<'a>],
+    #[cfg(target_arch = "x86_64")]
+    tiles: Option<amx::Staged>,
+}
+
+impl<'a> PanelActs<'a> {
+    /// `rows`, each with the same number of Q8 blocks.
+    pub fn new(rows: &'a [ActRow<'a>]) -> Self {
+        Self {
+            rows,
+            #[cfg(target_arch = "x86_64")]
+            tiles: ((amx::MIN_ACTIVATIONS..=amx::TILE).contains(&rows.len()) && amx::available())
+                .then(|| amx::Staged::new(rows)),
+        }
+    }
+
+    /// The activations.
+    pub fn rows(&self) -> &'a [ActRow<'a>] {
+        self.rows
+    }
+}
+
 /// [`dot_panels`] with the results by activation: run `k` of `out` holds row `r` (counted
-/// across panels) with `xs[k]` at `r`, as a matrix product's output row takes them. Same
-/// kernels, same bits.
+/// across panels) with activation `k` at `r`, as a matrix product's output row takes them.
+/// Same bits as [`dot_panels`], through AMX tiles where the CPU has them and `xs` are
+/// enough to fill one.
 ///
 /// # Panics
 /// As [`dot_panels`], or if `out` has fewer runs than activations or a run is shorter than the
@@ -361,15 +388,19 @@ pub fn dot_panels_by_activation(
     ty: GgmlType,
     panels: &[u8],
     row_bytes: usize,
-    xs: &[ActRow<'_>],
+    xs: &PanelActs<'_>,
     mut out: Runs<'_>,
 ) {
-    let rows = check_dots(ty, panels, row_bytes, xs, Shape::Runs(&out));
+    let rows = check_dots(ty, panels, row_bytes, xs.rows, Shape::Runs(&out));
     #[cfg(target_arch = "x86_64")]
-    if (amx::MIN_ACTIVATIONS..=amx::TILE).contains(&xs.len()) && amx::takes(ty) {
+    if let Some(tiles) = &xs.tiles
+        && amx::takes(ty)
+    {
+        debug_assert_eq!(tiles.count(), xs.rows.len());
         // SAFETY: `takes` checked the CPU and the permission; `check_dots` every length.
-        return unsafe { amx::dot_panels(ty, panels, row_bytes, xs, out) };
+        return unsafe { amx::dot_panels(ty, panels, row_bytes, tiles, out) };
     }
+    let xs = xs.rows;
     #[cfg(target_arch = "x86_64")]
     if let Some(kernel) = x86::kernel(simd_level_enum(), ty) {
         // SAFETY: the detected level's kernel; `check_dots` checked every length.

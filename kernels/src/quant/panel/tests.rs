@@ -273,7 +273,7 @@ fn extreme_quants_are_exact() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn amx_tiles_are_bit_identical_to_the_scalar_order() {
-    let types = [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0];
+    let types = TYPES;
     if !types.iter().all(|&t| amx::takes(t)) {
         eprintln!("skipped: this CPU (or its kernel) offers no AMX-INT8 tiles");
         return;
@@ -307,7 +307,7 @@ fn amx_tiles_are_bit_identical_to_the_scalar_order() {
                     ty,
                     &panels,
                     row_bytes,
-                    acts,
+                    &PanelActs::new(acts),
                     Runs::new(&mut got, rows_out, rows_out, m),
                 );
                 for k in 0..m {
@@ -342,7 +342,7 @@ fn by_activation_is_the_transpose_of_by_row() {
         let stride = rows_out + 3;
         let mut by_act = vec![-7.0f32; stride * acts.len()];
         let runs = Runs::new(&mut by_act, stride, rows_out, acts.len());
-        dot_panels_by_activation(ty, &panels, row_bytes, &acts, runs);
+        dot_panels_by_activation(ty, &panels, row_bytes, &PanelActs::new(&acts), runs);
         for (k, run) in by_act.chunks_exact(stride).enumerate() {
             for r in 0..rows_out {
                 assert_eq!(

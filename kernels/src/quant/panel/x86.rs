@@ -207,7 +207,7 @@ pub(super) unsafe fn halves(p: *const u8) -> __m512 {
 /// `p` must point to 64 readable bytes.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn group(p: *const u8) -> __m512i {
+pub(super) unsafe fn group(p: *const u8) -> __m512i {
     // SAFETY: the caller guarantees 64 readable bytes; the load is unaligned.
     unsafe { _mm512_loadu_si512(p.cast()) }
 }
@@ -352,6 +352,87 @@ fn dot_halves(w: &[__m512i; 8], qs: &[i8; 32], start0: i32, start1: i32) -> (__m
     (s0, s1)
 }
 
+/// Offsets in a Q4_K (Q5_K with `five`) panel chunk of the `qh` groups (Q5_K only), the
+/// three packed scale groups, `d` and `dmin`.
+pub(super) const fn k_layout(five: bool) -> (usize, usize, usize, usize) {
+    if five {
+        let ty = GgmlType::Q5_K;
+        (
+            seg_start(ty, 1),
+            seg_start(ty, 2),
+            seg_start(ty, 3),
+            seg_start(ty, 4),
+        )
+    } else {
+        let ty = GgmlType::Q4_K;
+        (0, seg_start(ty, 1), seg_start(ty, 2), seg_start(ty, 3))
+    }
+}
+
+/// The 6-bit scale and min of sub-block `k` in each lane of a Q4_K/Q5_K chunk whose three
+/// packed scale groups are `s`, unpacked as `BlockQ4K::scale_min` does.
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) fn k_scale_min(s: &[__m512i; 3], k: usize) -> (__m512i, __m512i) {
+    let six = _mm512_set1_epi32(63);
+    let low4 = _mm512_set1_epi32(0x0F);
+    let top2 = _mm512_set1_epi32(0x30);
+    let sh = |v: __m512i, bits: usize| _mm512_srlv_epi32(v, _mm512_set1_epi32(bits as i32));
+    if k < 4 {
+        (
+            _mm512_and_si512(sh(s[0], 8 * k), six),
+            _mm512_and_si512(sh(s[1], 8 * k), six),
+        )
+    } else {
+        let j = 8 * (k - 4);
+        (
+            _mm512_or_si512(
+                _mm512_and_si512(sh(s[2], j), low4),
+                _mm512_and_si512(sh(s[0], j + 2), top2),
+            ),
+            _mm512_or_si512(
+                _mm512_and_si512(sh(s[2], j + 4), low4),
+                _mm512_and_si512(sh(s[1], j + 2), top2),
+            ),
+        )
+    }
+}
+
+/// The unsigned quants of sub-block `k` of a Q4_K (Q5_K with `FIVE`, its `qh` groups at
+/// `qh_at`) chunk at `p`: vector `j` holds elements `4j..4j+4` of each row.
+///
+/// # Safety
+/// `p` must point to a whole chunk of that layout; `k < 8`.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+pub(super) unsafe fn unpack_q4_k<const FIVE: bool>(
+    p: *const u8,
+    qh_at: usize,
+    k: usize,
+) -> [__m512i; 8] {
+    let mask = _mm512_set1_epi8(0x0F);
+    let bit4 = _mm512_set1_epi8(0x10);
+    let nib = _mm_cvtsi32_si128(4 * (k % 2) as i32);
+    let mut w = [_mm512_setzero_si512(); 8];
+    for (j, w) in w.iter_mut().enumerate() {
+        // SAFETY: quant group 8 (k / 2) + j < 32 of the chunk.
+        let raw = unsafe { group(p.add((8 * (k / 2) + j) * GROUP)) };
+        *w = _mm512_and_si512(_mm512_srl_epi16(raw, nib), mask);
+        if FIVE {
+            // SAFETY: qh group j < 8 of the chunk.
+            let qh = unsafe { group(p.add(qh_at + j * GROUP)) };
+            // Bit k of each byte to bit 4 (16-bit shifts: the mask keeps each byte's own).
+            let hb = if k <= 4 {
+                _mm512_sll_epi16(qh, _mm_cvtsi32_si128(4 - k as i32))
+            } else {
+                _mm512_srl_epi16(qh, _mm_cvtsi32_si128(k as i32 - 4))
+            };
+            *w = _mm512_or_si512(*w, _mm512_and_si512(hb, bit4));
+        }
+    }
+    w
+}
+
 /// Q4_K and Q5_K (`FIVE`): per 256-element super-block, 32 quant groups (group `8 (k / 2) + j`
 /// holds elements `4j..4j+4` of sub-block `k`, in the low nibbles for even `k`), for Q5_K eight
 /// `qh` groups (bit `k` of group `j` is bit 4 of those elements), three groups of packed scales
@@ -361,77 +442,29 @@ fn dot_halves(w: &[__m512i; 8], qs: &[i8; 32], start0: i32, start1: i32) -> (__m
 fn q4_k<const N: usize, const FIVE: bool>(panel: &[u8], xs: [&[BlockQ8]; N]) -> [__m512; N] {
     let ty = if FIVE { GgmlType::Q5_K } else { GgmlType::Q4_K };
     let cb = chunk_bytes(ty);
-    let (qh_at, sc_at, d_at, dmin_at) = if FIVE {
-        (
-            seg_start(ty, 1),
-            seg_start(ty, 2),
-            seg_start(ty, 3),
-            seg_start(ty, 4),
-        )
-    } else {
-        (0, seg_start(ty, 1), seg_start(ty, 2), seg_start(ty, 3))
-    };
-    let mask = _mm512_set1_epi8(0x0F);
-    let six = _mm512_set1_epi32(63);
-    let low4 = _mm512_set1_epi32(0x0F);
-    let top2 = _mm512_set1_epi32(0x30);
-    let bit4 = _mm512_set1_epi8(0x10);
+    let (qh_at, sc_at, d_at, dmin_at) = k_layout(FIVE);
     let mut acc = [_mm512_setzero_ps(); N];
     let mut accm = [_mm512_setzero_ps(); N];
     for (sb, chunk) in panel.chunks_exact(cb).enumerate() {
         let p = chunk.as_ptr();
         // SAFETY: the three scale groups and the d / dmin halves lie inside the chunk.
-        let (s0, s1, s2, d, dmin) = unsafe {
+        let (s, d, dmin) = unsafe {
             (
-                group(p.add(sc_at)),
-                group(p.add(sc_at + GROUP)),
-                group(p.add(sc_at + 2 * GROUP)),
+                [
+                    group(p.add(sc_at)),
+                    group(p.add(sc_at + GROUP)),
+                    group(p.add(sc_at + 2 * GROUP)),
+                ],
                 halves(p.add(d_at)),
                 halves(p.add(dmin_at)),
             )
         };
         for k in 0..8 {
-            // The 6-bit scale and min of sub-block k in each lane, unpacked as
-            // `BlockQ4K::scale_min` does.
-            let sh = |v: __m512i, bits: usize| _mm512_srlv_epi32(v, _mm512_set1_epi32(bits as i32));
-            let (sc, m) = if k < 4 {
-                (
-                    _mm512_and_si512(sh(s0, 8 * k), six),
-                    _mm512_and_si512(sh(s1, 8 * k), six),
-                )
-            } else {
-                let j = 8 * (k - 4);
-                (
-                    _mm512_or_si512(
-                        _mm512_and_si512(sh(s2, j), low4),
-                        _mm512_and_si512(sh(s0, j + 2), top2),
-                    ),
-                    _mm512_or_si512(
-                        _mm512_and_si512(sh(s2, j + 4), low4),
-                        _mm512_and_si512(sh(s1, j + 2), top2),
-                    ),
-                )
-            };
+            let (sc, m) = k_scale_min(&s, k);
             let ds = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
             let dm = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m));
-            let nib = _mm_cvtsi32_si128(4 * (k % 2) as i32);
-            let mut w = [_mm512_setzero_si512(); 8];
-            for (j, w) in w.iter_mut().enumerate() {
-                // SAFETY: quant group 8 (k / 2) + j < 32 of the chunk.
-                let raw = unsafe { group(p.add((8 * (k / 2) + j) * GROUP)) };
-                *w = _mm512_and_si512(_mm512_srl_epi16(raw, nib), mask);
-                if FIVE {
-                    // SAFETY: qh group j < 8 of the chunk.
-                    let qh = unsafe { group(p.add(qh_at + j * GROUP)) };
-                    // Bit k of each byte to bit 4 (16-bit shifts: the mask keeps each byte's own).
-                    let hb = if k <= 4 {
-                        _mm512_sll_epi16(qh, _mm_cvtsi32_si128(4 - k as i32))
-                    } else {
-                        _mm512_srl_epi16(qh, _mm_cvtsi32_si128(k as i32 - 4))
-                    };
-                    *w = _mm512_or_si512(*w, _mm512_and_si512(hb, bit4));
-                }
-            }
+            // SAFETY: `p` is a whole chunk; k < 8.
+            let w = unsafe { unpack_q4_k::<FIVE>(p, qh_at, k) };
             let c = 8 * sb + k;
             for n in 0..N {
                 debug_assert!(c < xs[n].len());
@@ -454,12 +487,71 @@ fn q4_k<const N: usize, const FIVE: bool>(panel: &[u8], xs: [&[BlockQ8]; N]) -> 
 /// Σ of the first sixteen quants of an activation block (exact).
 #[target_feature(enable = "avx2")]
 #[inline]
-fn first_half_sum(qs: &[i8; 32]) -> i32 {
+pub(super) fn first_half_sum(qs: &[i8; 32]) -> i32 {
     // SAFETY: 16 readable bytes; the load is unaligned.
     let v = unsafe { _mm_loadu_si128(qs.as_ptr().cast()) };
     // As unsigned bytes x + 128, summed in two groups of eight.
     let sad = _mm_sad_epu8(_mm_xor_si128(v, _mm_set1_epi8(-128)), _mm_setzero_si128());
     _mm_cvtsi128_si32(sad) + _mm_extract_epi16::<4>(sad) - 16 * 128
+}
+
+/// Offsets in a Q6_K panel chunk of the `qh` groups, the scale groups and `d`.
+pub(super) const Q6_K_QH: usize = seg_start(GgmlType::Q6_K, 1);
+pub(super) const Q6_K_SC: usize = seg_start(GgmlType::Q6_K, 2);
+pub(super) const Q6_K_D: usize = seg_start(GgmlType::Q6_K, 3);
+
+/// The quants (stored `+32`, so unsigned) of sub-block `k` of a Q6_K chunk at `p`: vector `j`
+/// holds elements `4j..4j+4` of each row.
+///
+/// # Safety
+/// `p` must point to a whole Q6_K chunk; `k < 8`.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+pub(super) unsafe fn unpack_q6_k(p: *const u8, k: usize) -> [__m512i; 8] {
+    let mask = _mm512_set1_epi8(0x0F);
+    let two = _mm512_set1_epi8(0x30);
+    let (h, kk) = (k / 4, k % 4);
+    let nib = _mm_cvtsi32_si128(4 * (kk / 2) as i32);
+    let mut w = [_mm512_setzero_si512(); 8];
+    for (j, w) in w.iter_mut().enumerate() {
+        // SAFETY: ql group 16 h + 8 (kk % 2) + j < 32 and qh group 8 h + j < 16.
+        let (lq, hq) = unsafe {
+            (
+                group(p.add((16 * h + 8 * (kk % 2) + j) * GROUP)),
+                group(p.add(Q6_K_QH + (8 * h + j) * GROUP)),
+            )
+        };
+        // Bits 2 kk, 2 kk + 1 of each qh byte to bits 4, 5 (16-bit shifts; the mask keeps
+        // each byte's own bits).
+        let hb = if kk <= 2 {
+            _mm512_sll_epi16(hq, _mm_cvtsi32_si128(4 - 2 * kk as i32))
+        } else {
+            _mm512_srli_epi16::<2>(hq)
+        };
+        *w = _mm512_or_si512(
+            _mm512_and_si512(_mm512_srl_epi16(lq, nib), mask),
+            _mm512_and_si512(hb, two),
+        );
+    }
+    w
+}
+
+/// The two 16-element integer scales of sub-block `k` of a Q6_K chunk at `p`, as floats.
+///
+/// # Safety
+/// As [`unpack_q6_k`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) unsafe fn q6_k_scales(p: *const u8, k: usize) -> (__m512, __m512) {
+    let (h, kk) = (k / 4, k % 4);
+    // SAFETY: scale group 2 h + kk / 2 < 4 of the chunk.
+    let sg = unsafe { group(p.add(Q6_K_SC + (2 * h + kk / 2) * GROUP)) };
+    // Byte b of each lane, sign-extended.
+    let byte = |b: usize| {
+        let up = _mm512_sllv_epi32(sg, _mm512_set1_epi32(24 - 8 * b as i32));
+        _mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(up))
+    };
+    (byte(2 * (kk % 2)), byte(2 * (kk % 2) + 1))
 }
 
 /// Q6_K: per 256-element super-block, 32 `ql` groups (group `i` is bytes `4i..4i+4` of each
@@ -471,50 +563,15 @@ fn first_half_sum(qs: &[i8; 32]) -> i32 {
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 #[inline(never)]
 fn q6_k<const N: usize>(panel: &[u8], xs: [&[BlockQ8]; N]) -> [__m512; N] {
-    const TY: GgmlType = GgmlType::Q6_K;
-    const CB: usize = chunk_bytes(TY);
-    const QH: usize = seg_start(TY, 1);
-    const SC: usize = seg_start(TY, 2);
-    const D: usize = seg_start(TY, 3);
-    let mask = _mm512_set1_epi8(0x0F);
-    let two = _mm512_set1_epi8(0x30);
+    const CB: usize = chunk_bytes(GgmlType::Q6_K);
     let mut acc = [_mm512_setzero_ps(); N];
     for (sb, chunk) in panel.chunks_exact(CB).enumerate() {
         let p = chunk.as_ptr();
         // SAFETY: the d halves lie inside the chunk.
-        let d = unsafe { halves(p.add(D)) };
+        let d = unsafe { halves(p.add(Q6_K_D)) };
         for k in 0..8 {
-            let (h, kk) = (k / 4, k % 4);
-            // SAFETY: scale group 2 h + kk / 2 < 4 of the chunk.
-            let sg = unsafe { group(p.add(SC + (2 * h + kk / 2) * GROUP)) };
-            // Byte b of each lane, sign-extended.
-            let byte = |b: usize| {
-                let up = _mm512_sllv_epi32(sg, _mm512_set1_epi32(24 - 8 * b as i32));
-                _mm512_cvtepi32_ps(_mm512_srai_epi32::<24>(up))
-            };
-            let (sc0, sc1) = (byte(2 * (kk % 2)), byte(2 * (kk % 2) + 1));
-            let nib = _mm_cvtsi32_si128(4 * (kk / 2) as i32);
-            let mut w = [_mm512_setzero_si512(); 8];
-            for (j, w) in w.iter_mut().enumerate() {
-                // SAFETY: ql group 16 h + 8 (kk % 2) + j < 32 and qh group 8 h + j < 16.
-                let (lq, hq) = unsafe {
-                    (
-                        group(p.add((16 * h + 8 * (kk % 2) + j) * GROUP)),
-                        group(p.add(QH + (8 * h + j) * GROUP)),
-                    )
-                };
-                // Bits 2 kk, 2 kk + 1 of each qh byte to bits 4, 5 (16-bit shifts; the mask
-                // keeps each byte's own bits).
-                let hb = if kk <= 2 {
-                    _mm512_sll_epi16(hq, _mm_cvtsi32_si128(4 - 2 * kk as i32))
-                } else {
-                    _mm512_srli_epi16::<2>(hq)
-                };
-                *w = _mm512_or_si512(
-                    _mm512_and_si512(_mm512_srl_epi16(lq, nib), mask),
-                    _mm512_and_si512(hb, two),
-                );
-            }
+            // SAFETY: `p` is a whole Q6_K chunk; k < 8.
+            let ((sc0, sc1), w) = unsafe { (q6_k_scales(p, k), unpack_q6_k(p, k)) };
             let c = 8 * sb + k;
             for n in 0..N {
                 debug_assert!(c < xs[n].len());
