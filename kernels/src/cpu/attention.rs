@@ -117,6 +117,9 @@ fn paged_attention_with(
     let group = nh / nkv;
     let scale = layout.scale;
 
+    // Decode: no two tasks read the same keys, so none finds them cached (in a prompt's
+    // chunk, each key serves every later token).
+    let one_token_per_sequence = x.rows <= layout.block_tables.len();
     // Heads of one kv group are adjacent in a row: chunks of `group * hd` are (token, kv head).
     out.data
         .par_chunks_mut(group * hd)
@@ -135,6 +138,10 @@ fn paged_attention_with(
                 head_dim: hd,
                 scale,
             };
+            #[cfg(target_arch = "x86_64")]
+            if path >= Path::Avx2 && one_token_per_sequence {
+                x86::prefetch(&keys);
+            }
             SCRATCH.with_borrow_mut(|scratch| {
                 #[cfg(target_arch = "x86_64")]
                 if path >= Path::Avx2 {
@@ -251,6 +258,27 @@ mod x86 {
     use std::arch::x86_64::*;
 
     use super::Keys;
+
+    /// Asks for every key and value row a task reads before it reads them: the rows lie in
+    /// blocks scattered over the pool, each run too short for the hardware prefetcher to get
+    /// ahead, so a task otherwise waits on memory at each key. The keys go to L1 (read
+    /// first), the values to L2. Measured on SmolLM2 batched decode: +1-5%; on a prompt, whose
+    /// keys are mostly cached, -6%.
+    pub(super) fn prefetch(keys: &Keys<'_>) {
+        for (slot, len) in keys.runs() {
+            let k = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
+            let v = keys.pool.values(keys.layer, slot, len, keys.kv_head);
+            // Sixteen f32 per 64-byte line.
+            for (k, v) in k.chunks(16).zip(v.chunks(16)) {
+                // SAFETY: a prefetch has no architectural effect (and these addresses are
+                // inside the pool anyway).
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(k.as_ptr().cast());
+                    _mm_prefetch::<_MM_HINT_T1>(v.as_ptr().cast());
+                }
+            }
+        }
+    }
 
     /// Output elements of one head held in registers (eight vectors) while the values stream.
     pub(super) const PIECE: usize = 64;
