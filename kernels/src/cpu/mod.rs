@@ -9,6 +9,8 @@ mod elementwise;
 mod matmul;
 mod tensor;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::backend::{
     AttentionLayout, Backend, BackendError, Cols, GluActivation, KvPoolConfig, Rope,
 };
@@ -56,7 +58,17 @@ impl Backend for CpuBackend {
         // instead of a blocked caller waking a pool per op. Measured on the 2-core VM: single-
         // stream decode +14% tok/s (context switches 53k -> 10k); 16-way batched decode +30%
         // (SmolLM2 Q4_K_M 350 -> 460 tok/s); 512-token prefill unchanged within noise.
-        rayon::scope(|_| f())
+        // A second worker stays awake for the whole pass (a pass forks a few hundred times, and
+        // waking a sleeping worker through a futex cost each fork microseconds): SmolLM2 Q6_K
+        // batched decode 815 -> 916-957 tok/s, prefill +5%.
+        let done = AtomicBool::new(false);
+        rayon::scope(|s| {
+            let (done, home) = (&done, rayon::current_thread_index());
+            s.spawn(move |s| keep_awake(s, done, home));
+            let r = f();
+            done.store(true, Ordering::Release);
+            r
+        })
     }
 
     fn upload_weight(
@@ -169,5 +181,70 @@ impl Backend for CpuBackend {
 
     fn gather_rows(&self, x: &CpuTensor, rows: &[u32], out: &mut CpuTensor) {
         elementwise::gather_rows(x, rows, out);
+    }
+}
+
+/// Runs the pool's pending work on this worker until `done`: a job of [`Backend::run_forward`]'s
+/// scope that keeps a worker looking for the pass's forks instead of sleeping. Thieves take the
+/// oldest job first, so another worker takes this one before any fork of the pass; should the
+/// pass's own worker (`home`) ever run it, while waiting inside a fork, spinning there would
+/// never let the pass resume, so it leaves a fresh copy for another worker instead.
+fn keep_awake<'s>(s: &rayon::Scope<'s>, done: &'s AtomicBool, home: Option<usize>) {
+    if rayon::current_thread_index() == home {
+        if !done.load(Ordering::Acquire) {
+            s.spawn(move |s| keep_awake(s, done, home));
+        }
+        return;
+    }
+    let mut idle = 0u32;
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            idle = 0;
+        } else {
+            idle += 1;
+            // Now and then let the OS run another thread (the server's, say) on this core.
+            if idle.is_multiple_of(256) {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rayon::prelude::*;
+
+    use super::*;
+
+    /// Fork-heavy passes finish with the right result in pools of one to three workers, passes
+    /// with nested forks included (the pass's own worker may pick up the keep-awake job while
+    /// it waits inside a fork; it must hand it on, not spin).
+    #[test]
+    fn passes_with_a_worker_kept_awake_finish() {
+        fn tree(depth: u32) -> u64 {
+            if depth == 0 {
+                return 1;
+            }
+            let (a, b) = rayon::join(|| tree(depth - 1), || tree(depth - 1));
+            a + b
+        }
+        let be = CpuBackend::new();
+        for threads in 1..=3 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                for n in [0u64, 1, 2, 3, 1000, 100_000] {
+                    let sum = be.run_forward(|| (0..n).into_par_iter().sum::<u64>());
+                    assert_eq!(sum, n * n.saturating_sub(1) / 2, "{threads} threads, n={n}");
+                }
+                for _ in 0..50 {
+                    assert_eq!(be.run_forward(|| tree(10)), 1024, "{threads} threads");
+                }
+            });
+        }
     }
 }
