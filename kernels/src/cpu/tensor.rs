@@ -70,6 +70,30 @@ pub struct CpuWeight {
     pub data: Vec<u8>,
 }
 
+/// Asks Linux to back the whole 2 MiB pages inside `buf` (still untouched: fresh zeroed
+/// memory, before anything is written) with huge pages: a pass streams every weight once, and
+/// with 4 KiB pages it takes a TLB miss every 4 KiB (Gemma 3's 174 MB output matrix alone is
+/// 42k pages, far more than the TLB holds). Measured on Gemma 3 270M: single-stream decode
+/// 84-86 -> 89-92 tok/s; SmolLM2 Q6_K +0-12%. Advice only: where it is refused nothing changes.
+fn advise_huge_pages(buf: &mut [u8]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = buf.as_mut_ptr() as usize;
+        let (lo, hi) = (
+            start.next_multiple_of(HUGE),
+            (start + buf.len()) / HUGE * HUGE,
+        );
+        if hi > lo {
+            // SAFETY: [lo, hi) lies inside `buf`, which this call borrows mutably; the advice
+            // changes how its pages are backed, never their contents.
+            unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, libc::MADV_HUGEPAGE) };
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buf;
+}
+
 impl CpuWeight {
     /// Checks the size and copies the bytes, packing whole groups of rows into panels where
     /// this CPU has a kernel for them.
@@ -108,6 +132,7 @@ impl CpuWeight {
         // The panel part is written once, by `pack`; only the GGUF rows after it are copied.
         let split = panel_rows * row_bytes;
         let mut data = vec![0u8; bytes.len()];
+        advise_huge_pages(&mut data);
         data[split..].copy_from_slice(&bytes[split..]);
         if panel_rows > 0 {
             let pb = PANEL_ROWS * row_bytes;
