@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Model throughput, Journey vs llama.cpp, in one run on this machine (2 threads each), for
 # several models: prompt processing (512-token prompt), single-stream decode (128 tokens), and
-# 16-way batched decode; single-stream decode also as a fraction of the memory-bandwidth bound
+# 16-way batched decode (Journey's default f32 KV cache, and f16 as llama.cpp stores it by
+# default and as `--kv-cache-dtype f16` does); single-stream decode also as a fraction of the memory-bandwidth bound
 # (measured read bandwidth / weight bytes one token reads). llama.cpp's single-stream numbers
 # come from llama-cpp-python (n_threads=2); its batched figure from `llama-batched-bench` built
 # from the llama.cpp sources vendored in the llama-cpp-python sdist. scripts/build-llama-cpp.sh
@@ -79,14 +80,16 @@ args = sys.argv[3:]
 runs_ours = [json.loads(a) for a in args[:n]]
 runs_theirs = [json.loads(a) for a in args[n:2 * n]]
 best = lambda runs, k: max(r[k] for r in runs)
-ours = {k: best(runs_ours, k) for k in ("pp512", "tg128", "batched16", "read_bandwidth")}
+ours = {k: best(runs_ours, k)
+        for k in ("pp512", "tg128", "batched16", "batched16_f16kv", "read_bandwidth")}
 theirs = {k: best(runs_theirs, k) for k in ("pp512", "tg128")}
 batched = max(float(a) for a in args[2 * n:3 * n])
 per_token = runs_ours[0]["weight_bytes_per_token"]
 bound = ours["read_bandwidth"] / per_token
 rows = [("prompt processing, 512 tokens", ours["pp512"], theirs["pp512"]),
         ("single-stream decode, 128 tokens", ours["tg128"], theirs["tg128"]),
-        ("16-way batched decode, aggregate", ours["batched16"], batched)]
+        ("16-way batched decode, aggregate", ours["batched16"], batched),
+        ("  the same, both with f16 KV cache", ours["batched16_f16kv"], batched)]
 print(f"\n{model} (journey simd={runs_ours[0]['simd']})")
 print(f"{'':36} {'journey':>10} {'llama.cpp':>10} {'ratio':>7}")
 for name, a, b in rows:

@@ -10,6 +10,9 @@
 //! over 512 MiB, best of 3), so single-stream decode can be stated as a fraction of the
 //! memory-bandwidth bound.
 //!
+//! The batched row is also measured with the KV cache stored as f16 (`--kv-cache-dtype f16`),
+//! llama.cpp's default cache type, as `batched16_f16kv`.
+//!
 //! `-- --layouts` measures the same three rows with the weights in row panels (the default
 //! where the CPU has a panel kernel) and in their GGUF rows, alternated twice, best of each, and
 //! prints the ratios.
@@ -18,7 +21,7 @@ use std::path::PathBuf;
 
 use engine_core::model::Model;
 use engine_core::model::gguf::{GgufFile, keys};
-use kernels::CpuBackend;
+use kernels::{CpuBackend, KvDtype};
 use rayon::prelude::*;
 
 mod throughput;
@@ -84,11 +87,17 @@ fn main() {
     } else {
         0.0
     };
+    let batched16_f16kv = if wants("batched-f16kv") {
+        let backend = CpuBackend::new().with_kv_dtype(KvDtype::F16);
+        decode(&Model::load(&path, backend).expect("load model"), 16, 128)
+    } else {
+        0.0
+    };
     if json {
         let bytes = weight_bytes_per_token(&GgufFile::open(&path).expect("model file"));
         let bandwidth = read_bandwidth();
         println!(
-            "{{\"threads\":{threads},\"simd\":\"{}\",\"pp512\":{pp512:.1},\"tg128\":{tg128:.1},\"batched16\":{batched16:.1},\"weight_bytes_per_token\":{bytes},\"read_bandwidth\":{bandwidth:.0}}}",
+            "{{\"threads\":{threads},\"simd\":\"{}\",\"pp512\":{pp512:.1},\"tg128\":{tg128:.1},\"batched16\":{batched16:.1},\"batched16_f16kv\":{batched16_f16kv:.1},\"weight_bytes_per_token\":{bytes},\"read_bandwidth\":{bandwidth:.0}}}",
             kernels::quant::simd_level()
         );
     } else {
@@ -99,6 +108,7 @@ fn main() {
         println!("  pp512      {pp512:8.1} tok/s");
         println!("  tg128      {tg128:8.1} tok/s");
         println!("  batched16  {batched16:8.1} tok/s aggregate");
+        println!("  batched16  {batched16_f16kv:8.1} tok/s aggregate, f16 KV cache");
     }
 }
 

@@ -8,7 +8,7 @@ use engine_core::model::Model;
 use engine_core::model::gguf::GgufFile;
 use engine_core::model::llama::{Arch, ForwardBatch};
 use engine_core::model::tiny::{TINY_SLIDING_WINDOW, TinySpec, tiny_model_bytes};
-use kernels::{CpuBackend, GgmlType};
+use kernels::{CpuBackend, GgmlType, KvDtype};
 
 const BLOCK: usize = 4;
 
@@ -159,6 +159,10 @@ fn check_invariance(model: &Model<CpuBackend>, a: &[u32], b: &[u32], c: &[u32]) 
 }
 
 fn tiny(arch: Arch, ty: GgmlType) -> Model<CpuBackend> {
+    tiny_with(arch, ty, KvDtype::F32)
+}
+
+fn tiny_with(arch: Arch, ty: GgmlType, kv: KvDtype) -> Model<CpuBackend> {
     let spec = TinySpec {
         weight_type: ty,
         // Llama's tiny model also runs Llama 3's frequency factors.
@@ -166,7 +170,7 @@ fn tiny(arch: Arch, ty: GgmlType) -> Model<CpuBackend> {
         ..TinySpec::for_arch(arch)
     };
     let file = GgufFile::from_bytes(tiny_model_bytes(&spec)).unwrap();
-    Model::from_gguf(&file, CpuBackend::new()).unwrap()
+    Model::from_gguf(&file, CpuBackend::new().with_kv_dtype(kv)).unwrap()
 }
 
 #[test]
@@ -180,6 +184,11 @@ fn tiny_model_is_batch_invariant_for_every_weight_type_and_architecture() {
         for arch in Arch::ALL {
             check_invariance(&tiny(arch, ty), &a, &b, &c);
         }
+    }
+    // An f16 KV cache rounds each key and value once, where it is written: the same bits
+    // whatever the batch.
+    for arch in Arch::ALL {
+        check_invariance(&tiny_with(arch, GgmlType::Q8_0, KvDtype::F16), &a, &b, &c);
     }
 }
 

@@ -34,6 +34,47 @@ pub enum BackendError {
     Device(String),
 }
 
+/// How a KV pool stores keys and values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KvDtype {
+    /// IEEE half precision, each key and value rounded to nearest (llama.cpp's default cache
+    /// type): half the memory, and half the memory traffic of attention, of f32.
+    F16,
+    /// Single precision: keys and values exactly as computed.
+    #[default]
+    F32,
+}
+
+impl KvDtype {
+    /// Bytes per stored element.
+    pub const fn bytes(self) -> usize {
+        match self {
+            KvDtype::F16 => 2,
+            KvDtype::F32 => 4,
+        }
+    }
+
+    /// `f16` or `f32`, as flags and logs spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            KvDtype::F16 => "f16",
+            KvDtype::F32 => "f32",
+        }
+    }
+}
+
+impl std::str::FromStr for KvDtype {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f16" => Ok(KvDtype::F16),
+            "f32" => Ok(KvDtype::F32),
+            _ => Err(format!("unknown KV cache type {s:?} (expected f16 or f32)")),
+        }
+    }
+}
+
 /// Geometry of the paged KV pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvPoolConfig {
@@ -47,6 +88,8 @@ pub struct KvPoolConfig {
     pub n_kv_heads: usize,
     /// Head size.
     pub head_dim: usize,
+    /// How keys and values are stored.
+    pub dtype: KvDtype,
 }
 
 impl KvPoolConfig {
@@ -60,9 +103,14 @@ impl KvPoolConfig {
             .ok_or_else(|| BackendError::OutOfMemory(format!("KV pool {self:?} overflows")))
     }
 
-    /// Bytes the pool takes with f32 storage (K and V).
-    pub fn bytes_f32(&self) -> usize {
-        2 * self.n_layers * self.n_blocks * self.block_size * self.n_kv_heads * self.head_dim * 4
+    /// Bytes the pool takes (K and V).
+    pub fn bytes(&self) -> usize {
+        2 * self.n_layers
+            * self.n_blocks
+            * self.block_size
+            * self.n_kv_heads
+            * self.head_dim
+            * self.dtype.bytes()
     }
 }
 
@@ -192,7 +240,9 @@ pub trait Backend: Send + Sync {
         cols: usize,
         bytes: &[u8],
     ) -> Result<Self::Weight, BackendError>;
-    /// Allocates the KV pool (zeroed).
+    /// How this device's KV pools store keys and values ([`KvPoolConfig::dtype`]).
+    fn kv_dtype(&self) -> KvDtype;
+    /// Allocates the KV pool (zeroed); an error if the device cannot store `cfg.dtype`.
     fn alloc_kv_pool(&self, cfg: KvPoolConfig) -> Result<Self::KvPool, BackendError>;
     /// The geometry a pool was allocated with.
     fn kv_pool_config(&self, pool: &Self::KvPool) -> KvPoolConfig;
@@ -266,4 +316,33 @@ pub trait Backend: Send + Sync {
     fn add_assign(&self, x: &mut Self::Tensor, y: &Self::Tensor);
     /// `out[i, :] = x[rows[i], :]`. out `[rows.len(), d]`.
     fn gather_rows(&self, x: &Self::Tensor, rows: &[u32], out: &mut Self::Tensor);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_dtypes_parse_and_size() {
+        for (name, dtype, bytes) in [("f16", KvDtype::F16, 2), ("f32", KvDtype::F32, 4)] {
+            assert_eq!(name.parse::<KvDtype>(), Ok(dtype));
+            assert_eq!(dtype.name(), name);
+            assert_eq!(dtype.bytes(), bytes);
+        }
+        assert!("bf16".parse::<KvDtype>().unwrap_err().contains("bf16"));
+        let cfg = KvPoolConfig {
+            n_layers: 3,
+            n_blocks: 5,
+            block_size: 16,
+            n_kv_heads: 2,
+            head_dim: 64,
+            dtype: KvDtype::F16,
+        };
+        assert_eq!(cfg.bytes(), 2 * 3 * 5 * 16 * 2 * 64 * 2);
+        let f32 = KvPoolConfig {
+            dtype: KvDtype::F32,
+            ..cfg
+        };
+        assert_eq!(f32.bytes(), 2 * cfg.bytes());
+    }
 }

@@ -16,6 +16,8 @@ pub mod cpu;
 pub mod cuda;
 pub mod quant;
 
-pub use backend::{AttentionLayout, Backend, BackendError, GluActivation, Rope, RopeStyle};
+pub use backend::{
+    AttentionLayout, Backend, BackendError, GluActivation, KvDtype, Rope, RopeStyle,
+};
 pub use cpu::CpuBackend;
 pub use quant::GgmlType;

@@ -8,7 +8,7 @@ use engine_core::engine::EnginePrompt;
 use engine_core::generate::{GenerateOptions, generate};
 use engine_core::model::Model;
 use engine_core::sampling::SamplingParams;
-use kernels::CpuBackend;
+use kernels::{CpuBackend, KvDtype};
 
 /// Arguments of `generate`.
 #[derive(Args, Debug)]
@@ -58,6 +58,9 @@ pub struct GenerateArgs {
     /// KV block size.
     #[arg(long, default_value_t = 16)]
     block_size: usize,
+    /// How the KV cache stores keys and values: `f32` (exact) or `f16` (llama.cpp's default).
+    #[arg(long, default_value = "f32")]
+    kv_cache_dtype: KvDtype,
     /// Print one JSON object instead of the text.
     #[arg(long)]
     json: bool,
@@ -73,8 +76,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     if args.block_size == 0 {
         bail!("--block-size must be positive");
     }
-    let model = Model::load(&args.model, CpuBackend::new())
-        .with_context(|| format!("loading {}", args.model.display()))?;
+    let model = Model::load(
+        &args.model,
+        CpuBackend::new().with_kv_dtype(args.kv_cache_dtype),
+    )
+    .with_context(|| format!("loading {}", args.model.display()))?;
     let params = SamplingParams {
         temperature: args.temperature,
         top_k: args.top_k,

@@ -15,7 +15,7 @@ use engine_core::kv_cache::KvBudget;
 use engine_core::metrics::{self, EngineMetrics};
 use engine_core::model::Model;
 use engine_core::server;
-use kernels::{Backend, CpuBackend};
+use kernels::{Backend, CpuBackend, KvDtype};
 #[cfg(feature = "journey")]
 use proto::conventions::scope;
 use proto::conventions::service;
@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// KV pool budget in MiB, used when --kv-cache-blocks is not given.
     #[arg(long, default_value_t = 1024)]
     kv_cache_memory_mb: usize,
+    /// How the KV cache stores keys and values: `f32` (exact) or `f16` (llama.cpp's default
+    /// cache type: half the memory, so twice the blocks in --kv-cache-memory-mb, and half the
+    /// attention traffic; each key and value rounded to nearest; CPU only).
+    #[arg(long, env = "JOURNEY_KV_CACHE_DTYPE", default_value = "f32")]
+    kv_cache_dtype: KvDtype,
     /// Most tokens one scheduler step runs (prefill chunks + decode tokens).
     #[arg(long, default_value_t = 512)]
     max_num_batched_tokens: usize,
@@ -134,7 +139,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         bail!("--block-size, --max-num-batched-tokens and --max-num-seqs must be positive");
     }
     match args.device {
-        Device::Cpu => serve_on(args, CpuBackend::new()),
+        Device::Cpu => {
+            let backend = CpuBackend::new().with_kv_dtype(args.kv_cache_dtype);
+            serve_on(args, backend)
+        }
+        Device::Cuda if args.kv_cache_dtype == KvDtype::F16 => {
+            bail!("--kv-cache-dtype f16: the CUDA kernels store the KV cache as f32 only")
+        }
         Device::Cuda => serve_on_cuda(args),
     }
 }
@@ -170,7 +181,7 @@ fn served_name(args: &ServeArgs) -> String {
 }
 
 fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result<()> {
-    let device = backend.device_name();
+    let (device, kv_dtype) = (backend.device_name(), backend.kv_dtype().name());
     let model = Model::load(&args.model, backend)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let (full_block_bytes, window_block_bytes) = model.llama.kv_block_bytes(args.block_size);
@@ -214,13 +225,14 @@ fn serve_on<B: Backend + 'static>(args: ServeArgs, backend: B) -> anyhow::Result
         None => String::new(),
     };
     tracing::info!(
-        "{} ({} {} layers, context {}), KV {} blocks x {} tokens{window_note}, device {device}",
+        "{} ({} {} layers, context {}), KV {} blocks x {} tokens{window_note} in {}, device {device}",
         args.model.display(),
         model.llama.config().n_layers,
         model.llama.config().arch,
         model.llama.config().context_length,
         kv_blocks,
-        args.block_size
+        args.block_size,
+        kv_dtype
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,18 +9,24 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use half::f16;
+
 use super::elementwise::{axpy_body, dot_f32_body, exp, has_fma};
-use super::tensor::{CpuKvPool, CpuTensor};
-use crate::backend::{AttentionLayout, Cols};
+use super::tensor::{CpuKvPool, CpuTensor, KvElem};
+use crate::backend::{AttentionLayout, Cols, KvDtype};
 
 thread_local! {
     /// Per worker: the scores of a task's heads (`[head][key]`), then each head's sum.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// What one task reads: one kv head of a layer of the pool through one sequence's block table.
-struct Keys<'a> {
+/// What one task reads: one kv head of a layer of the pool (stored as `E`) through one
+/// sequence's block table.
+struct Keys<'a, E> {
     pool: &'a CpuKvPool,
+    /// The pool's whole key and value stores.
+    k: &'a [E],
+    v: &'a [E],
     layer: usize,
     table: &'a [u32],
     block_size: usize,
@@ -32,7 +38,7 @@ struct Keys<'a> {
     scale: f32,
 }
 
-impl Keys<'_> {
+impl<E: KvElem> Keys<'_, E> {
     /// The runs of positions `first..first + n_keys` in order, one per block: `(first slot,
     /// length)` (no division per key; blocks before the window's are never read).
     fn runs(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
@@ -45,14 +51,25 @@ impl Keys<'_> {
         })
     }
 
-    /// Every key's row in order, read by `read` ([`CpuKvPool::keys`] or
-    /// [`CpuKvPool::values`]).
-    fn rows<'s>(
-        &'s self,
-        read: fn(&'s CpuKvPool, usize, usize, usize, usize) -> &'s [f32],
-    ) -> impl Iterator<Item = &'s [f32]> + 's {
+    /// The keys at slots `slot..slot + len`, one block's run: `[len, head_dim]`.
+    fn keys(&self, slot: usize, len: usize) -> &[E] {
+        &self.k[self.pool.run(self.layer, slot, len, self.kv_head)]
+    }
+
+    /// The values, as [`Keys::keys`].
+    fn values(&self, slot: usize, len: usize) -> &[E] {
+        &self.v[self.pool.run(self.layer, slot, len, self.kv_head)]
+    }
+
+    /// Every key's row in order, or every value's with `values`.
+    fn rows(&self, values: bool) -> impl Iterator<Item = &[E]> + '_ {
         self.runs().flat_map(move |(slot, len)| {
-            read(self.pool, self.layer, slot, len, self.kv_head).chunks_exact(self.head_dim)
+            let run = if values {
+                self.values(slot, len)
+            } else {
+                self.keys(slot, len)
+            };
+            run.chunks_exact(self.head_dim)
         })
     }
 }
@@ -65,7 +82,14 @@ pub(super) fn paged_attention(
     layout: &AttentionLayout<'_>,
     out: &mut CpuTensor,
 ) {
-    paged_attention_with(x, q_cols, pool, layer, layout, out, Path::best());
+    match pool.cfg.dtype {
+        KvDtype::F16 => {
+            paged_attention_with::<f16>(x, q_cols, pool, layer, layout, out, Path::best())
+        }
+        KvDtype::F32 => {
+            paged_attention_with::<f32>(x, q_cols, pool, layer, layout, out, Path::best())
+        }
+    }
 }
 
 /// Which kernels compute attention. Every path gives the same bits.
@@ -73,7 +97,7 @@ pub(super) fn paged_attention(
 enum Path {
     /// [`attend_body`], portable.
     Portable,
-    /// The blocked AVX2+FMA kernels.
+    /// The blocked AVX2+FMA kernels (F16C converting f16 keys and values as they load).
     Avx2,
     /// Two heads scored per load of a key (AVX-512VL's registers), values mixed with AVX-512F.
     Avx512,
@@ -85,7 +109,7 @@ impl Path {
         static BEST: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
         *BEST.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
-            if has_fma() {
+            if has_fma() && is_x86_feature_detected!("f16c") {
                 return if is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512vl")
                 {
@@ -99,8 +123,9 @@ impl Path {
     }
 }
 
-/// [`paged_attention`] through `path`'s kernels, which the CPU must support.
-fn paged_attention_with(
+/// [`paged_attention`] through `path`'s kernels, which the CPU must support, on a pool
+/// storing `E`.
+fn paged_attention_with<E: KvElem>(
     x: &CpuTensor,
     q_cols: Cols,
     pool: &CpuKvPool,
@@ -116,6 +141,7 @@ fn paged_attention_with(
     assert_eq!(nh % nkv, 0, "query heads must be a multiple of kv heads");
     let group = nh / nkv;
     let scale = layout.scale;
+    let (k, v) = pool.stores::<E>();
 
     // Decode: no two tasks read the same keys, so none finds them cached (in a prompt's
     // chunk, each key serves every later token).
@@ -129,6 +155,8 @@ fn paged_attention_with(
             let qs = &x.row_cols(t, q_cols)[kvh * group * hd..(kvh + 1) * group * hd];
             let keys = Keys {
                 pool,
+                k,
+                v,
                 layer,
                 table: layout.block_tables[layout.token_seq[t] as usize],
                 block_size: layout.block_size,
@@ -155,25 +183,25 @@ fn paged_attention_with(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn attend_fma(
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn attend_fma<E: KvElem>(
     qs: &[f32],
-    keys: &Keys<'_>,
+    keys: &Keys<'_, E>,
     o: &mut [f32],
     scratch: &mut Vec<f32>,
     avx512: bool,
 ) {
     if keys.head_dim.is_multiple_of(x86::PIECE) {
-        // SAFETY (both closures): AVX2 and FMA are enabled here, AVX-512F and VL when `avx512`;
-        // head_dim is a multiple of the piece.
-        let score = |qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]| unsafe {
+        // SAFETY (both closures): AVX2, FMA and F16C are enabled here, AVX-512F and VL when
+        // `avx512`; head_dim is a multiple of the piece.
+        let score = |qs: &[f32], keys: &Keys<'_, E>, scores: &mut [f32]| unsafe {
             if avx512 {
                 x86::scores_wide(qs, keys, scores)
             } else {
                 x86::scores(qs, keys, scores)
             }
         };
-        let mix = |scores: &[f32], keys: &Keys<'_>, o: &mut [f32]| unsafe {
+        let mix = |scores: &[f32], keys: &Keys<'_, E>, o: &mut [f32]| unsafe {
             if avx512 {
                 x86::mix512(scores, keys, o)
             } else {
@@ -188,16 +216,31 @@ unsafe fn attend_fma(
 
 /// Softmax attention of the query heads `qs` (`[group][head_dim]`) over `keys`, into `o`.
 #[inline(always)]
-fn attend_body(qs: &[f32], keys: &Keys<'_>, o: &mut [f32], scratch: &mut Vec<f32>) {
+fn attend_body<E: KvElem>(qs: &[f32], keys: &Keys<'_, E>, o: &mut [f32], scratch: &mut Vec<f32>) {
     attend_with(qs, keys, o, scratch, scores_body, mix_body);
+}
+
+/// A stored row as f32: itself for an f32 pool, else converted (exactly) into `buf`.
+#[inline(always)]
+fn row_f32<'r, E: KvElem>(row: &'r [E], buf: &'r mut Vec<f32>) -> &'r [f32] {
+    match E::as_f32(row) {
+        Some(row) => row,
+        None => {
+            buf.clear();
+            buf.extend(row.iter().map(|&e| e.to_f32()));
+            buf
+        }
+    }
 }
 
 /// Each head's scaled scores, `scores[g * n_keys + j] = (q_g · k_j) * scale`, with
 /// [`dot_f32_body`].
 #[inline(always)]
-fn scores_body(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
+fn scores_body<E: KvElem>(qs: &[f32], keys: &Keys<'_, E>, scores: &mut [f32]) {
     let (hd, n) = (keys.head_dim, keys.n_keys);
-    for (j, k) in keys.rows(CpuKvPool::keys).enumerate() {
+    let mut buf = Vec::new();
+    for (j, k) in keys.rows(false).enumerate() {
+        let k = row_f32(k, &mut buf);
         for (g, q) in qs.chunks_exact(hd).enumerate() {
             scores[g * n + j] = dot_f32_body(q, k) * keys.scale;
         }
@@ -207,9 +250,11 @@ fn scores_body(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
 /// `o_g += w[g][j] * v_j` over the keys in order, one [`axpy_body`] per head and key (`o`
 /// starts at zero).
 #[inline(always)]
-fn mix_body(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
+fn mix_body<E: KvElem>(weights: &[f32], keys: &Keys<'_, E>, o: &mut [f32]) {
     let (hd, n) = (keys.head_dim, keys.n_keys);
-    for (j, v) in keys.rows(CpuKvPool::values).enumerate() {
+    let mut buf = Vec::new();
+    for (j, v) in keys.rows(true).enumerate() {
+        let v = row_f32(v, &mut buf);
         for (g, o) in o.chunks_exact_mut(hd).enumerate() {
             axpy_body(o, weights[g * n + j], v);
         }
@@ -219,13 +264,13 @@ fn mix_body(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
 /// The softmax around a scores phase and a mixing phase ([`scores_body`] and [`mix_body`], or
 /// their blocked forms for one instruction set, which do the same arithmetic per element).
 #[inline(always)]
-fn attend_with(
+fn attend_with<E: KvElem>(
     qs: &[f32],
-    keys: &Keys<'_>,
+    keys: &Keys<'_, E>,
     o: &mut [f32],
     scratch: &mut Vec<f32>,
-    score: impl Fn(&[f32], &Keys<'_>, &mut [f32]),
-    mix: impl Fn(&[f32], &Keys<'_>, &mut [f32]),
+    score: impl Fn(&[f32], &Keys<'_, E>, &mut [f32]),
+    mix: impl Fn(&[f32], &Keys<'_, E>, &mut [f32]),
 ) {
     let (hd, n) = (keys.head_dim, keys.n_keys);
     let group = qs.len() / hd;
@@ -257,19 +302,50 @@ fn attend_with(
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::Keys;
+    use super::{Keys, KvElem};
+
+    /// Eight stored elements at `p` as f32 (f16 converted exactly).
+    ///
+    /// # Safety
+    /// Eight readable elements at `p`; AVX and F16C in the caller.
+    #[inline(always)]
+    unsafe fn load8<E: KvElem>(p: *const E) -> __m256 {
+        // SAFETY: the caller's guarantees; unaligned loads.
+        unsafe {
+            if E::HALF {
+                _mm256_cvtph_ps(_mm_loadu_si128(p.cast()))
+            } else {
+                _mm256_loadu_ps(p.cast())
+            }
+        }
+    }
+
+    /// Sixteen stored elements at `p` as f32.
+    ///
+    /// # Safety
+    /// Sixteen readable elements at `p`; AVX-512F in the caller.
+    #[inline(always)]
+    unsafe fn load16<E: KvElem>(p: *const E) -> __m512 {
+        // SAFETY: the caller's guarantees; unaligned loads.
+        unsafe {
+            if E::HALF {
+                _mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))
+            } else {
+                _mm512_loadu_ps(p.cast())
+            }
+        }
+    }
 
     /// Asks for every key and value row a task reads before it reads them: the rows lie in
     /// blocks scattered over the pool, each run too short for the hardware prefetcher to get
     /// ahead, so a task otherwise waits on memory at each key. The keys go to L1 (read
     /// first), the values to L2. Measured on SmolLM2 batched decode: +1-5%; on a prompt, whose
     /// keys are mostly cached, -6%.
-    pub(super) fn prefetch(keys: &Keys<'_>) {
+    pub(super) fn prefetch<E: KvElem>(keys: &Keys<'_, E>) {
+        let per_line = 64 / size_of::<E>();
         for (slot, len) in keys.runs() {
-            let k = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
-            let v = keys.pool.values(keys.layer, slot, len, keys.kv_head);
-            // Sixteen f32 per 64-byte line.
-            for (k, v) in k.chunks(16).zip(v.chunks(16)) {
+            let (k, v) = (keys.keys(slot, len), keys.values(slot, len));
+            for (k, v) in k.chunks(per_line).zip(v.chunks(per_line)) {
                 // SAFETY: a prefetch has no architectural effect (and these addresses are
                 // inside the pool anyway).
                 unsafe {
@@ -301,16 +377,20 @@ mod x86 {
     ///
     /// # Safety
     /// `q` holds `hd` (a multiple of 8) readable f32s and `k` `N * hd`.
-    #[target_feature(enable = "avx2,fma")]
+    #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    unsafe fn lanes<const N: usize>(q: *const f32, k: *const f32, hd: usize) -> [__m256; N] {
+    unsafe fn lanes<E: KvElem, const N: usize>(
+        q: *const f32,
+        k: *const E,
+        hd: usize,
+    ) -> [__m256; N] {
         let mut acc = [_mm256_setzero_ps(); N];
         for i in (0..hd).step_by(8) {
             // SAFETY: the caller's bounds; unaligned loads.
             unsafe {
                 let qv = _mm256_loadu_ps(q.add(i));
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    *acc = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k.add(r * hd + i)), *acc);
+                    *acc = _mm256_fmadd_ps(qv, load8(k.add(r * hd + i)), *acc);
                 }
             }
         }
@@ -343,12 +423,12 @@ mod x86 {
     ///
     /// # Safety
     /// As [`lanes`], for both `q0` and `q1`.
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
     #[inline]
-    unsafe fn lanes_pair<const N: usize>(
+    unsafe fn lanes_pair<E: KvElem, const N: usize>(
         q0: *const f32,
         q1: *const f32,
-        k: *const f32,
+        k: *const E,
         hd: usize,
     ) -> ([__m256; N], [__m256; N]) {
         let mut a = [_mm256_setzero_ps(); N];
@@ -358,7 +438,7 @@ mod x86 {
             unsafe {
                 let (x0, x1) = (_mm256_loadu_ps(q0.add(i)), _mm256_loadu_ps(q1.add(i)));
                 for r in 0..N {
-                    let kv = _mm256_loadu_ps(k.add(r * hd + i));
+                    let kv = load8(k.add(r * hd + i));
                     a[r] = _mm256_fmadd_ps(x0, kv, a[r]);
                     b[r] = _mm256_fmadd_ps(x1, kv, b[r]);
                 }
@@ -371,25 +451,33 @@ mod x86 {
     ///
     /// # Safety
     /// AVX2 and FMA; `head_dim` a multiple of 8.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn scores(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn scores<E: KvElem>(qs: &[f32], keys: &Keys<'_, E>, scores: &mut [f32]) {
         // SAFETY: the caller's guarantees.
-        unsafe { scores_with::<false>(qs, keys, scores) }
+        unsafe { scores_with::<E, false>(qs, keys, scores) }
     }
 
     /// [`scores`] with two heads per pass over the keys where a group has two.
     ///
     /// # Safety
     /// AVX2, FMA, AVX-512F and AVX-512VL; `head_dim` a multiple of 8.
-    #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-    pub(super) unsafe fn scores_wide(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl")]
+    pub(super) unsafe fn scores_wide<E: KvElem>(
+        qs: &[f32],
+        keys: &Keys<'_, E>,
+        scores: &mut [f32],
+    ) {
         // SAFETY: the caller's guarantees.
-        unsafe { scores_with::<true>(qs, keys, scores) }
+        unsafe { scores_with::<E, true>(qs, keys, scores) }
     }
 
     /// [`scores`] and [`scores_wide`]'s loop; `PAIRS` needs AVX-512VL.
     #[inline(always)]
-    unsafe fn scores_with<const PAIRS: bool>(qs: &[f32], keys: &Keys<'_>, scores: &mut [f32]) {
+    unsafe fn scores_with<E: KvElem, const PAIRS: bool>(
+        qs: &[f32],
+        keys: &Keys<'_, E>,
+        scores: &mut [f32],
+    ) {
         // SAFETY: inlined only into `scores` (AVX2, FMA) and `scores_wide` (also AVX-512F
         // and VL, which `PAIRS` needs), whose callers guarantee those features; every
         // pointer below is inside a head of `qs` (hd long) or a run's rows i..i + m, whose
@@ -400,7 +488,7 @@ mod x86 {
             assert!(hd.is_multiple_of(8) && scores.len() == n * (qs.len() / hd));
             let mut j = 0;
             for (slot, len) in keys.runs() {
-                let run = keys.pool.keys(keys.layer, slot, len, keys.kv_head);
+                let run = keys.keys(slot, len);
                 assert_eq!(run.len(), len * hd);
                 let mut i = 0;
                 while i < len {
@@ -411,7 +499,7 @@ mod x86 {
                             let (q0, q1) = (&qs[first * hd..], &qs[(first + 1) * hd..]);
                             // Both heads are hd long; rows i..i + KEYS of the run exist.
                             let k = run.as_ptr().add(i * hd);
-                            let (a, b) = lanes_pair::<KEYS>(q0.as_ptr(), q1.as_ptr(), k, hd);
+                            let (a, b) = lanes_pair::<E, KEYS>(q0.as_ptr(), q1.as_ptr(), k, hd);
                             for (g, lanes) in [(first, a), (first + 1, b)] {
                                 let d = _mm256_mul_ps(reduce8(lanes), _mm256_set1_ps(keys.scale));
                                 let out = &mut scores[g * n + j..g * n + j + KEYS];
@@ -426,12 +514,12 @@ mod x86 {
                         let k = run.as_ptr().add(i * hd);
                         let out = &mut scores[g * n + j..g * n + j + m];
                         if m == KEYS {
-                            let d = reduce8(lanes::<KEYS>(q.as_ptr(), k, hd));
+                            let d = reduce8(lanes::<E, KEYS>(q.as_ptr(), k, hd));
                             let d = _mm256_mul_ps(d, _mm256_set1_ps(keys.scale));
                             // `out` is KEYS long; unaligned store.
                             _mm256_storeu_ps(out.as_mut_ptr(), d);
                         } else {
-                            let [d] = lanes::<1>(q.as_ptr(), k, hd);
+                            let [d] = lanes::<E, 1>(q.as_ptr(), k, hd);
                             out[0] = reduce(d) * keys.scale;
                         }
                     }
@@ -446,8 +534,8 @@ mod x86 {
     ///
     /// # Safety
     /// AVX2 and FMA; `head_dim` a multiple of [`PIECE`].
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn mix(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn mix<E: KvElem>(weights: &[f32], keys: &Keys<'_, E>, o: &mut [f32]) {
         let (hd, n) = (keys.head_dim, keys.n_keys);
         assert!(hd.is_multiple_of(PIECE) && weights.len() == n * (o.len() / hd));
         for (g, o) in o.chunks_exact_mut(hd).enumerate() {
@@ -456,15 +544,13 @@ mod x86 {
                 let mut acc = [_mm256_setzero_ps(); PIECE / 8];
                 let mut j = 0;
                 for (slot, len) in keys.runs() {
-                    let run = keys.pool.values(keys.layer, slot, len, keys.kv_head);
+                    let run = keys.values(slot, len);
                     assert_eq!(run.len(), len * hd);
                     for i in 0..len {
                         let wv = _mm256_set1_ps(w[j]);
                         for (c, acc) in acc.iter_mut().enumerate() {
                             // SAFETY: row i of the run is hd long and piece + 8c + 8 <= hd.
-                            let v = unsafe {
-                                _mm256_loadu_ps(run.as_ptr().add(i * hd + piece + 8 * c))
-                            };
+                            let v = unsafe { load8(run.as_ptr().add(i * hd + piece + 8 * c)) };
                             *acc = _mm256_fmadd_ps(wv, v, *acc);
                         }
                         j += 1;
@@ -485,7 +571,7 @@ mod x86 {
     /// # Safety
     /// AVX-512F; `head_dim` a multiple of [`PIECE`].
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn mix512(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
+    pub(super) unsafe fn mix512<E: KvElem>(weights: &[f32], keys: &Keys<'_, E>, o: &mut [f32]) {
         let hd = keys.head_dim;
         assert!(hd.is_multiple_of(PIECE) && weights.len() == keys.n_keys * (o.len() / hd));
         let group = o.len() / hd;
@@ -495,10 +581,10 @@ mod x86 {
             let o = &mut o[g0 * hd..(g0 + heads) * hd];
             let w = &weights[g0 * keys.n_keys..(g0 + heads) * keys.n_keys];
             match heads {
-                1 => mix_heads::<1>(w, keys, o),
-                2 => mix_heads::<2>(w, keys, o),
-                3 => mix_heads::<3>(w, keys, o),
-                _ => mix_heads::<4>(w, keys, o),
+                1 => mix_heads::<E, 1>(w, keys, o),
+                2 => mix_heads::<E, 2>(w, keys, o),
+                3 => mix_heads::<E, 3>(w, keys, o),
+                _ => mix_heads::<E, 4>(w, keys, o),
             }
             g0 += heads;
         }
@@ -506,20 +592,20 @@ mod x86 {
 
     /// [`mix512`] for `G` heads: `o` and `weights` are theirs.
     #[target_feature(enable = "avx512f")]
-    fn mix_heads<const G: usize>(weights: &[f32], keys: &Keys<'_>, o: &mut [f32]) {
+    fn mix_heads<E: KvElem, const G: usize>(weights: &[f32], keys: &Keys<'_, E>, o: &mut [f32]) {
         let (hd, n) = (keys.head_dim, keys.n_keys);
         assert!(weights.len() == G * n && o.len() == G * hd && hd.is_multiple_of(PIECE));
         for piece in (0..hd).step_by(PIECE) {
             let mut acc = [[_mm512_setzero_ps(); PIECE / 16]; G];
             let mut j = 0;
             for (slot, len) in keys.runs() {
-                let run = keys.pool.values(keys.layer, slot, len, keys.kv_head);
+                let run = keys.values(slot, len);
                 assert_eq!(run.len(), len * hd);
                 for i in 0..len {
                     let mut v = [_mm512_setzero_ps(); PIECE / 16];
                     for (c, v) in v.iter_mut().enumerate() {
                         // SAFETY: row i of the run is hd long and piece + PIECE <= hd.
-                        *v = unsafe { _mm512_loadu_ps(run.as_ptr().add(i * hd + piece + 16 * c)) };
+                        *v = unsafe { load16(run.as_ptr().add(i * hd + piece + 16 * c)) };
                     }
                     for (g, acc) in acc.iter_mut().enumerate() {
                         let wv = _mm512_set1_ps(weights[g * n + j]);
@@ -563,19 +649,23 @@ mod tests {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let bs = 16;
-        for (nh, nkv, hd, window) in [
+        for ((nh, nkv, hd, window), dtype) in [
             (9, 3, 64, None),
             (4, 1, 256, None),
             (8, 2, 128, Some(20)),
             (14, 2, 64, None),
             (4, 2, 40, None),
-        ] {
+        ]
+        .into_iter()
+        .flat_map(|case| [(case, KvDtype::F16), (case, KvDtype::F32)])
+        {
             let cfg = KvPoolConfig {
                 n_layers: 2,
                 n_blocks: 12,
                 block_size: bs,
                 n_kv_heads: nkv,
                 head_dim: hd,
+                dtype,
             };
             let mut pool = CpuKvPool::new(cfg).unwrap();
             let kvd = nkv * hd;
@@ -616,7 +706,14 @@ mod tests {
             let q_cols = Cols::new(0, nh * hd);
             let run = |path| {
                 let mut out = CpuTensor::zeros(positions.len(), nh * hd);
-                paged_attention_with(&q, q_cols, &pool, 1, &layout, &mut out, path);
+                match dtype {
+                    KvDtype::F16 => {
+                        paged_attention_with::<f16>(&q, q_cols, &pool, 1, &layout, &mut out, path)
+                    }
+                    KvDtype::F32 => {
+                        paged_attention_with::<f32>(&q, q_cols, &pool, 1, &layout, &mut out, path)
+                    }
+                }
                 out.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             };
             let portable = run(Path::Portable);
@@ -624,7 +721,7 @@ mod tests {
                 assert_eq!(
                     run(path),
                     portable,
-                    "{path:?}: {nh} heads, {nkv} kv, {hd} wide"
+                    "{path:?}: {nh} heads, {nkv} kv, {hd} wide, {dtype:?}"
                 );
             }
         }

@@ -12,7 +12,7 @@ mod tensor;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::backend::{
-    AttentionLayout, Backend, BackendError, Cols, GluActivation, KvPoolConfig, Rope,
+    AttentionLayout, Backend, BackendError, Cols, GluActivation, KvDtype, KvPoolConfig, Rope,
 };
 use crate::quant::GgmlType;
 
@@ -23,6 +23,8 @@ pub use tensor::{CpuKvPool, CpuTensor, CpuWeight};
 pub struct CpuBackend {
     /// Pack weights into row panels where this CPU has a panel kernel.
     panels: bool,
+    /// How KV pools store keys and values.
+    kv_dtype: KvDtype,
 }
 
 impl Default for CpuBackend {
@@ -34,13 +36,27 @@ impl Default for CpuBackend {
 impl CpuBackend {
     /// The CPU backend, using rayon's global pool.
     pub fn new() -> Self {
-        Self { panels: true }
+        Self {
+            panels: true,
+            kv_dtype: KvDtype::default(),
+        }
+    }
+
+    /// This backend with KV pools of `dtype` (f32 unless asked).
+    pub fn with_kv_dtype(self, dtype: KvDtype) -> Self {
+        Self {
+            kv_dtype: dtype,
+            ..self
+        }
     }
 
     /// The CPU backend with every weight kept in its GGUF rows (no panels): the layout of CPUs
     /// without a panel kernel, for side-by-side benchmarks.
     pub fn gguf_rows() -> Self {
-        Self { panels: false }
+        Self {
+            panels: false,
+            ..Self::new()
+        }
     }
 }
 
@@ -79,6 +95,10 @@ impl Backend for CpuBackend {
         bytes: &[u8],
     ) -> Result<CpuWeight, BackendError> {
         CpuWeight::with_layout(ty, rows, cols, bytes, self.panels)
+    }
+
+    fn kv_dtype(&self) -> KvDtype {
+        self.kv_dtype
     }
 
     fn alloc_kv_pool(&self, cfg: KvPoolConfig) -> Result<CpuKvPool, BackendError> {

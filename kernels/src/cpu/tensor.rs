@@ -1,7 +1,12 @@
 //! CPU storage: activation matrices, weights and the paged KV pool.
 
-use crate::backend::{BackendError, Cols, KvPoolConfig};
 use std::borrow::Cow;
+use std::ops::Range;
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+use crate::backend::{BackendError, Cols, KvDtype, KvPoolConfig};
 
 use crate::quant::GgmlType;
 use crate::quant::panel::{self, PANEL_ROWS};
@@ -179,31 +184,102 @@ impl CpuWeight {
     }
 }
 
-/// The paged KV pool in f32: per layer, K and V laid out `[block, kv_head, slot, head_dim]`, so
-/// the keys one kv head reads from a block are one contiguous run (decode attention streams
-/// them from memory; interleaved with the other heads' they were fetched a row at a time).
-#[derive(Debug)]
+/// The paged KV pool of all layers, keys and values each `[layer][block][kv head][slot in
+/// block][head_dim]` (a block's run of one head is contiguous), stored as `cfg.dtype`.
 pub struct CpuKvPool {
     /// Geometry.
     pub cfg: KvPoolConfig,
-    k: Vec<f32>,
-    v: Vec<f32>,
+    k: KvStore,
+    v: KvStore,
+}
+
+/// One side (K or V) of a pool, in its storage type.
+pub(crate) enum KvStore {
+    F16(Vec<f16>),
+    F32(Vec<f32>),
+}
+
+/// An element type a pool stores: attention reads runs of them.
+pub(crate) trait KvElem: Copy + Send + Sync + 'static {
+    /// Whether this is IEEE half (loads convert with F16C's `vcvtph2ps`).
+    const HALF: bool;
+    /// The store's elements, if they are of this type.
+    fn of(store: &KvStore) -> Option<&[Self]>;
+    /// The value as f32 (exact).
+    fn to_f32(self) -> f32;
+    /// `row` itself where it is f32.
+    fn as_f32(row: &[Self]) -> Option<&[f32]>;
+}
+
+impl KvElem for f32 {
+    const HALF: bool = false;
+    fn of(store: &KvStore) -> Option<&[f32]> {
+        match store {
+            KvStore::F32(v) => Some(v),
+            KvStore::F16(_) => None,
+        }
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn as_f32(row: &[f32]) -> Option<&[f32]> {
+        Some(row)
+    }
+}
+
+impl KvElem for f16 {
+    const HALF: bool = true;
+    fn of(store: &KvStore) -> Option<&[f16]> {
+        match store {
+            KvStore::F16(v) => Some(v),
+            KvStore::F32(_) => None,
+        }
+    }
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    fn as_f32(_: &[f16]) -> Option<&[f32]> {
+        None
+    }
+}
+
+impl KvStore {
+    fn zeroed(dtype: KvDtype, n: usize, cfg: &KvPoolConfig) -> Result<Self, BackendError> {
+        let oom = |e| BackendError::OutOfMemory(format!("KV pool of {} bytes: {e}", cfg.bytes()));
+        Ok(match dtype {
+            KvDtype::F16 => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(n).map_err(oom)?;
+                v.resize(n, f16::ZERO);
+                KvStore::F16(v)
+            }
+            KvDtype::F32 => {
+                let mut v = Vec::new();
+                v.try_reserve_exact(n).map_err(oom)?;
+                v.resize(n, 0.0);
+                KvStore::F32(v)
+            }
+        })
+    }
+
+    /// Stores `src` at `at..at + src.len()` (rounded to nearest for f16).
+    fn put(&mut self, at: usize, src: &[f32]) {
+        match self {
+            KvStore::F16(v) => v[at..at + src.len()].convert_from_f32_slice(src),
+            KvStore::F32(v) => v[at..at + src.len()].copy_from_slice(src),
+        }
+    }
 }
 
 impl CpuKvPool {
     /// Allocates a zeroed pool.
     pub fn new(cfg: KvPoolConfig) -> Result<Self, BackendError> {
         let n = cfg.elements()?;
-        let mut k = Vec::new();
-        let mut v = Vec::new();
-        k.try_reserve_exact(n)
-            .and_then(|_| v.try_reserve_exact(n))
-            .map_err(|e| {
-                BackendError::OutOfMemory(format!("KV pool of {} bytes: {e}", cfg.bytes_f32()))
-            })?;
-        k.resize(n, 0.0);
-        v.resize(n, 0.0);
-        Ok(Self { cfg, k, v })
+        Ok(Self {
+            cfg,
+            k: KvStore::zeroed(cfg.dtype, n, &cfg)?,
+            v: KvStore::zeroed(cfg.dtype, n, &cfg)?,
+        })
     }
 
     fn row_width(&self) -> usize {
@@ -217,19 +293,23 @@ impl CpuKvPool {
         (((layer * self.cfg.n_blocks + block) * self.cfg.n_kv_heads + kv_head) * bs + in_block) * hd
     }
 
-    /// Keys of `kv_head` at slots `slot..slot + n` of `layer`, one block's run: `[n, head_dim]`.
-    /// The slots must lie in one block.
-    pub fn keys(&self, layer: usize, slot: usize, n: usize, kv_head: usize) -> &[f32] {
-        let o = self.offset(layer, slot, kv_head);
-        debug_assert!(slot % self.cfg.block_size + n <= self.cfg.block_size);
-        &self.k[o..o + n * self.cfg.head_dim]
+    /// The whole K and V stores as `E`.
+    ///
+    /// # Panics
+    /// Unless `E` is the pool's storage type.
+    pub(crate) fn stores<E: KvElem>(&self) -> (&[E], &[E]) {
+        match (E::of(&self.k), E::of(&self.v)) {
+            (Some(k), Some(v)) => (k, v),
+            _ => panic!("a {} pool read as another type", self.cfg.dtype.name()),
+        }
     }
 
-    /// Values, as [`CpuKvPool::keys`].
-    pub fn values(&self, layer: usize, slot: usize, n: usize, kv_head: usize) -> &[f32] {
+    /// Where keys (or values) of `kv_head` at slots `slot..slot + n` of `layer` lie in a store,
+    /// one block's run: `[n, head_dim]`. The slots must lie in one block.
+    pub(crate) fn run(&self, layer: usize, slot: usize, n: usize, kv_head: usize) -> Range<usize> {
         let o = self.offset(layer, slot, kv_head);
         debug_assert!(slot % self.cfg.block_size + n <= self.cfg.block_size);
-        &self.v[o..o + n * self.cfg.head_dim]
+        o..o + n * self.cfg.head_dim
     }
 
     /// Writes each token's key and value columns of `x` into its slot.
@@ -252,8 +332,8 @@ impl CpuKvPool {
             let (k, v) = (x.row_cols(t, k_cols), x.row_cols(t, v_cols));
             for h in 0..self.cfg.n_kv_heads {
                 let o = self.offset(layer, slot as usize, h);
-                self.k[o..o + hd].copy_from_slice(&k[h * hd..(h + 1) * hd]);
-                self.v[o..o + hd].copy_from_slice(&v[h * hd..(h + 1) * hd]);
+                self.k.put(o, &k[h * hd..(h + 1) * hd]);
+                self.v.put(o, &v[h * hd..(h + 1) * hd]);
             }
         }
     }

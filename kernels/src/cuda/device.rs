@@ -17,7 +17,8 @@ use super::params::*;
 use super::plan::{self, Launch, Op};
 use super::sources;
 use crate::backend::{
-    AttentionLayout, Backend, BackendError, Cols, GluActivation, KvPoolConfig, Rope, RopeStyle,
+    AttentionLayout, Backend, BackendError, Cols, GluActivation, KvDtype, KvPoolConfig, Rope,
+    RopeStyle,
 };
 use crate::quant::GgmlType;
 
@@ -240,11 +241,21 @@ impl Backend for CudaBackend {
         })
     }
 
+    fn kv_dtype(&self) -> KvDtype {
+        KvDtype::F32
+    }
+
     fn alloc_kv_pool(&self, cfg: KvPoolConfig) -> Result<CudaKvPool, BackendError> {
+        if cfg.dtype != KvDtype::F32 {
+            return Err(BackendError::Device(format!(
+                "the CUDA kernels store the KV cache as f32 only, not {}",
+                cfg.dtype.name()
+            )));
+        }
         let n = cfg.elements()?;
         let alloc = || {
             self.stream.alloc_zeros::<f32>(n).map_err(|e| {
-                BackendError::OutOfMemory(format!("KV pool of {} bytes: {e}", cfg.bytes_f32()))
+                BackendError::OutOfMemory(format!("KV pool of {} bytes: {e}", cfg.bytes()))
             })
         };
         Ok(CudaKvPool {

@@ -97,13 +97,13 @@ impl<B: Backend> Llama<B> {
         })
     }
 
-    /// Bytes of one block of the full-attention pool and of the sliding-window pool (f32
-    /// storage, keys and values).
+    /// Bytes of one block of the full-attention pool and of the sliding-window pool (keys and
+    /// values, in the backend's storage type).
     pub fn kv_block_bytes(&self, block_size: usize) -> (usize, usize) {
         let (full, window) = self.kv_layers();
         (
-            self.pool_config(full, 1, block_size).bytes_f32(),
-            self.pool_config(window, 1, block_size).bytes_f32(),
+            self.pool_config(full, 1, block_size).bytes(),
+            self.pool_config(window, 1, block_size).bytes(),
         )
     }
 
@@ -114,6 +114,7 @@ impl<B: Backend> Llama<B> {
             block_size,
             n_kv_heads: self.cfg.n_kv_heads,
             head_dim: self.cfg.head_dim,
+            dtype: self.backend.kv_dtype(),
         }
     }
 }
